@@ -1,0 +1,1 @@
+"""Thin loader: fetch embeddings, insert chunks; the database checks them."""

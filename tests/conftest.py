@@ -1,0 +1,62 @@
+"""Fixtures: a real PostgreSQL with plpython3u and pgvector, started by pytest-postgresql.
+
+The session builds a template database once with `alembic upgrade head` (768 dimensions);
+each test gets a fresh clone of it. PostgreSQL refuses to run as root, so as root run the
+tests through `make test`, which runs them as the unprivileged user postgres.
+"""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_postgresql import factories
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from tests.helpers import alembic, url_for
+
+if hasattr(os, "geteuid") and os.geteuid() == 0:
+    pytest.exit(
+        "PostgreSQL refuses to run as root: run `make test`, which runs pytest as user postgres",
+        returncode=2,
+    )
+
+PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+PG_CTL = str(PG_BINDIR / "pg_ctl") if (PG_BINDIR / "pg_ctl").exists() else shutil.which("pg_ctl")
+
+
+def deploy_head(host: str, port: int, user: str, dbname: str, password: str | None, **_) -> None:
+    """pytest-postgresql loader: the template database every test clones."""
+    alembic(url_for(host, port, user, dbname, password), "upgrade", "head")
+
+
+postgresql_proc = factories.postgresql_proc(executable=PG_CTL, load=[deploy_head])
+postgresql = factories.postgresql("postgresql_proc")
+
+
+@pytest.fixture
+def db(postgresql: psycopg.Connection) -> psycopg.Connection:
+    """A connection to a fresh database at head, in autocommit mode."""
+    postgresql.autocommit = True
+    return postgresql
+
+
+@pytest.fixture
+def db_url(postgresql: psycopg.Connection) -> str:
+    """The libpq URL of the test's database (for psycopg2, alembic, the loader)."""
+    info = postgresql.info
+    return url_for(info.host, info.port, info.user, info.dbname, info.password)
+
+
+@pytest.fixture
+def empty_db(postgresql_proc, request) -> Iterator[str]:
+    """The URL of a new, empty database (no template): for deployment tests."""
+    p = postgresql_proc
+    name = f"empty_{request.node.name}"[:60].replace("[", "_").replace("]", "_").lower()
+    with DatabaseJanitor(
+        user=p.user, host=p.host, port=p.port, dbname=name,
+        password=p.password,
+    ):
+        yield url_for(p.host, p.port, p.user, name, p.password)

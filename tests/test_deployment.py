@@ -1,0 +1,171 @@
+"""Deployment: `alembic upgrade head` / `downgrade base` on a real PostgreSQL."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from port_for import get_port
+from pytest_postgresql.executors import PostgreSQLExecutor
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from tests.conftest import PG_BINDIR
+from tests.helpers import ROOT, alembic, catalog, url_for
+
+ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
+
+
+def run_alembic(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The alembic command line, as a user runs it."""
+    return subprocess.run(
+        [*ALEMBIC, *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
+        cwd=ROOT, timeout=300,
+    )
+
+
+def test_upgrade_down_up_leaves_the_same_catalog(empty_db):
+    """Up to head, down to base, up again: the second install equals the first, and base
+    leaves exactly what was there before."""
+    before = catalog(empty_db)
+    alembic(empty_db, "upgrade", "head")
+    first = catalog(empty_db)
+    assert "relation r public.chunks -- Text chunks of the documents and their embeddings." in first
+    assert "column public.chunks.embedding vector(768) -- " in "\n".join(first)
+    assert "extension vector in public" in first
+    assert "extension plpython3u in pg_catalog" in first
+    alembic(empty_db, "downgrade", "base")
+    assert catalog(empty_db) == before
+    alembic(empty_db, "upgrade", "head")
+    assert catalog(empty_db) == first
+
+
+def test_downgrade_keeps_extensions_it_did_not_create(empty_db):
+    """An extension that was there before the deployment is still there after base."""
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION vector")
+    alembic(empty_db, "upgrade", "head")
+    alembic(empty_db, "downgrade", "base")
+    with psycopg.connect(empty_db) as conn:
+        extensions = {r[0] for r in conn.execute("SELECT extname FROM pg_extension")}
+    assert extensions == {"plpgsql", "vector"}
+
+
+@pytest.mark.parametrize(("dim", "other"), [(768, 384), (384, 768)])
+def test_deployment_accepts_its_dimension_and_refuses_another(empty_db, dim, other):
+    """The dimension chosen at upgrade time is the column's; another size is refused."""
+    alembic(empty_db, "upgrade", "head", embedding_dim=dim)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
+        conn.execute(
+            "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES ('c1', 'd1', 'x', %s)",
+            [str([0.5] * dim)],
+        )
+        with pytest.raises(psycopg.errors.DataException, match=f"expected {dim} dimensions, not {other}"):
+            conn.execute(
+                "INSERT INTO chunks (chunk_id, doc_id, embedding) VALUES ('c2', 'd1', %s)",
+                [str([0.5] * other)],
+            )
+        stored = conn.execute("SELECT chunk_id, vector_dims(embedding) FROM chunks").fetchall()
+    assert stored == [("c1", dim)]
+
+
+def test_content_length_counts_characters_not_bytes(db):
+    """Korean text: five characters are fifteen bytes in UTF-8, and the length is 5."""
+    db.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
+    db.execute("INSERT INTO chunks (chunk_id, doc_id, content) VALUES ('c1', 'd1', '안녕하세요')")
+    assert db.execute("SELECT content_length, octet_length(content) FROM chunks").fetchone() == (5, 15)
+
+
+def test_cli_connects_from_db_variables_and_reports_the_revision(empty_db):
+    """`alembic upgrade head` with DB_HOST/DB_PORT/DB_NAME/DB_USER and -x embedding_dim."""
+    info = psycopg.conninfo.conninfo_to_dict(empty_db)
+    env = {"DB_HOST": info["host"], "DB_PORT": str(info["port"]), "DB_NAME": info["dbname"],
+           "DB_USER": info["user"], "DATABASE_URL": ""}
+    up = run_alembic("-x", "embedding_dim=384", "upgrade", "head", env=env)
+    assert up.returncode == 0, up.stderr
+    current = run_alembic("current", env=env)
+    assert "(head)" in current.stdout
+    with psycopg.connect(empty_db) as conn:
+        dim = conn.execute("SELECT embedding_dim FROM embedding_gate._deployment").fetchone()
+    assert dim == (384,)
+
+
+def test_offline_script_builds_the_same_schema_as_online(empty_db, db_url):
+    """`alembic upgrade head --sql` prints a script a DBA can review; applied with psql to an
+    empty database it gives the catalog of an online upgrade (PL/Python bodies intact)."""
+    script = run_alembic("upgrade", "head", "--sql", env={"DATABASE_URL": empty_db})
+    assert script.returncode == 0, script.stderr
+    assert "CREATE TABLE public.chunks" in script.stdout
+    applied = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", empty_db],
+        input=script.stdout, capture_output=True, text=True, timeout=300,
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert catalog(empty_db) == catalog(db_url)
+
+
+def test_non_utf8_database_is_refused_with_a_reason(postgresql_proc):
+    """Lengths are characters: a SQL_ASCII database would count bytes, so it is refused."""
+    p = postgresql_proc
+    with psycopg.connect(url_for(p.host, p.port, p.user, "postgres"), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE ascii_db ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        result = run_alembic(
+            "upgrade", "head", env={"DATABASE_URL": url_for(p.host, p.port, p.user, "ascii_db")}
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert 'database "ascii_db" uses encoding SQL_ASCII; the embedding gate needs UTF8' in output
+        assert "Traceback" not in output
+    finally:
+        with psycopg.connect(url_for(p.host, p.port, p.user, "postgres"), autocommit=True) as conn:
+            conn.execute("DROP DATABASE ascii_db")
+
+
+@pytest.fixture
+def server_without_pgvector(tmp_path):
+    """A real PostgreSQL 15 whose installation has no pgvector: a relocated copy of this
+    machine's (PostgreSQL finds share/ and lib/ relative to its binaries), minus vector."""
+    prefix = tmp_path / "usr"
+    bindir = prefix / "lib/postgresql/15/bin"
+    shutil.copytree(PG_BINDIR, bindir, symlinks=True)
+    libdir = prefix / "lib/postgresql/15/lib"
+    libdir.mkdir()
+    for item in (PG_BINDIR.parent / "lib").iterdir():
+        if not item.name.startswith("vector"):
+            (libdir / item.name).symlink_to(item)
+    sharedir = subprocess.check_output([PG_BINDIR / "pg_config", "--sharedir"], text=True).strip()
+    shutil.copytree(
+        sharedir, prefix / "share/postgresql/15", ignore=shutil.ignore_patterns("vector*")
+    )
+    port = get_port(None)
+    executor = PostgreSQLExecutor(
+        executable=str(bindir / "pg_ctl"), host="127.0.0.1", port=port, datadir=str(tmp_path / "data"),
+        unixsocketdir=str(tmp_path), logfile=str(tmp_path / "log"), startparams="-w",
+        dbname="nopgvector", user="postgres", password=None, options="",
+    )
+    executor.start()
+    try:
+        with DatabaseJanitor(user="postgres", host="127.0.0.1", port=port, dbname="nopgvector"):
+            yield url_for("127.0.0.1", port, "postgres", "nopgvector")
+    finally:
+        executor.stop()
+
+
+def test_upgrade_without_pgvector_says_what_is_missing_and_how_to_get_it(server_without_pgvector):
+    """No traceback: one message naming pgvector, and a hint with the way to install it."""
+    result = run_alembic("upgrade", "head", env={"DATABASE_URL": server_without_pgvector})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "pgvector is not installed on this PostgreSQL server" in output
+    assert "scripts/install-server.sh" in output
+    assert "github.com/pgvector/pgvector" in output
+    assert "Traceback" not in output
+    with psycopg.connect(server_without_pgvector) as conn:
+        leftovers = conn.execute(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'embedding_gate'"
+        ).fetchone()
+    assert leftovers == (0,)
