@@ -82,3 +82,30 @@ def execute(sql: str) -> None:
 def x_arg(name: str, default: str) -> str:
     """An `alembic -x name=value` option."""
     return context.get_x_argument(as_dictionary=True).get(name, default)
+
+
+_PIN = re.compile(r'\(\s*"([^"]+)",\s*"([0-9a-f]{64})",?\s*\)')
+
+
+def repin(revision_file: Path) -> list[str]:
+    """Update the pins of an UNRELEASED revision to its files' current hashes; returns what
+    changed. Never use it on a released revision: freeze the old file instead."""
+    text = revision_file.read_text(encoding="utf-8")
+    changed = []
+
+    def update(m: re.Match) -> str:
+        current = sha256((ROOT / m.group(1)).read_text(encoding="utf-8"))
+        if current != m.group(2):
+            changed.append(m.group(1))
+        return f'("{m.group(1)}", "{current}")'
+
+    revision_file.write_text(_PIN.sub(update, text), encoding="utf-8")
+    return changed
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "repin":
+        sys.exit("usage: python -m migrations.sources repin migrations/versions/NNNN_name.py")
+    print("\n".join(repin(Path(sys.argv[2]))) or "pins up to date")

@@ -56,7 +56,10 @@ def empty_db(postgresql_proc, request) -> Iterator[str]:
     p = postgresql_proc
     name = f"empty_{request.node.name}"[:60].replace("[", "_").replace("]", "_").lower()
     with DatabaseJanitor(
-        user=p.user, host=p.host, port=p.port, dbname=name,
+        user=p.user,
+        host=p.host,
+        port=p.port,
+        dbname=name,
         password=p.password,
     ):
         yield url_for(p.host, p.port, p.user, name, p.password)

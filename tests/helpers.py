@@ -5,8 +5,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psycopg
-from alembic.config import Config
 from alembic import command
+from alembic.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,6 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,8 +20,12 @@ ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
 def run_alembic(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """The alembic command line, as a user runs it."""
     return subprocess.run(
-        [*ALEMBIC, *args], capture_output=True, text=True, env={**os.environ, **(env or {})},
-        cwd=ROOT, timeout=300,
+        [*ALEMBIC, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+        timeout=300,
     )
 
 
@@ -63,7 +66,9 @@ def test_deployment_accepts_its_dimension_and_refuses_another(empty_db, dim, oth
             "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES ('c1', 'd1', 'x', %s)",
             [str([0.5] * dim)],
         )
-        with pytest.raises(psycopg.errors.DataException, match=f"expected {dim} dimensions, not {other}"):
+        with pytest.raises(
+            psycopg.errors.DataException, match=f"expected {dim} dimensions, not {other}"
+        ):
             conn.execute(
                 "INSERT INTO chunks (chunk_id, doc_id, embedding) VALUES ('c2', 'd1', %s)",
                 [str([0.5] * other)],
@@ -76,14 +81,22 @@ def test_content_length_counts_characters_not_bytes(db):
     """Korean text: five characters are fifteen bytes in UTF-8, and the length is 5."""
     db.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
     db.execute("INSERT INTO chunks (chunk_id, doc_id, content) VALUES ('c1', 'd1', '안녕하세요')")
-    assert db.execute("SELECT content_length, octet_length(content) FROM chunks").fetchone() == (5, 15)
+    assert db.execute("SELECT content_length, octet_length(content) FROM chunks").fetchone() == (
+        5,
+        15,
+    )
 
 
 def test_cli_connects_from_db_variables_and_reports_the_revision(empty_db):
     """`alembic upgrade head` with DB_HOST/DB_PORT/DB_NAME/DB_USER and -x embedding_dim."""
     info = psycopg.conninfo.conninfo_to_dict(empty_db)
-    env = {"DB_HOST": info["host"], "DB_PORT": str(info["port"]), "DB_NAME": info["dbname"],
-           "DB_USER": info["user"], "DATABASE_URL": ""}
+    env = {
+        "DB_HOST": info["host"],
+        "DB_PORT": str(info["port"]),
+        "DB_NAME": info["dbname"],
+        "DB_USER": info["user"],
+        "DATABASE_URL": "",
+    }
     up = run_alembic("-x", "embedding_dim=384", "upgrade", "head", env=env)
     assert up.returncode == 0, up.stderr
     current = run_alembic("current", env=env)
@@ -101,7 +114,10 @@ def test_offline_script_builds_the_same_schema_as_online(empty_db, db_url):
     assert "CREATE TABLE public.chunks" in script.stdout
     applied = subprocess.run(
         ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", empty_db],
-        input=script.stdout, capture_output=True, text=True, timeout=300,
+        input=script.stdout,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert applied.returncode == 0, applied.stderr
     assert catalog(empty_db) == catalog(db_url)
@@ -111,14 +127,18 @@ def test_non_utf8_database_is_refused_with_a_reason(postgresql_proc):
     """Lengths are characters: a SQL_ASCII database would count bytes, so it is refused."""
     p = postgresql_proc
     with psycopg.connect(url_for(p.host, p.port, p.user, "postgres"), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE ascii_db ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+        conn.execute(
+            "CREATE DATABASE ascii_db ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+        )
     try:
         result = run_alembic(
             "upgrade", "head", env={"DATABASE_URL": url_for(p.host, p.port, p.user, "ascii_db")}
         )
         output = result.stdout + result.stderr
         assert result.returncode != 0
-        assert 'database "ascii_db" uses encoding SQL_ASCII; the embedding gate needs UTF8' in output
+        assert (
+            'database "ascii_db" uses encoding SQL_ASCII; the embedding gate needs UTF8' in output
+        )
         assert "Traceback" not in output
     finally:
         with psycopg.connect(url_for(p.host, p.port, p.user, "postgres"), autocommit=True) as conn:
@@ -143,9 +163,17 @@ def server_without_pgvector(tmp_path):
     )
     port = get_port(None)
     executor = PostgreSQLExecutor(
-        executable=str(bindir / "pg_ctl"), host="127.0.0.1", port=port, datadir=str(tmp_path / "data"),
-        unixsocketdir=str(tmp_path), logfile=str(tmp_path / "log"), startparams="-w",
-        dbname="nopgvector", user="postgres", password=None, options="",
+        executable=str(bindir / "pg_ctl"),
+        host="127.0.0.1",
+        port=port,
+        datadir=str(tmp_path / "data"),
+        unixsocketdir=str(tmp_path),
+        logfile=str(tmp_path / "log"),
+        startparams="-w",
+        dbname="nopgvector",
+        user="postgres",
+        password=None,
+        options="",
     )
     executor.start()
     try:

@@ -19,7 +19,10 @@ down_revision: str | None = None
 branch_labels = None
 depends_on = None
 
-FOUNDATION = ("sql/incremental/0001_foundation.sql", "658c9f1253c9d41012defac4b340aafe34bdaf09a0e30103a186ac59199d9662")
+FOUNDATION = (
+    "sql/incremental/0001_foundation.sql",
+    "658c9f1253c9d41012defac4b340aafe34bdaf09a0e30103a186ac59199d9662",
+)
 
 
 def embedding_dim() -> int:

@@ -1,0 +1,67 @@
+"""The checks of plpython/embedding_gate.py as plain Python, without a database."""
+
+import embedding_gate as gate
+import numpy as np
+import pytest
+
+from tests.cases import CASES, D, alternating, one_hot
+
+DEFAULTS = gate.Thresholds()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_default_thresholds_flag_exactly_the_expected_codes(name):
+    """Each boundary case gets exactly its codes, no more."""
+    vector, expected = CASES[name]
+    v = gate.evaluate(np.asarray(vector).reshape(1, -1), DEFAULTS)
+    assert v.issues(0) == expected
+
+
+def test_a_value_exactly_at_the_threshold_does_not_fire():
+    """All comparisons are strict: norm == min_norm, variance == min_variance and
+    ratio == max_near_zero_ratio pass (values exact in binary floating point)."""
+    t = gate.Thresholds(min_norm=0.5, min_variance=0.25, max_near_zero_ratio=0.5)
+    at_norm = one_hot(0.5)  # norm exactly 0.5
+    at_variance = alternating(0.5)  # variance exactly 0.25
+    half_zero = np.concatenate([np.zeros(D // 2), alternating(0.5)[: D // 2]])  # ratio 0.5
+    v = gate.evaluate(np.stack([at_norm, at_variance, half_zero]), t)
+    assert v.norm[0] == 0.5 and "low_norm" not in v.issues(0)
+    assert v.variance[1] == 0.25 and v.issues(1) == []
+    assert v.near_zero_ratio[2] == 0.5 and "sparse" not in v.issues(2)
+
+
+def test_nan_or_inf_is_the_only_code_and_names_the_count():
+    """A vector with NaN/Inf has no meaningful norm or variance: only nan_or_inf."""
+    x = np.zeros((2, D))
+    x[0, 3] = np.nan
+    x[1, [1, 2]] = [np.inf, -np.inf]
+    v = gate.evaluate(x, DEFAULTS)
+    assert v.issues(0) == ["nan_or_inf"] and v.issues(1) == ["nan_or_inf"]
+    assert v.reason(0) == f"NaN or Inf in 1 of {D} components"
+    assert v.reason(1) == f"NaN or Inf in 2 of {D} components"
+    assert v.measures(0)[:2] == (None, None)
+
+
+def test_reasons_carry_the_measured_values():
+    """Readable reasons in the reference pipeline's style: `norm too low (0.0234)`."""
+    x = one_hot(0.0234)
+    v = gate.evaluate(x.reshape(1, -1), DEFAULTS)
+    assert v.reason(0).split("; ") == [
+        "norm too low (0.0234)",
+        "variance too low (7.12e-07)",
+        "too many near-zero components (99.9%)",
+    ]
+
+
+def test_vector_send_bytes_decode_to_the_same_floats():
+    """pgvector's binary form: int16 dim, int16 unused, big-endian float4s."""
+    values = np.array([[1.5, -2.25, 0.0], [3.0, 4.0, -0.5]], dtype=np.float32)
+    blobs = [
+        np.array([3, 0], dtype=">i2").tobytes() + row.astype(">f4").tobytes() for row in values
+    ]
+    assert np.array_equal(gate.from_vector_send(blobs), values)
+
+
+def test_vector_text_round_trips_through_the_literal():
+    x = np.array([0.1, -2.5, 1e-7], dtype=np.float32)
+    assert np.array_equal(gate.from_vector_text(gate.vector_literal(x)), x)
