@@ -36,3 +36,6 @@ demo: server venv  ## the main job end to end (the loader lands with issue 5)
 	@echo "make demo: the loader and the local embedding server are not there yet;" \
 	      "run 'make test', or deploy with 'alembic upgrade head' (see README)" >&2
 	@exit 1
+
+bench: server venv  ## benchmarks, printed as ratios (a throwaway PostgreSQL)
+	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python bench/bench_gate.py $(BENCH_ARGS)

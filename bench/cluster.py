@@ -1,0 +1,66 @@
+"""A throwaway PostgreSQL for the benchmarks: initdb in a temporary directory, start on a
+free port, deploy with `alembic upgrade head`, stop and delete afterwards."""
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from port_for import get_port
+
+ROOT = Path(__file__).resolve().parent.parent
+BINDIR = Path("/usr/lib/postgresql/15/bin")
+
+
+@contextlib.contextmanager
+def throwaway_database(url: "str | None", tmp: Path) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    port = get_port(None)
+    data = tmp / "data"
+    subprocess.run(
+        [
+            BINDIR / "initdb",
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [
+            BINDIR / "pg_ctl",
+            "-D",
+            data,
+            "-l",
+            tmp / "log",
+            "-w",
+            "-o",
+            f"-p {port} -k {tmp} -c max_wal_size=4GB",
+            "start",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        subprocess.run(
+            [sys.executable, "-m", "alembic", "-c", ROOT / "alembic.ini", "upgrade", "head"],
+            check=True,
+            env={"DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
+        )
+        yield url
+    finally:
+        subprocess.run(
+            [BINDIR / "pg_ctl", "-D", data, "-m", "fast", "stop"],
+            check=False,
+            stdout=subprocess.DEVNULL,
+        )
