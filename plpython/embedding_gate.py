@@ -394,6 +394,16 @@ _QUARANTINE_ROW_TYPES = [
 ]
 
 
+# what a verdict writes on a chunk (NULL when clean)
+_VERDICT_COLUMNS = (
+    "quality_issues",
+    "quality_reason",
+    "quality_norm",
+    "quality_variance",
+    "quality_near_zero_ratio",
+)
+
+
 def check_updated(plpy, TD) -> str:
     """Row-level BEFORE UPDATE OF embedding, embedding_raw trigger: check the new embedding
     and set the quality columns; in quarantine mode the update is skipped (the row keeps
@@ -406,14 +416,7 @@ def check_updated(plpy, TD) -> str:
         if np.isfinite(x).all():  # pgvector can hold it: store it as a vector
             new["embedding"], new["embedding_raw"] = vector_literal(x), None
     else:
-        for col in (
-            "quality_issues",
-            "quality_reason",
-            "quality_norm",
-            "quality_variance",
-            "quality_near_zero_ratio",
-            "quality_checked_at",
-        ):
+        for col in (*_VERDICT_COLUMNS, "quality_checked_at"):
             new[col] = None
         return "MODIFY"
     mode, t = current_settings(plpy)
@@ -448,13 +451,7 @@ def check_updated(plpy, TD) -> str:
         new["quality_reason"] = v.reason(0)
         new["quality_norm"], new["quality_variance"], new["quality_near_zero_ratio"] = v.measures(0)
     else:
-        for col in (
-            "quality_issues",
-            "quality_reason",
-            "quality_norm",
-            "quality_variance",
-            "quality_near_zero_ratio",
-        ):
+        for col in _VERDICT_COLUMNS:
             new[col] = None
     plan = _plan(plpy, "now", "SELECT now() AS now")
     new["quality_checked_at"] = plpy.execute(plan)[0]["now"]
