@@ -84,7 +84,10 @@ def x_arg(name: str, default: str) -> str:
     return context.get_x_argument(as_dictionary=True).get(name, default)
 
 
-_PIN = re.compile(r'\(\s*"([^"]+)",\s*"([0-9a-f]{64})",?\s*\)')
+# NAME = ("path", "sha256"): a revision's own pin. Pins of other revisions' files end in
+# _NNNN (e.g. MODULE_0002, what a downgrade puts back) and are never touched.
+_PIN = re.compile(r'^(\w+) = \(\s*"([^"]+)",\s*"([0-9a-f]*)",?\s*\)', re.MULTILINE)
+_OTHER_REVISION = re.compile(r"_\d{4}$")
 
 
 def repin(revision_file: Path) -> list[str]:
@@ -94,10 +97,13 @@ def repin(revision_file: Path) -> list[str]:
     changed = []
 
     def update(m: re.Match) -> str:
-        current = sha256((ROOT / m.group(1)).read_text(encoding="utf-8"))
-        if current != m.group(2):
-            changed.append(m.group(1))
-        return f'("{m.group(1)}", "{current}")'
+        name, path, digest = m.groups()
+        if _OTHER_REVISION.search(name):
+            return m.group(0)
+        current = sha256((ROOT / path).read_text(encoding="utf-8"))
+        if current != digest:
+            changed.append(path)
+        return f'{name} = ("{path}", "{current}")'
 
     revision_file.write_text(_PIN.sub(update, text), encoding="utf-8")
     return changed

@@ -12,9 +12,18 @@ down_revision: str | None = "0001"
 branch_labels = None
 depends_on = None
 
-TABLES = ("sql/incremental/0002_quality_gate.sql", "903ab3b510904c4fa822c11a11494b37b2b9621353697ce16062107ce5caeff7")
-FUNCTIONS = ("sql/idempotent/gate.sql", "7db7ce3693600d4c1f41385836ab05fe3335a2f480baaec4555a987d9fcd9ee7")
-MODULE = ("plpython/embedding_gate.py", "9f7b0562feba0aa6d96e1f60e87cc45c65185f4bf3d114297036169ff1b830ca")
+TABLES = (
+    "sql/incremental/0002_quality_gate.sql",
+    "903ab3b510904c4fa822c11a11494b37b2b9621353697ce16062107ce5caeff7",
+)
+FUNCTIONS = (
+    "sql/idempotent/gate.sql",
+    "7db7ce3693600d4c1f41385836ab05fe3335a2f480baaec4555a987d9fcd9ee7",
+)
+MODULE = (
+    "plpython/embedding_gate.py",
+    "9f7b0562feba0aa6d96e1f60e87cc45c65185f4bf3d114297036169ff1b830ca",
+)
 
 
 def upgrade() -> None:
