@@ -1,31 +1,22 @@
 """Alembic environment: connects from DATABASE_URL or DB_HOST/DB_PORT/DB_NAME/DB_USER/
 DB_PASSWORD and turns database errors into one readable line instead of a traceback."""
 
-import os
-
 import psycopg2
 from alembic import context
 from alembic.util import CommandError
 from sqlalchemy import URL, create_engine, exc, make_url, pool
 
+from loader.db import database_url as env_database_url
+
 
 def database_url() -> URL:
-    # set by programs that drive alembic themselves (the tests, the loader's CLI)
-    url = context.config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
-    if url:
-        parsed = make_url(url.replace("postgres://", "postgresql://", 1))
-        # a plain postgresql:// URL means the project's driver, psycopg2
-        if parsed.drivername == "postgresql":
-            parsed = parsed.set(drivername="postgresql+psycopg2")
-        return parsed
-    return URL.create(
-        "postgresql+psycopg2",
-        username=os.environ.get("DB_USER", "postgres"),
-        password=os.environ.get("DB_PASSWORD") or None,
-        host=os.environ.get("DB_HOST", "localhost"),
-        port=int(os.environ.get("DB_PORT", "5432")),
-        database=os.environ.get("DB_NAME", "postgres"),
-    )
+    # set by programs that drive alembic themselves (the tests), else the environment
+    url = context.config.get_main_option("sqlalchemy.url") or env_database_url()
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    # a plain postgresql:// URL means the project's driver, psycopg2
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed
 
 
 def run_offline() -> None:

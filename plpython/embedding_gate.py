@@ -23,6 +23,8 @@ REJECTED_SQLSTATE = "QG001"
 
 # how many transition-table rows one numpy batch holds (768-d: 3 MiB of float32 per 1,000)
 BATCH_ROWS = 4096
+# rows evaluate() converts to float64 at a time (768-d: 1.5 MiB, stays in cache)
+EVAL_BLOCK_ROWS = 256
 
 
 @dataclass(frozen=True)
@@ -82,20 +84,28 @@ def describe(code: str, v: Verdicts, i: int) -> str:
 
 
 def evaluate(vectors: np.ndarray, t: Thresholds) -> Verdicts:
-    """Run the four checks on an (n, d) array of vectors."""
-    x = np.asarray(vectors, dtype=np.float64)
-    if x.ndim != 2:
+    """Run the four checks on an (n, d) array of vectors (any float dtype or byte order)."""
+    x = np.asarray(vectors)
+    if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"expected an (n, d) array of vectors, got shape {x.shape}")
-    finite = np.isfinite(x)
-    nonfinite = x.shape[1] - finite.sum(axis=1)
+    n, d = x.shape
+    norm, variance, near_zero_ratio = np.empty(n), np.empty(n), np.empty(n)
+    nonfinite = np.empty(n, dtype=np.int64)
+    # float64 in blocks that stay in cache: one pass each, no (n, d) temporaries
+    for start in range(0, n, EVAL_BLOCK_ROWS):
+        block = x[start : start + EVAL_BLOCK_ROWS].astype(np.float64)
+        rows = slice(start, start + len(block))
+        nonfinite[rows] = d - np.count_nonzero(np.isfinite(block), axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            norm[rows] = np.sqrt(np.einsum("ij,ij->i", block, block))
+            # two-pass population variance: exact 0 for constant vectors of any magnitude
+            centred = block - block.mean(axis=1, keepdims=True)
+            variance[rows] = np.einsum("ij,ij->i", centred, centred) / d
+        near_zero_ratio[rows] = np.count_nonzero(np.abs(block) < t.near_zero_epsilon, axis=1) / d
     bad = nonfinite > 0
-    with np.errstate(invalid="ignore", over="ignore"):
-        norm = np.sqrt(np.einsum("ij,ij->i", x, x))
-        variance = x.var(axis=1)
     # a vector with NaN/Inf has no meaningful norm or variance: only nan_or_inf applies
     norm[bad] = np.nan
     variance[bad] = np.nan
-    near_zero_ratio = (np.abs(x) < t.near_zero_epsilon).mean(axis=1)
     ok = ~bad
     codes = np.column_stack(
         [
@@ -105,7 +115,7 @@ def evaluate(vectors: np.ndarray, t: Thresholds) -> Verdicts:
             ok & (near_zero_ratio > t.max_near_zero_ratio),
         ]
     )
-    return Verdicts(norm, variance, near_zero_ratio, nonfinite, codes, x.shape[1])
+    return Verdicts(norm, variance, near_zero_ratio, nonfinite, codes, d)
 
 
 # --- settings -----------------------------------------------------------------------------
@@ -187,10 +197,15 @@ def from_vector_send(blobs: list) -> np.ndarray:
     then d big-endian float4), one bytes object per vector, all of one dimension."""
     if not blobs:
         return np.empty((0, 0), dtype=np.float32)
-    width = len(blobs[0])
-    flat = np.frombuffer(b"".join(blobs), dtype=">f4")
+    return from_vector_blob(b"".join(blobs), len(blobs)).astype(np.float32)
+
+
+def from_vector_blob(blob: bytes, n: int) -> np.ndarray:
+    """An (n, d) big-endian float32 view of n vector_send forms concatenated (what
+    string_agg(vector_send(v), '') returns): no copy, evaluate() converts per block."""
+    flat = np.frombuffer(blob, dtype=">f4")
     # the 4-byte header is one float4-sized column: reshape, then drop it
-    return flat.reshape(len(blobs), width // 4)[:, 1:].astype(np.float32)
+    return flat.reshape(n, len(flat) // n)[:, 1:]
 
 
 def from_vector_text(text: str) -> np.ndarray:
@@ -279,7 +294,8 @@ def check_inserted(plpy) -> None:
             stored = [r for r in rows if r["v"] is not None]
             if stored:
                 verdicts = evaluate(from_vector_send([r["v"] for r in stored]), t)
-                _apply(plpy, stored, verdicts, mode)
+                ids = [r["chunk_id"] for r in stored]
+                _apply(plpy, ids, [r["had_issues"] for r in stored], verdicts, mode)
             raw = [r for r in rows if r["v"] is None]
             if raw:
                 _check_raw(plpy, raw, mode, t)
@@ -287,16 +303,16 @@ def check_inserted(plpy) -> None:
         cursor.close()
 
 
-def _apply(plpy, rows, verdicts: "Verdicts", mode: str) -> None:
+def _apply(plpy, ids, had_issues, verdicts: "Verdicts", mode: str) -> None:
     """Write the verdicts of rows stored in chunks: act on the flagged ones, and clear the
     quality columns of clean rows that carry old ones."""
     flagged = verdicts.flagged
-    stale = [r["chunk_id"] for r, f in zip(rows, flagged, strict=True) if r["had_issues"] and not f]
+    stale = [i for i, had, f in zip(ids, had_issues, flagged, strict=True) if had and not f]
     if stale:
         plpy.execute(_plan(plpy, "clear", _CLEAR_SQL, ["text[]"]), [stale])
     idx = np.flatnonzero(flagged)
     if len(idx):
-        _act(plpy, mode, [rows[i]["chunk_id"] for i in idx], verdicts, idx)
+        _act(plpy, mode, [ids[i] for i in idx], verdicts, idx)
 
 
 def _check_raw(plpy, rows, mode: str, t: Thresholds) -> None:
@@ -458,7 +474,7 @@ def check_updated(plpy, TD) -> str:
     return "MODIFY"
 
 
-# --- verify and recheck -------------------------------------------------------------------
+# --- verify, recheck, measures -----------------------------------------------------------
 
 _SAMPLE_SQL = (
     "SELECT chunk_id, {vector_schema}.vector_send(embedding) AS v, embedding_raw AS raw"
@@ -467,11 +483,26 @@ _SAMPLE_SQL = (
     "  WHERE embedding IS NOT NULL OR embedding_raw IS NOT NULL"
     "  ORDER BY random() LIMIT $1))"
 )
-_RECHECK_COLUMNS = (
-    "SELECT chunk_id, {vector_schema}.vector_send(embedding) AS v, embedding_raw AS raw,"
-    " quality_issues IS NOT NULL AS had_issues FROM public.chunks"
-    " WHERE (embedding IS NOT NULL OR embedding_raw IS NOT NULL)"
+# One batch of stored embeddings in chunk_id order, aggregated into a few values: the
+# vectors as one bytea (string_agg skips NULLs, so it lines up with the filtered arrays).
+# Row by row, PL/Python would build a dict per row and read at a quarter of the speed.
+_BATCH_SQL = (
+    "SELECT count(*)::integer AS n, max(chunk_id) AS last,"
+    " array_agg(chunk_id) FILTER (WHERE embedding IS NOT NULL) AS ids,"
+    " array_agg(quality_issues IS NOT NULL) FILTER (WHERE embedding IS NOT NULL) AS had,"
+    " string_agg({vector_schema}.vector_send(embedding), ''::bytea) AS blob,"
+    " array_agg(chunk_id) FILTER (WHERE embedding IS NULL) AS raw_ids"
+    " FROM (SELECT chunk_id, embedding, quality_issues FROM public.chunks"
+    "  WHERE {after} (embedding IS NOT NULL OR embedding_raw IS NOT NULL)"
+    "  ORDER BY chunk_id LIMIT ${limit}) AS batch"
 )
+_RAW_ROWS_SQL = (
+    "SELECT chunk_id, embedding_raw AS raw, quality_issues IS NOT NULL AS had"
+    " FROM public.chunks WHERE chunk_id = ANY ($1) ORDER BY chunk_id"
+)
+
+# rows per batch when a function reads every stored embedding (768-d: 30 MB per batch)
+SCAN_ROWS = 10_000
 
 
 def matrix(rows) -> np.ndarray:
@@ -503,29 +534,192 @@ def verify_sample(plpy, sample_size: int) -> dict:
     }
 
 
+def read_batch(plpy, after, batch_size: int):
+    """The next batch_size stored embeddings after chunk_id `after` (None: from the start).
+    Returns (rows read, last chunk_id, parts); each part is (chunk_ids, had_issues, vectors)
+    with vectors an (n, d) array: one part for `embedding`, one for `embedding_raw` rows."""
+    vs = vector_schema(plpy)
+    if after is None:
+        sql = _BATCH_SQL.format(vector_schema=vs, after="", limit=1)
+        r = plpy.execute(_plan(plpy, "batch_first", sql, ["integer"]), [batch_size])[0]
+    else:
+        sql = _BATCH_SQL.format(vector_schema=vs, after="chunk_id > $1 AND", limit=2)
+        r = plpy.execute(_plan(plpy, "batch_next", sql, ["text", "integer"]), [after, batch_size])[
+            0
+        ]
+    parts = []
+    if r["ids"]:
+        parts.append((r["ids"], r["had"], from_vector_blob(r["blob"], len(r["ids"]))))
+    if r["raw_ids"]:
+        raw = plpy.execute(_plan(plpy, "raw_rows", _RAW_ROWS_SQL, ["text[]"]), [r["raw_ids"]])
+        if len({len(row["raw"]) for row in raw}) > 1:
+            plpy.error("embedding_raw vectors of different dimensions", sqlstate="22000")
+        parts.append(
+            (
+                [row["chunk_id"] for row in raw],
+                [row["had"] for row in raw],
+                np.array([row["raw"] for row in raw], dtype=np.float64),
+            )
+        )
+    return r["n"], (r["last"] if r["n"] else after), parts
+
+
+def scan(plpy, batch_size: int = SCAN_ROWS):
+    """Every stored embedding, as the parts of read_batch(), batch by batch."""
+    after = None
+    while True:
+        n, after, parts = read_batch(plpy, after, batch_size)
+        if not n:
+            return
+        yield from parts
+
+
 def recheck_batch(plpy, after, batch_size: int) -> dict:
     """One batch of recheck_embeddings(): re-evaluate the next rows in chunk_id order with the
     current thresholds and write what changed (always in flag mode: a recheck never moves or
     deletes stored rows)."""
     _, t = current_settings(plpy)
-    base = _RECHECK_COLUMNS.format(vector_schema=vector_schema(plpy))
-    if after is None:
-        plan = _plan(plpy, "recheck_first", base + " ORDER BY chunk_id LIMIT $1", ["integer"])
-        rows = plpy.execute(plan, [batch_size])
-    else:
-        plan = _plan(
-            plpy,
-            "recheck_next",
-            base + " AND chunk_id > $1 ORDER BY chunk_id LIMIT $2",
-            ["text", "integer"],
+    n, last, parts = read_batch(plpy, after, max(batch_size, 1))
+    low = 0
+    for ids, had, x in parts:
+        v = evaluate(x, t)
+        _apply(plpy, ids, had, v, "flag")
+        low += int(v.flagged.sum())
+    return {"checked": n, "low_quality": low, "last_chunk_id": last}
+
+
+def measures(plpy, near_zero_epsilon):
+    """embedding_measures(): norm, variance, near-zero ratio and the issue codes under the
+    current thresholds of every stored embedding, batch by batch."""
+    _, t = current_settings(plpy)
+    if near_zero_epsilon is not None:
+        t = Thresholds(t.min_norm, t.min_variance, near_zero_epsilon, t.max_near_zero_ratio)
+    for ids, _, x in scan(plpy):
+        v = evaluate(x, t)
+        for i, chunk_id in enumerate(ids):
+            norm, variance, ratio = v.measures(i)
+            yield chunk_id, norm, variance, ratio, v.issues(i)
+
+
+# percentiles shown by preview_thresholds()
+PERCENTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)
+
+
+def preview(plpy, proposed: dict) -> list:
+    """preview_thresholds(): the distribution of each measure over the stored embeddings and
+    how many the current and the proposed thresholds flag. Changes nothing."""
+    _, now = current_settings(plpy)
+    new = Thresholds(
+        **{k: (now.__dict__[k] if v is None else float(v)) for k, v in proposed.items()}
+    )
+    for name, value in proposed.items():
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            plpy.error(f"{name} is {value!r}, expected a non-negative number", sqlstate="22023")
+    measured = {"norm": [], "variance": [], "ratio": []}
+    flagged_now, flagged_new = [], []
+    dim = None
+    for _, _, x in scan(plpy):
+        a, b = evaluate(x, now), evaluate(x, new)
+        dim = x.shape[1]
+        measured["norm"].append(b.norm)
+        measured["variance"].append(b.variance)
+        measured["ratio"].append(b.near_zero_ratio)
+        flagged_now.append(a.codes)
+        flagged_new.append(b.codes)
+    n = sum(len(c) for c in flagged_now)
+    now_codes = np.concatenate(flagged_now) if n else np.zeros((0, len(CODES)), dtype=bool)
+    new_codes = np.concatenate(flagged_new) if n else np.zeros((0, len(CODES)), dtype=bool)
+
+    def spread(key):
+        values = np.concatenate(measured[key]) if n else np.empty(0)
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return [None] * len(PERCENTILES)
+        return [float(p) for p in np.percentile(values, PERCENTILES)]
+
+    unit_variance = f"{1 / dim:.4g}" if dim else "1/d"
+    rows = [
+        (
+            "nan_or_inf",
+            "NaN/Inf components",
+            None,
+            None,
+            [None] * len(PERCENTILES),
+            "always on: pgvector cannot hold NaN or Inf",
+        ),
+        (
+            "low_norm",
+            "norm",
+            now.min_norm,
+            new.min_norm,
+            spread("norm"),
+            "flags norm < threshold; normalising models give norm 1.0",
+        ),
+        (
+            "low_variance",
+            "variance",
+            now.min_variance,
+            new.min_variance,
+            spread("variance"),
+            f"flags variance < threshold; a unit-normalised {dim or 'd'}-d vector has variance"
+            f" about 1/d = {unit_variance}",
+        ),
+        (
+            "sparse",
+            "near_zero_ratio",
+            now.max_near_zero_ratio,
+            new.max_near_zero_ratio,
+            spread("ratio"),
+            f"flags a share of abs(x) < near_zero_epsilon above threshold; near_zero_epsilon"
+            f" {now.near_zero_epsilon:g} -> {new.near_zero_epsilon:g}",
+        ),
+    ]
+    out = []
+    for column, (code, measure, current, proposed_value, spread_values, note) in enumerate(rows):
+        out.append(
+            _preview_row(
+                code,
+                measure,
+                current,
+                proposed_value,
+                spread_values,
+                n,
+                int(now_codes[:, column].sum()),
+                int(new_codes[:, column].sum()),
+                note,
+            )
         )
-        rows = plpy.execute(plan, [after, batch_size])
-    if not rows:
-        return {"checked": 0, "low_quality": 0, "last_chunk_id": after}
-    v = evaluate(matrix(rows), t)
-    _apply(plpy, rows, v, "flag")
-    return {
-        "checked": len(rows),
-        "low_quality": int(v.flagged.sum()),
-        "last_chunk_id": rows[len(rows) - 1]["chunk_id"],
+    out.append(
+        _preview_row(
+            "any",
+            "low quality",
+            None,
+            None,
+            [None] * len(PERCENTILES),
+            n,
+            int(now_codes.any(axis=1).sum()),
+            int(new_codes.any(axis=1).sum()),
+            "chunks with at least one issue",
+        )
+    )
+    return out
+
+
+def _preview_row(code, measure, current, proposed, spread, n, now, new, note) -> dict:
+    row = {
+        "check_code": code,
+        "measure": measure,
+        "current_threshold": current,
+        "proposed_threshold": proposed,
+        "embeddings": n,
     }
+    row.update({f"p{p}": v for p, v in zip(PERCENTILES, spread, strict=True)})
+    row.update(
+        {
+            "flagged_now": now,
+            "flagged_proposed": new,
+            "flagged_proposed_pct": 100.0 * new / n if n else 0.0,
+            "note": note,
+        }
+    )
+    return row

@@ -4,6 +4,7 @@ import argparse
 from pathlib import Path
 from urllib.parse import quote
 
+import numpy as np
 import psycopg
 from alembic import command
 from alembic.config import Config
@@ -22,6 +23,20 @@ def alembic(url: str, cmd: str, target: str, **x: object) -> None:
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.cmd_opts = argparse.Namespace(x=[f"{k}={v}" for k, v in x.items()])
     getattr(command, cmd)(cfg, target)
+
+
+def vec(x) -> str:
+    """pgvector's text form."""
+    return "[" + ",".join(repr(float(v)) for v in np.asarray(x, dtype=np.float32)) + "]"
+
+
+def raw(x) -> str:
+    """A real[] literal, NaN and Infinity included."""
+    return (
+        "{"
+        + ",".join(str(float(v)).replace("inf", "Infinity").replace("nan", "NaN") for v in x)
+        + "}"
+    )
 
 
 # One row per object the deployment owns, in a form that does not depend on OIDs, so two

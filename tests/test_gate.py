@@ -5,21 +5,7 @@ import psycopg
 import pytest
 
 from tests.cases import CASES, D, unit_random
-from tests.helpers import ROOT
-
-
-def vec(x) -> str:
-    """pgvector's text form."""
-    return "[" + ",".join(repr(float(v)) for v in np.asarray(x, dtype=np.float32)) + "]"
-
-
-def raw(x) -> str:
-    """A real[] literal, NaN and Infinity included."""
-    return (
-        "{"
-        + ",".join(str(float(v)).replace("inf", "Infinity").replace("nan", "NaN") for v in x)
-        + "}"
-    )
+from tests.helpers import ROOT, raw, vec
 
 
 def put(conn, chunk_id: str, x) -> None:

@@ -165,3 +165,55 @@ COMMENT ON PROCEDURE public.recheck_embeddings(integer, bigint, bigint) IS
     'Re-evaluates every stored embedding with the current thresholds (after they change), '
     'committing every batch_size rows: CALL recheck_embeddings(). Updates the quality '
     'columns only; it never moves or deletes stored rows, whatever the mode.';
+
+-- The measures of every stored embedding, computed now (clean rows store none).
+CREATE OR REPLACE FUNCTION public.embedding_measures(near_zero_epsilon double precision DEFAULT NULL)
+RETURNS TABLE (chunk_id text, norm double precision, variance double precision,
+               near_zero_ratio double precision, issues text[])
+LANGUAGE plpython3u
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $python$
+if "{{python_key}}" not in GD:
+    plpy.execute("SELECT embedding_gate._python_module()")
+return GD["{{python_key}}"].measures(plpy, near_zero_epsilon)
+$python$;
+COMMENT ON FUNCTION public.embedding_measures(double precision) IS
+    'Norm, variance and near-zero ratio of every stored embedding, and the issue codes the '
+    'current thresholds give it (near_zero_epsilon: count near-zero components with this '
+    'epsilon instead). Computed on the fly, in batches; changes nothing.';
+
+-- What a proposed set of thresholds would do, before anyone applies it.
+CREATE OR REPLACE FUNCTION public.preview_thresholds(
+    min_norm double precision DEFAULT NULL,
+    min_variance double precision DEFAULT NULL,
+    near_zero_epsilon double precision DEFAULT NULL,
+    max_near_zero_ratio double precision DEFAULT NULL)
+RETURNS TABLE (check_code text, measure text, current_threshold double precision,
+               proposed_threshold double precision, embeddings bigint,
+               p0 double precision, p1 double precision, p5 double precision,
+               p25 double precision, p50 double precision, p75 double precision,
+               p95 double precision, p99 double precision, p100 double precision,
+               flagged_now bigint, flagged_proposed bigint,
+               flagged_proposed_pct double precision, note text)
+LANGUAGE plpython3u
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $python$
+if "{{python_key}}" not in GD:
+    plpy.execute("SELECT embedding_gate._python_module()")
+return GD["{{python_key}}"].preview(plpy, {
+    "min_norm": min_norm,
+    "min_variance": min_variance,
+    "near_zero_epsilon": near_zero_epsilon,
+    "max_near_zero_ratio": max_near_zero_ratio,
+})
+$python$;
+COMMENT ON FUNCTION public.preview_thresholds(double precision, double precision,
+                                              double precision, double precision) IS
+    'Threshold tuning without changing anything: per check, the percentiles of its measure '
+    'over every stored embedding and how many embeddings the current and the proposed '
+    'thresholds flag (NULL keeps the current value), e.g. '
+    'SELECT * FROM preview_thresholds(min_norm => 0.2, min_variance => 0.01).';

@@ -1,0 +1,49 @@
+-- Prototype designs of the insert gate, for bench_gate.py --alternatives only: the same
+-- checks (the deployed module's evaluate()) wired differently. Installed in the throwaway
+-- benchmark database, never by a migration.
+
+CREATE SCHEMA IF NOT EXISTS bench;
+
+-- The deployed module, whichever version is installed.
+CREATE OR REPLACE FUNCTION bench.gate_module() RETURNS void LANGUAGE plpython3u AS $python$
+if "bench_gate" not in GD:
+    plpy.execute("SELECT embedding_gate._python_module()")
+    GD["bench_gate"] = next(m for k, m in GD.items() if k.startswith("embedding_gate:"))
+$python$;
+
+-- (a) row level: PL/pgSQL passes vector_send(NEW.embedding) to PL/Python, one vector a call
+CREATE OR REPLACE FUNCTION bench.check_one(v bytea) RETURNS text[] LANGUAGE plpython3u AS $python$
+if "bench_gate" not in GD:
+    plpy.execute("SELECT bench.gate_module()")
+g = GD["bench_gate"]
+if "bench_t" not in GD:
+    GD["bench_t"] = g.current_settings(plpy)[1]
+verdicts = g.evaluate(g.from_vector_send([v]), GD["bench_t"])
+return verdicts.issues(0) or None
+$python$;
+
+CREATE OR REPLACE FUNCTION bench.row_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.embedding IS NOT NULL THEN
+        NEW.quality_issues := bench.check_one(vector_send(NEW.embedding));
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+-- (b) statement level: the whole transition table aggregated into one bytea
+CREATE OR REPLACE FUNCTION bench.one_blob() RETURNS trigger LANGUAGE plpython3u AS $python$
+if "bench_gate" not in GD:
+    plpy.execute("SELECT bench.gate_module()")
+g = GD["bench_gate"]
+_, t = g.current_settings(plpy)
+r = plpy.execute(
+    "SELECT array_agg(chunk_id) AS ids, string_agg(vector_send(embedding), ''::bytea) AS blob"
+    " FROM inserted WHERE embedding IS NOT NULL"
+)[0]
+if r["ids"]:
+    v = g.evaluate(g.from_vector_blob(r["blob"], len(r["ids"])), t)
+    idx = g.np.flatnonzero(v.flagged)
+    if len(idx):
+        g._act(plpy, "flag", [r["ids"][i] for i in idx], v, idx)
+$python$;
