@@ -18,7 +18,9 @@ venv: $(VENV)/.installed  ## the project's virtual environment
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	@# torch first, pinned: the local CPU build, not the registry's newest with CUDA
+	@$(VENV)/bin/pip install -q --disable-pip-version-check torch==2.13.0
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,server]'
 	@touch $@
 
 test: server venv  ## the whole test suite against a real PostgreSQL
@@ -32,10 +34,9 @@ lint: venv
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-demo: server venv  ## the main job end to end (the loader lands with issue 5)
-	@echo "make demo: the loader and the local embedding server are not there yet;" \
-	      "run 'make test', or deploy with 'alembic upgrade head' (see README)" >&2
-	@exit 1
+demo: server venv  ## the main job end to end: local PostgreSQL, embedding server, sample corpus, report
+	@bash scripts/check-readable.sh "$(AS_USER)" "$(CURDIR)"
+	@VENV=$(abspath $(VENV)) bash scripts/demo.sh
 
 bench: server venv  ## benchmarks, printed as ratios (a throwaway PostgreSQL)
 	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python bench/bench_gate.py $(BENCH_ARGS)

@@ -2,10 +2,12 @@
 server, print the quality report. The database checks the embeddings; this only moves them."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from loader.db import connect, database_url
+from loader.embed import DEFAULT_URL
 
 
 def cmd_report(args) -> int:
@@ -22,6 +24,64 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_load(args) -> int:
+    from loader import corpus, load
+    from loader.embed import Client, EmbeddingError
+
+    data = corpus.read(args.files)
+    for error in data.errors:
+        print(f"error: {error}", file=sys.stderr)
+    client = Client(args.embed_url, model=args.model, batch_size=args.batch_size)
+    conn = connect(args.database_url)
+    try:
+        stats = load.load(conn, data, client, in_flight=args.in_flight)
+    except EmbeddingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        print("what was committed stays; run the same command again to finish", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    print(
+        f"loaded {len(data.documents):,} documents from {len(corpus.expand(args.files)):,} files:"
+        f" {stats.documents:,} new documents, {stats.chunks:,} new chunks"
+        f" ({stats.embedded:,} embedded, {stats.not_embedded:,} dropped or empty),"
+        f" {stats.skipped:,} already stored"
+    )
+    if not args.no_report:
+        from loader import report
+
+        conn = connect(args.database_url)
+        try:
+            print()
+            print(report.report(conn))
+        finally:
+            conn.close()
+    return 1 if data.errors else 0
+
+
+def cmd_check_server(args) -> int:
+    from loader.embed import Client, EmbeddingError
+
+    client = Client(args.embed_url, model=args.model)
+    try:
+        client.health()
+        info = client.info()
+        dim = client.probe()
+    except EmbeddingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    model = info.get("model_id", "model not named")
+    print(f"{args.embed_url}: healthy; {model}, {dim} dimensions, batch size {client.batch_size}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from loader import server
+
+    server.serve(args.host, args.port)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="embedding-gate", description=__doc__)
     p.add_argument(
@@ -30,6 +90,32 @@ def parser() -> argparse.ArgumentParser:
         help="libpq URL (default: DATABASE_URL, or DB_HOST/DB_PORT/DB_NAME/DB_USER/DB_PASSWORD)",
     )
     sub = p.add_subparsers(dest="command", required=True)
+
+    def embedding_options(p) -> None:
+        p.add_argument(
+            "--embed-url",
+            default=os.environ.get("EMBED_API_URL", DEFAULT_URL),
+            help=f"EMBED_API_URL: .../embed (text-embeddings-inference) or .../v1/embeddings"
+            f" (OpenAI-compatible); default {DEFAULT_URL}",
+        )
+        p.add_argument("--model", help="the model name to send (OpenAI-compatible servers)")
+
+    ld = sub.add_parser("load", help="embed and store JSON corpus files (idempotent)")
+    ld.add_argument("files", nargs="+", help=".json/.jsonl files or directories of them")
+    embedding_options(ld)
+    ld.add_argument("--batch-size", type=int, default=32, help="texts per request (32)")
+    ld.add_argument("--in-flight", type=int, default=4, help="concurrent requests (4)")
+    ld.add_argument("--no-report", action="store_true", help="skip the final report")
+    ld.set_defaults(func=cmd_load)
+
+    ck = sub.add_parser("check-server", help="check that the embedding server answers")
+    embedding_options(ck)
+    ck.set_defaults(func=cmd_check_server)
+
+    sv = sub.add_parser("serve", help="run the bundled embedding server (the `server` extra)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8001)
+    sv.set_defaults(func=cmd_serve)
 
     r = sub.add_parser("report", help="print the quality summary and the low-quality chunks")
     r.add_argument("--limit", type=int, default=10, help="low-quality chunks to show (10)")

@@ -103,7 +103,7 @@ def repin(revision_file: Path) -> list[str]:
         current = sha256((ROOT / path).read_text(encoding="utf-8"))
         if current != digest:
             changed.append(path)
-        return f'{name} = ("{path}", "{current}")'
+        return f'{name} = (\n    "{path}",\n    "{current}",\n)'  # as ruff formats it
 
     revision_file.write_text(_PIN.sub(update, text), encoding="utf-8")
     return changed

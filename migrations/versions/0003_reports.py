@@ -12,10 +12,22 @@ down_revision: str | None = "0002"
 branch_labels = None
 depends_on = None
 
-TABLES = ("sql/incremental/0003_reports.sql", "ff7d8d7d9e98563a15e123d5f45cdbc8b57f0943888a18ab202674512a428d2d")
-FUNCTIONS = ("sql/idempotent/gate.sql", "cf98a5f7d8eaa23ea461a10a6d5a10d9f8fdedf0e56cfd216c6d69712176e140")
-MODULE = ("plpython/embedding_gate.py", "2d12f0cbc56274068fb691e9079cd1287d278e0fd4fde3e4dec346ace15a7945")
-REPORTS = ("sql/idempotent/reports.sql", "bcd0d3275eec082e9a95d45ed4d00b3ca97e398ff3ba82ca51a99b5541c07c5f")
+TABLES = (
+    "sql/incremental/0003_reports.sql",
+    "ff7d8d7d9e98563a15e123d5f45cdbc8b57f0943888a18ab202674512a428d2d",
+)
+FUNCTIONS = (
+    "sql/idempotent/gate.sql",
+    "cf98a5f7d8eaa23ea461a10a6d5a10d9f8fdedf0e56cfd216c6d69712176e140",
+)
+MODULE = (
+    "plpython/embedding_gate.py",
+    "2d12f0cbc56274068fb691e9079cd1287d278e0fd4fde3e4dec346ace15a7945",
+)
+REPORTS = (
+    "sql/idempotent/reports.sql",
+    "bcd0d3275eec082e9a95d45ed4d00b3ca97e398ff3ba82ca51a99b5541c07c5f",
+)
 
 # what 0002 installed, put back on downgrade
 FUNCTIONS_0002 = (

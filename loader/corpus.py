@@ -1,0 +1,193 @@
+"""The input: the reference pipeline's transformed JSON files, read and validated.
+
+A file is `.json` (a list of documents, or an object with a "documents" list) or `.jsonl`
+(one document per line). A document:
+
+    {"doc_id": "doc-1",                 required, non-empty string
+     "title": "...", "source": "...",   optional strings
+     "metadata": {...},                 optional object
+     "chunks": [                        required list (may be empty)
+        {"chunk_id": "doc-1-0",         required, non-empty string, unique across all files
+         "doc_id": "doc-1",             optional; when given, equal to the document's
+         "content": "text",             required string (may be empty: stored, not embedded);
+                                        no NUL characters (PostgreSQL text cannot hold them)
+         "drop": false,                 optional boolean, default false (stored, not embedded)
+         "chunk_index": 0,              optional integer, default its position in the list
+         "metadata": {...}}]}           optional object
+
+A document with any error is skipped whole (nothing of it is loaded) and the error names
+the file, the document and the field; the other documents load.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    chunk_index: int
+    content: str
+    drop: bool
+    metadata: dict
+
+    @property
+    def embeddable(self) -> bool:
+        """Dropped and empty chunks are stored but not embedded."""
+        return not self.drop and self.content != ""
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str
+    title: "str | None"
+    source: "str | None"
+    metadata: dict
+    chunks: tuple
+    file: str
+
+
+@dataclass
+class Corpus:
+    documents: list = field(default_factory=list)
+    errors: list = field(default_factory=list)  # readable, one line each
+
+    @property
+    def chunks(self) -> list:
+        return [c for d in self.documents for c in d.chunks]
+
+
+class InputError(ValueError):
+    """A record that does not follow the input format; the message says where and what."""
+
+
+def _where(file: str, doc: "str | int", field_name: str = "") -> str:
+    doc_part = f"document {doc!r}" if isinstance(doc, str) else f"document #{doc + 1}"
+    return f"{file}: {doc_part}" + (f": {field_name}" if field_name else "")
+
+
+def _optional(obj: dict, key: str, kind, where: str, default=None):
+    value = obj.get(key, default)
+    wrong_type = value is not None and not isinstance(value, kind)
+    if wrong_type or (kind is int and isinstance(value, bool)):
+        expected = {str: "a string", dict: "an object", bool: "true or false", int: "an integer"}
+        raise InputError(f"{where}.{key}: expected {expected[kind]}, got {json.dumps(value)[:60]}")
+    return value
+
+
+def parse_document(raw, file: str, position: int) -> Document:
+    """One document record, validated; raises InputError naming file, document and field."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{_where(file, position)}: expected an object, got {type(raw).__name__}")
+    doc_id = raw.get("doc_id")
+    if not isinstance(doc_id, str) or not doc_id:
+        raise InputError(f"{_where(file, position, 'doc_id')}: required, a non-empty string")
+    where = _where(file, doc_id)
+    title = _optional(raw, "title", str, where)
+    source = _optional(raw, "source", str, where)
+    metadata = _optional(raw, "metadata", dict, where) or {}
+    chunks_raw = raw.get("chunks")
+    if not isinstance(chunks_raw, list):
+        raise InputError(f"{where}: chunks: required, a list of chunk objects")
+    chunks = []
+    for i, c in enumerate(chunks_raw):
+        at = f"{where}: chunks[{i}]"
+        if not isinstance(c, dict):
+            raise InputError(f"{at}: expected an object, got {type(c).__name__}")
+        chunk_id = c.get("chunk_id")
+        if not isinstance(chunk_id, str) or not chunk_id:
+            raise InputError(f"{at}.chunk_id: required, a non-empty string")
+        at = f"{where}: chunk {chunk_id!r}"
+        if c.get("doc_id", doc_id) != doc_id:
+            raise InputError(f"{at}.doc_id: {c['doc_id']!r} is not its document's {doc_id!r}")
+        content = c.get("content")
+        if not isinstance(content, str):
+            raise InputError(f"{at}.content: required, a string (empty is allowed)")
+        if "\x00" in content:
+            raise InputError(
+                f"{at}.content: contains NUL characters, which PostgreSQL cannot store"
+            )
+        drop = _optional(c, "drop", bool, at, False)
+        index = _optional(c, "chunk_index", int, at, i)
+        chunk_metadata = _optional(c, "metadata", dict, at) or {}
+        chunks.append(Chunk(chunk_id, doc_id, index, content, drop, chunk_metadata))
+    return Document(doc_id, title, source, metadata, tuple(chunks), file)
+
+
+def read_records(path: Path) -> list:
+    """The raw document records of one file; raises InputError for a file that is not JSON."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".jsonl":
+            records = []
+            for n, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise InputError(f"{path}:{n}:{e.colno}: not JSON: {e.msg}") from None
+            return records
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}:{e.colno}: not JSON: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    if isinstance(data, dict) and isinstance(data.get("documents"), list):
+        return data["documents"]
+    if isinstance(data, list):
+        return data
+    raise InputError(f"{path}: expected a list of documents or an object with a 'documents' list")
+
+
+def read(paths) -> Corpus:
+    """Every document of the given files (directories: their *.json and *.jsonl files),
+    validated. Bad files and documents go to Corpus.errors; so do documents that repeat a
+    chunk_id seen earlier (in the same file or another)."""
+    corpus = Corpus()
+    seen: dict = {}  # chunk_id -> where it was first seen
+    doc_seen: dict = {}
+    for path in expand(paths):
+        try:
+            records = read_records(path)
+        except (InputError, OSError) as e:
+            corpus.errors.append(str(e))
+            continue
+        for position, raw in enumerate(records):
+            try:
+                doc = parse_document(raw, str(path), position)
+                _check_unique(doc, seen, doc_seen)
+            except InputError as e:
+                corpus.errors.append(str(e))
+                continue
+            for c in doc.chunks:
+                seen[c.chunk_id] = f"{doc.file}: document {doc.doc_id!r}"
+            doc_seen[doc.doc_id] = doc.file
+            corpus.documents.append(doc)
+    return corpus
+
+
+def _check_unique(doc: Document, seen: dict, doc_seen: dict) -> None:
+    where = _where(doc.file, doc.doc_id)
+    if doc.doc_id in doc_seen:
+        raise InputError(f"{where}: doc_id: also a document in {doc_seen[doc.doc_id]}")
+    mine = set()
+    for c in doc.chunks:
+        if c.chunk_id in mine:
+            raise InputError(f"{where}: chunk {c.chunk_id!r}: chunk_id appears twice in it")
+        if c.chunk_id in seen:
+            raise InputError(
+                f"{where}: chunk {c.chunk_id!r}: chunk_id already in {seen[c.chunk_id]}"
+            )
+        mine.add(c.chunk_id)
+
+
+def expand(paths) -> list:
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix in (".json", ".jsonl"))
+        else:
+            out.append(p)
+    return out

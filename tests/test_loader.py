@@ -1,0 +1,292 @@
+"""The loader against a real PostgreSQL and a real HTTP embedding server on loopback."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from loader import corpus, load
+from loader.db import connect
+from loader.embed import Client, EmbeddingError
+from tests.embed_server import EmbedServer
+from tests.helpers import ROOT
+
+KOREAN = "임베딩 품질은 데이터베이스가 지킵니다 — 한국어 본문 🙂 \t탭과\n줄바꿈, 역슬래시 \\ 도"
+
+
+@pytest.fixture
+def server():
+    s = EmbedServer()
+    yield s
+    s.close()
+
+
+def write_corpus(path, documents: int = 5, chunks: int = 8, extra=None):
+    docs = []
+    for d in range(documents):
+        docs.append(
+            {
+                "doc_id": f"doc{d}",
+                "title": f"문서 {d}",
+                "chunks": [
+                    {"chunk_id": f"doc{d}-{i}", "content": f"{KOREAN} {d}/{i}"}
+                    for i in range(chunks)
+                ],
+            }
+        )
+    docs += extra or []
+    path.write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def run(db_url, files, server, **kw):
+    data = corpus.read([str(f) for f in files])
+    client = Client(server.url, batch_size=kw.pop("batch_size", 8), backoff=0.01, **kw)
+    conn = connect(db_url)
+    try:
+        return data, load.load(conn, data, client, progress=False)
+    finally:
+        conn.close()
+
+
+def count(db, sql="SELECT count(*) FROM chunks"):
+    return db.execute(sql).fetchone()[0]
+
+
+def test_load_stores_everything_once_and_a_rerun_embeds_nothing(db, db_url, server, tmp_path):
+    f = write_corpus(tmp_path / "a.json")
+    _, stats = run(db_url, [f], server)
+    assert (stats.documents, stats.chunks, stats.embedded, stats.skipped) == (5, 40, 40, 0)
+    requests = server.requests
+    _, again = run(db_url, [f], server)
+    assert (again.documents, again.chunks, again.skipped) == (0, 0, 40)
+    assert server.requests == requests  # nothing embedded twice
+    assert count(db) == 40 and count(db, "SELECT count(*) FROM documents") == 5
+
+
+def test_korean_content_round_trips_byte_for_byte(db, db_url, server, tmp_path):
+    run(db_url, [write_corpus(tmp_path / "a.json", documents=1, chunks=2)], server)
+    stored = dict(db.execute("SELECT chunk_id, content FROM chunks"))
+    assert stored["doc0-1"].encode() == f"{KOREAN} 0/1".encode()
+    length = db.execute("SELECT content_length FROM chunks WHERE chunk_id = 'doc0-1'").fetchone()
+    assert length == (len(f"{KOREAN} 0/1"),)  # characters, not bytes
+
+
+def test_dropped_and_empty_chunks_are_stored_but_not_embedded(db, db_url, server, tmp_path):
+    doc = {
+        "doc_id": "d",
+        "chunks": [
+            {"chunk_id": "kept", "content": "text"},
+            {"chunk_id": "empty", "content": ""},
+            {"chunk_id": "dropped", "content": "dropped text", "drop": True},
+        ],
+    }
+    f = tmp_path / "d.json"
+    f.write_text(json.dumps([doc]))
+    _, stats = run(db_url, [f], server)
+    assert (stats.chunks, stats.embedded, stats.not_embedded) == (3, 1, 2)
+    assert server.texts_seen == ["text"]
+    rows = dict(db.execute("SELECT chunk_id, embedding IS NOT NULL FROM chunks"))
+    assert rows == {"kept": True, "empty": False, "dropped": False}
+
+
+def test_transient_failures_are_retried_and_oversized_batches_split(db, db_url, server, tmp_path):
+    f = write_corpus(tmp_path / "a.json", documents=2, chunks=8)
+    server.faults.extend(
+        [
+            (429, '{"error": "overloaded"}'),
+            (500, '{"error": "boom"}'),
+            (503, "not even JSON"),
+            (413, '{"error": "payload too large"}'),
+            (422, '{"error": "batch size 8 > maximum allowed batch size 3"}'),
+        ]
+    )
+    _, stats = run(db_url, [f], server, batch_size=8)
+    assert stats.chunks == 16 and count(db) == 16
+
+
+def test_a_timeout_is_retried(db, db_url, server, tmp_path):
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=3)
+    server.faults.append(("sleep", 1.5))
+    _, stats = run(db_url, [f], server, timeout=0.5)
+    assert stats.chunks == 3
+
+
+def test_wrong_number_of_vectors_fails_clearly_and_stores_nothing_of_it(
+    db, db_url, server, tmp_path
+):
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=3)
+    server.faults.append(("vectors", [[0.1] * 768] * 2))
+    with pytest.raises(
+        EmbeddingError, match=r"returned 2 vectors for 3 inputs \(chunks doc0-0..doc0-2\)"
+    ):
+        run(db_url, [f], server)
+    assert count(db) == 0
+
+
+def test_wrong_dimension_fails_clearly(db, db_url, server, tmp_path):
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=1)
+    server.faults.append(("vectors", [[0.1] * 384]))
+    with pytest.raises(
+        EmbeddingError, match=r"chunk doc0-0: .* 384-dimension vector, the database expects 768"
+    ):
+        run(db_url, [f], server)
+    assert count(db) == 0
+
+
+def test_non_numeric_values_and_non_json_answers_fail_clearly(db, db_url, server, tmp_path):
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=1)
+    server.faults.append(("vectors", [["x"] * 768]))
+    with pytest.raises(EmbeddingError, match="component 0 of the embedding is not a number"):
+        run(db_url, [f], server)
+    server.faults.append((200, "<html>gateway</html>"))
+    with pytest.raises(EmbeddingError, match="is not JSON"):
+        run(db_url, [f], server)
+    assert count(db) == 0
+
+
+def test_nan_from_the_server_reaches_the_gate_and_the_rest_loads(db, db_url, server, tmp_path):
+    extra = [{"doc_id": "z", "chunks": [{"chunk_id": "z-0", "content": "<zero>"}]}]
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=3, extra=extra)
+    _, stats = run(db_url, [f], server)
+    assert stats.chunks == 4
+    row = db.execute(
+        "SELECT quality_issues, cardinality(embedding_raw), embedding IS NULL FROM chunks"
+        " WHERE chunk_id = 'z-0'"
+    ).fetchone()
+    assert row == (["nan_or_inf"], 768, True)
+    assert count(db, "SELECT count(*) FROM chunks WHERE quality_issues IS NULL") == 3
+
+
+def test_server_down_is_reported_with_what_to_do(db, db_url, tmp_path):
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=1)
+    dead = EmbedServer()
+    dead.close()
+    with pytest.raises(EmbeddingError, match="is not reachable .* start it, or set EMBED_API_URL"):
+        run(db_url, [f], dead)
+
+
+def test_bad_input_names_file_document_and_field_and_loads_the_rest(db, db_url, server, tmp_path):
+    good = write_corpus(tmp_path / "good.json", documents=1, chunks=2)
+    bad = tmp_path / "bad.json"
+    bad.write_text(
+        json.dumps(
+            [
+                {"doc_id": "ok", "chunks": [{"chunk_id": "ok-0", "content": "fine"}]},
+                {
+                    "doc_id": "nochunkid",
+                    "chunks": [{"content": "x"}, {"chunk_id": "n-1", "content": "y"}],
+                },
+                {"doc_id": "dup", "chunks": [{"chunk_id": "doc0-0", "content": "again"}]},
+                {"doc_id": "nul", "chunks": [{"chunk_id": "nul-0", "content": "a\u0000b"}]},
+            ]
+        )
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"doc_id": "x",\n "chunks": [}]')
+    data, stats = run(db_url, [good, bad, broken], server)
+    assert data.errors == [
+        f"{bad}: document 'nochunkid': chunks[0].chunk_id: required, a non-empty string",
+        f"{bad}: document 'dup': chunk 'doc0-0': chunk_id already in {good}: document 'doc0'",
+        f"{bad}: document 'nul': chunk 'nul-0'.content: contains NUL characters, which"
+        " PostgreSQL cannot store",
+        f"{broken}:2:13: not JSON: Expecting value",
+    ]
+    assert sorted(r[0] for r in db.execute("SELECT chunk_id FROM chunks")) == [
+        "doc0-0",
+        "doc0-1",
+        "ok-0",
+    ]
+    assert (
+        count(db, "SELECT count(*) FROM documents WHERE doc_id IN ('nochunkid', 'dup', 'nul')") == 0
+    )
+
+
+def test_a_loader_killed_mid_run_resumes_without_duplicates_or_gaps(db, db_url, server, tmp_path):
+    f = write_corpus(tmp_path / "a.json", documents=10, chunks=20)
+    server.delay = 0.05
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "loader",
+        "--database-url",
+        db_url,
+        "load",
+        str(f),
+        "--embed-url",
+        server.url,
+        "--batch-size",
+        "5",
+        "--in-flight",
+        "1",
+        "--no-report",
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while count(db) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    partial = count(db)
+    assert 30 <= partial < 200
+    server.delay = 0
+    time.sleep(0.3)  # the killed loader's request in flight finishes on the server
+    server.texts_seen.clear()
+    _, stats = run(db_url, [f], server)
+    assert count(db) == 200 and stats.chunks == 200 - partial
+    # the rerun embedded only what was missing
+    assert len(server.texts_seen) == 200 - partial
+
+
+def test_two_loaders_at_once_store_each_chunk_once(db, db_url, server, tmp_path):
+    f = write_corpus(tmp_path / "a.json", documents=10, chunks=20)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "loader",
+        "--database-url",
+        db_url,
+        "load",
+        str(f),
+        "--embed-url",
+        server.url,
+        "--batch-size",
+        "7",
+        "--no-report",
+    ]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert count(db) == 200
+    assert count(db, "SELECT count(DISTINCT chunk_id) FROM chunks") == 200
+
+
+def test_the_cli_prints_the_summary_in_the_reference_terms(db, db_url, server, tmp_path):
+    f = write_corpus(tmp_path / "a.json", documents=2, chunks=3)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EMBED_API_URL": server.url}
+    out = subprocess.run(
+        [sys.executable, "-m", "loader", "--database-url", db_url, "load", str(f)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "6 new chunks (6 embedded, 0 dropped or empty)" in out
+    assert (
+        "Total documents:                  2" in out
+        and "Embedded:                         6" in out
+    )
+
+
+def test_check_server(server):
+    from loader.cli import main
+
+    assert main(["check-server", "--embed-url", server.url]) == 0
