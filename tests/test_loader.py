@@ -52,6 +52,14 @@ def run(db_url, files, server, **kw):
         conn.close()
 
 
+def loader_process(db_url, corpus_file, server, *options) -> subprocess.Popen:
+    """`python -m loader load` in a process of its own, as a user runs it."""
+    cmd = [sys.executable, "-m", "loader", "--database-url", db_url, "load", str(corpus_file)]
+    cmd += ["--embed-url", server.url, "--no-report", *options]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
 def count(db, sql="SELECT count(*) FROM chunks"):
     return db.execute(sql).fetchone()[0]
 
@@ -208,24 +216,7 @@ def test_bad_input_names_file_document_and_field_and_loads_the_rest(db, db_url, 
 def test_a_loader_killed_mid_run_resumes_without_duplicates_or_gaps(db, db_url, server, tmp_path):
     f = write_corpus(tmp_path / "a.json", documents=10, chunks=20)
     server.delay = 0.05
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "loader",
-        "--database-url",
-        db_url,
-        "load",
-        str(f),
-        "--embed-url",
-        server.url,
-        "--batch-size",
-        "5",
-        "--in-flight",
-        "1",
-        "--no-report",
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = loader_process(db_url, f, server, "--batch-size", "5", "--in-flight", "1")
     deadline = time.monotonic() + 30
     while count(db) < 30 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -244,25 +235,7 @@ def test_a_loader_killed_mid_run_resumes_without_duplicates_or_gaps(db, db_url, 
 
 def test_two_loaders_at_once_store_each_chunk_once(db, db_url, server, tmp_path):
     f = write_corpus(tmp_path / "a.json", documents=10, chunks=20)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "loader",
-        "--database-url",
-        db_url,
-        "load",
-        str(f),
-        "--embed-url",
-        server.url,
-        "--batch-size",
-        "7",
-        "--no-report",
-    ]
-    procs = [
-        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for _ in range(2)
-    ]
+    procs = [loader_process(db_url, f, server, "--batch-size", "7") for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert count(db) == 200
