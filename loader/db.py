@@ -27,3 +27,17 @@ def connect(url: "str | None" = None):
     return psycopg2.connect(
         url or database_url(), client_encoding="utf8", application_name="embedding-gate"
     )
+
+
+def embedding_dim(conn) -> int:
+    """The dimension of chunks.embedding, as the deployment chose it."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT atttypmod FROM pg_catalog.pg_attribute"
+            " WHERE attrelid = 'public.chunks'::regclass AND attname = 'embedding'"
+        )
+        row = cur.fetchone()
+    conn.rollback()
+    if not row:
+        raise RuntimeError("no table chunks with an embedding column: run `alembic upgrade head`")
+    return row[0]

@@ -20,7 +20,8 @@ import psycopg2
 import psycopg2.extras
 
 from loader.corpus import Corpus
-from loader.embed import Client, Embedded, parse_text
+from loader.db import embedding_dim
+from loader.embed import Client, parse_text
 
 COLUMNS = "chunk_id, doc_id, chunk_index, content, drop, metadata, embedding, embedding_raw"
 _STAGE = (
@@ -36,19 +37,6 @@ class Stats:
     embedded: int = 0  # of which embedded
     skipped: int = 0  # already stored
     not_embedded: int = 0  # dropped or empty, stored without an embedding
-
-
-def embedding_dim(conn) -> int:
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT atttypmod FROM pg_catalog.pg_attribute"
-            " WHERE attrelid = 'public.chunks'::regclass AND attname = 'embedding'"
-        )
-        row = cur.fetchone()
-    conn.rollback()
-    if not row:
-        raise RuntimeError("no table chunks with an embedding column: run `alembic upgrade head`")
-    return row[0]
 
 
 def stored_ids(conn, ids: list) -> set:
@@ -217,6 +205,3 @@ def load(conn, corpus: Corpus, client: Client, *, in_flight: int = 4, progress=T
         pool.shutdown(wait=True)
         bar.close()
     return stats
-
-
-__all__ = ["Embedded", "Stats", "load"]

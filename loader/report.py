@@ -3,6 +3,8 @@ terms, the top of low_quality_embeddings, and optionally a PNG histogram of the 
 
 from pathlib import Path
 
+from loader.db import embedding_dim
+
 SUMMARY_SQL = "SELECT * FROM embedding_quality_summary"
 LOW_QUALITY_SQL = (
     "SELECT chunk_id, doc_id, reason, content_length, content_preview, quarantined"
@@ -65,12 +67,8 @@ def write_histogram(conn, path: Path) -> int:
         rows = cur.fetchall()
         cur.execute("SELECT min_norm, min_variance FROM embedding_gate.settings")
         min_norm, min_variance = cur.fetchone()
-        cur.execute(
-            "SELECT atttypmod FROM pg_attribute"
-            " WHERE attrelid = 'public.chunks'::regclass AND attname = 'embedding'"
-        )
-        dim = cur.fetchone()[0]
     conn.rollback()
+    dim = embedding_dim(conn)
     norms = [r[0] for r in rows]
     variances = [r[1] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
