@@ -7,7 +7,7 @@ PYTHON ?= $(or $(wildcard /usr/bin/python3),python3)
 AS_USER := $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
 PYTEST_ENV := env PYTHONDONTWRITEBYTECODE=1 HOME=$(if $(AS_USER),/tmp,$(HOME))
 
-.PHONY: all server venv test lint bench bench-reports demo clean
+.PHONY: all server venv test lint bench bench-reports bench-loader demo clean
 
 all: test
 
@@ -43,3 +43,6 @@ bench: server venv  ## benchmarks, printed as ratios (a throwaway PostgreSQL)
 
 bench-reports: server venv  ## the report views at a million chunks (a throwaway PostgreSQL)
 	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python bench/bench_reports.py $(BENCH_ARGS)
+
+bench-loader: server venv  ## the loader against an instant embedding server, vs plain COPY
+	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python bench/bench_loader.py $(BENCH_ARGS)

@@ -2,7 +2,7 @@
 
 Idempotent by chunk_id: chunks already stored (in chunks, or kept out in
 embedding_quarantine) are neither embedded nor inserted again, so a second run, or a run
-after a crash, does only what is missing. Each batch is committed with its embeddings, and
+after a crash, does only what is missing. Chunks are committed with their embeddings, and
 inserted with ON CONFLICT DO NOTHING semantics, so two loaders on the same files store each
 chunk once. The loader checks no embedding: the database's gate does.
 """
@@ -153,8 +153,18 @@ class Progress:
             self.stream.write("\n")
 
 
-def load(conn, corpus: Corpus, client: Client, *, in_flight: int = 4, progress=True) -> Stats:
-    """Store every document and chunk of the corpus that is not stored yet."""
+def load(
+    conn,
+    corpus: Corpus,
+    client: Client,
+    *,
+    in_flight: int = 4,
+    insert_rows: int = 2000,
+    progress=True,
+) -> Stats:
+    """Store every document and chunk of the corpus that is not stored yet. Embedded chunks
+    are committed in COPYs of up to insert_rows, or fewer whenever the next answer from the
+    server is not there yet."""
     stats = Stats()
     dim = embedding_dim(conn)
     stats.documents = insert_documents(conn, corpus.documents)
@@ -186,19 +196,37 @@ def load(conn, corpus: Corpus, client: Client, *, in_flight: int = 4, progress=T
     pool = ThreadPoolExecutor(max_workers=max(in_flight, 1))
     window: deque = deque()
     pending = iter(batches)
+    ready_chunks: list = []
+    ready_vectors: list = []
+
+    def flush() -> None:
+        n = insert_chunks(conn, ready_chunks, ready_vectors, dim)
+        stats.chunks += n
+        stats.embedded += n
+        stats.skipped += len(ready_chunks) - n
+        bar.advance(len(ready_chunks))
+        ready_chunks.clear()
+        ready_vectors.clear()
+
     try:
         # in order, with up to 2 x in_flight requests ahead of the inserts: bounded memory
         for batch in islice(pending, 2 * max(in_flight, 1)):
             window.append(pool.submit(fetch, batch))
         while window:
-            batch, vectors = window.popleft().result()
+            future = window.popleft()
+            # commit what is ready rather than wait on the server with it: a fast server
+            # gets few large COPYs, a slow one a commit per answer
+            if ready_chunks and not future.done():
+                flush()
+            batch, vectors = future.result()
             for more in islice(pending, 1):
                 window.append(pool.submit(fetch, more))
-            n = insert_chunks(conn, batch, vectors, dim)
-            stats.chunks += n
-            stats.embedded += n
-            stats.skipped += len(batch) - n
-            bar.advance(len(batch))
+            ready_chunks += batch
+            ready_vectors += vectors
+            if len(ready_chunks) >= insert_rows:
+                flush()
+        if ready_chunks:
+            flush()
     finally:
         for future in window:
             future.cancel()

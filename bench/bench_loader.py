@@ -1,0 +1,180 @@
+"""Loader benchmark: chunks per second from JSON file to committed rows, as a ratio to a plain
+COPY of the same rows, measured in one run.
+
+An embedding server on loopback (its own process, so its CPU is not the loader's) answers
+instantly with precomputed 768-d vectors, one per text, already serialised. The loader
+reads and validates the JSON files, asks the server, and COPYs into chunks with the gate
+on. The baseline COPYs the very rows the loader stored, from memory, into the same gated
+table. Runs interleaved, median of --repeat; the loader's own CPU per chunk is printed.
+
+    make bench-loader                                   # a throwaway PostgreSQL, 20,000 chunks
+    python bench/bench_loader.py --url postgresql://... --chunks 5000
+"""
+
+import argparse
+import http.server
+import io
+import json
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.cluster import throwaway_database  # noqa: E402
+from loader import corpus, load  # noqa: E402
+from loader.embed import Client  # noqa: E402
+
+D = 768
+PER_DOCUMENT = 20
+
+
+def write_corpus(folder: Path, chunks: int) -> list:
+    """JSON files of documents of PER_DOCUMENT chunks, Korean and English; their texts."""
+    texts, documents = [], []
+    for d in range(0, chunks, PER_DOCUMENT):
+        doc_chunks = []
+        for i in range(d, min(d + PER_DOCUMENT, chunks)):
+            text = f"문단 {i}: 임베딩 품질 검사는 데이터베이스 안에서 실행됩니다. Paragraph {i}."
+            texts.append(text)
+            doc_chunks.append({"chunk_id": f"c{i:07d}", "content": text, "metadata": {"n": i}})
+        documents.append({"doc_id": f"d{d:07d}", "title": f"doc {d}", "chunks": doc_chunks})
+    for f in range(4):  # four files, as a pipeline's output would be split
+        part = documents[f::4]
+        (folder / f"part{f}.json").write_text(json.dumps(part, ensure_ascii=False))
+    return texts
+
+
+def serve(texts: list, port_queue) -> None:
+    """The instant server: every text's vector serialised before the first request."""
+    rng = np.random.default_rng(7)
+    answers = {}
+    for start in range(0, len(texts), 5000):
+        x = rng.standard_normal((min(5000, len(texts) - start), D)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        for text, row in zip(texts[start : start + len(x)], x, strict=True):
+            answers[text] = "[" + ",".join(f"{v:.7g}" for v in row.tolist()) + "]"
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def _send(self, body: bytes) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            info = {"model_id": "bench", "max_client_batch_size": 256}
+            self._send(json.dumps(info if self.path == "/info" else {}).encode())
+
+        def do_POST(self) -> None:
+            payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            self._send(("[" + ",".join(answers[t] for t in payload["inputs"]) + "]").encode())
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    port_queue.put(server.server_address[1])
+    server.serve_forever()
+
+
+def reset(conn) -> None:
+    with conn.cursor() as cur:
+        cur.execute("TRUNCATE chunks, documents, embedding_quarantine")
+        cur.execute("CHECKPOINT")
+    conn.commit()
+
+
+def timed_loader(conn, folder: Path, client: Client) -> "tuple[float, float, int]":
+    """Wall and CPU seconds of the whole load, from reading the files to the last commit."""
+    reset(conn)
+    wall, cpu = time.perf_counter(), time.process_time()
+    data = corpus.read([folder])
+    stats = load.load(conn, data, client, progress=False)
+    return time.perf_counter() - wall, time.process_time() - cpu, stats.embedded
+
+
+def stored_copy(conn) -> "tuple[bytes, bytes]":
+    """What the loader stored, as COPY text: the baseline's input."""
+    out = []
+    for table, columns in (
+        ("documents", "doc_id, title, source, metadata"),
+        ("chunks", load.COLUMNS),
+    ):
+        buffer = io.BytesIO()
+        with conn.cursor() as cur:
+            cur.copy_expert(f"COPY {table} ({columns}) TO STDOUT", buffer)
+        out.append(buffer.getvalue())
+    conn.commit()
+    return out[0], out[1]
+
+
+def timed_copy(conn, documents: bytes, chunks: bytes) -> float:
+    reset(conn)
+    start = time.perf_counter()
+    with conn.cursor() as cur:
+        cur.copy_expert(
+            "COPY documents (doc_id, title, source, metadata) FROM STDIN", io.BytesIO(documents)
+        )
+        cur.copy_expert(f"COPY chunks ({load.COLUMNS}) FROM STDIN", io.BytesIO(chunks))
+    conn.commit()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", help="a database at head, 768-d (default: a throwaway cluster)")
+    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.url, Path(tmp)) as url:
+        folder = Path(tmp) / "corpus"
+        folder.mkdir()
+        texts = write_corpus(folder, args.chunks)
+        size = sum(f.stat().st_size for f in folder.iterdir())
+        ports = multiprocessing.Queue()
+        server = multiprocessing.Process(target=serve, args=(texts, ports), daemon=True)
+        server.start()
+        port = ports.get(timeout=300)
+        client = Client(f"http://127.0.0.1:{port}/embed", batch_size=args.batch_size)
+        conn = psycopg2.connect(url)
+        print(f"{args.chunks:,} chunks in {size / 1e6:.0f} MB of JSON; 768-d vectors, gate on")
+        times: dict = {"loader": [], "copy": [], "cpu": []}
+        try:
+            for r in range(args.repeat):
+                wall, cpu, embedded = timed_loader(conn, folder, client)
+                if embedded != args.chunks:
+                    raise AssertionError(f"the loader stored {embedded} of {args.chunks}")
+                times["loader"].append(wall)
+                times["cpu"].append(cpu)
+                documents, chunks = stored_copy(conn)
+                times["copy"].append(timed_copy(conn, documents, chunks))
+                print(
+                    f"  run {r + 1}: loader {wall:.2f} s (CPU {cpu:.2f} s),"
+                    f" plain COPY {times['copy'][-1]:.2f} s",
+                    flush=True,
+                )
+        finally:
+            conn.close()
+            server.terminate()
+        loader, copy = statistics.median(times["loader"]), statistics.median(times["copy"])
+        cpu = statistics.median(times["cpu"])
+        print(f"{'':12s} {'chunks/s':>9s}  vs plain COPY")
+        print(f"{'plain COPY':12s} {args.chunks / copy:9,.0f}  1.00x")
+        ratio = copy / loader
+        print(f"{'loader':12s} {args.chunks / loader:9,.0f}  {ratio:.2f}x  (target >= 0.70x)")
+        print(f"loader CPU: {cpu / args.chunks * 1e6:.0f} µs per chunk ({cpu:.2f} s in all)")
+
+
+if __name__ == "__main__":
+    main()
