@@ -55,13 +55,14 @@ COMMENT ON COLUMN public.low_quality_embeddings.quarantined IS
 -- The reference pipeline's diagnostic query, plus the drop candidates. The views read
 -- functions that turn JIT off: the planner cannot know how many chunks are short or how
 -- many a count covers, and at a million rows it would spend 100+ ms compiling a query that
--- runs in a few.
+-- runs in a few. SECURITY DEFINER, as a view reads its tables with its owner's rights: the
+-- loader role reads the reports without any right on the quarantine (see 0004).
 CREATE OR REPLACE FUNCTION embedding_gate._short_content_chunks()
 RETURNS TABLE (chunk_id text, doc_id text, content_length integer, content_preview text,
                drop_candidate boolean)
 LANGUAGE sql
 STABLE
-SECURITY INVOKER
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
@@ -109,7 +110,7 @@ RETURNS TABLE (documents bigint, chunks bigint, dropped bigint, empty_content bi
                issue_counts jsonb)
 LANGUAGE sql
 STABLE
-SECURITY INVOKER
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$

@@ -1,0 +1,243 @@
+"""The gate cannot be bypassed by the loader's role, nor fooled by its search_path."""
+
+import ast
+import math
+
+import numpy as np
+import psycopg
+import pytest
+
+from loader import report
+from loader.db import connect
+from tests.embed_server import EmbedServer
+from tests.helpers import ROOT, raw, url_for, vec
+from tests.test_loader import run, write_corpus
+
+LOGIN = "loader_login"
+
+
+@pytest.fixture
+def loader_url(db, postgresql_proc) -> str:
+    """A login role that is a member of embedding_loader, as a deployment grants it."""
+    db.execute(
+        f"""DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{LOGIN}') THEN
+                CREATE ROLE {LOGIN} LOGIN IN ROLE embedding_loader;
+            END IF;
+        END $$"""
+    )
+    p = postgresql_proc
+    return url_for(p.host, p.port, LOGIN, db.info.dbname)
+
+
+@pytest.fixture
+def as_loader(loader_url):
+    with psycopg.connect(loader_url, autocommit=True) as conn:
+        yield conn
+
+
+def insert_doc(conn) -> None:
+    conn.execute("INSERT INTO documents (doc_id) VALUES ('d') ON CONFLICT DO NOTHING")
+
+
+def test_the_loader_role_loads_a_corpus_and_reads_every_report(db, loader_url, tmp_path):
+    server = EmbedServer()
+    try:
+        extra = [{"doc_id": "z", "chunks": [{"chunk_id": "z-0", "content": "<zero>"}]}]
+        f = write_corpus(tmp_path / "a.json", documents=2, chunks=3, extra=extra)
+        _, stats = run(loader_url, [f], server)
+        assert stats.chunks == 7
+        # a rerun reads the quarantine's chunk_ids: quarantine mode, one more bad chunk
+        db.execute("UPDATE embedding_gate.settings SET mode = 'quarantine'")
+        extra.append({"doc_id": "y", "chunks": [{"chunk_id": "y-0", "content": "<zero>"}]})
+        f = write_corpus(tmp_path / "a.json", documents=2, chunks=3, extra=extra)
+        _, stats = run(loader_url, [f], server)
+        assert (stats.chunks, stats.skipped) == (1, 7)
+        _, stats = run(loader_url, [f], server)
+        assert (stats.chunks, stats.skipped) == (0, 8)
+    finally:
+        server.close()
+    conn = connect(loader_url)
+    try:
+        text = report.report(conn)
+        assert "Low-quality embeddings:           2" in text
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM short_content_chunks")
+            cur.execute("SELECT count(*) FROM embedding_measures()")
+            assert cur.fetchone()[0] == 7
+            cur.execute("SELECT * FROM preview_thresholds(min_norm => 0.5)")
+            cur.execute("SELECT checked FROM verify_embeddings(10)")
+            assert cur.fetchone()[0] == 7
+    finally:
+        conn.close()
+
+
+# What the loader's role must not be able to do: each refused with insufficient_privilege.
+REFUSED = {
+    "disable the insert trigger": "ALTER TABLE chunks DISABLE TRIGGER embedding_gate_insert",
+    "disable all user triggers": "ALTER TABLE chunks DISABLE TRIGGER USER",
+    "drop the trigger": "DROP TRIGGER embedding_gate_insert ON chunks",
+    "replica mode skips triggers": "SET session_replication_role = replica",
+    "change a threshold": "UPDATE embedding_gate.settings SET min_norm = 0",
+    "change the mode": "UPDATE embedding_gate.settings SET mode = 'flag'",
+    "override a threshold for a transaction": "SET LOCAL embedding_gate.min_norm = '0';"
+    " INSERT INTO chunks (chunk_id, doc_id) VALUES ('o', 'd')",
+    "replace a check function": "CREATE OR REPLACE FUNCTION embedding_gate._check_inserted()"
+    " RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'",
+    "drop a check function": "DROP FUNCTION embedding_gate._check_inserted() CASCADE",
+    "rename a check function": "ALTER FUNCTION embedding_gate._check_inserted() RENAME TO x",
+    "shadow a function in public": "CREATE FUNCTION public.vector_send(vector) RETURNS bytea"
+    " LANGUAGE sql AS 'SELECT NULL::bytea'",
+    "create a schema": "CREATE SCHEMA mine",
+    "clear a flag": "UPDATE chunks SET quality_issues = NULL",
+    "insert a row as already checked": "INSERT INTO chunks (chunk_id, doc_id, quality_checked_at)"
+    " VALUES ('c', 'd', now())",
+    "read the quarantine's vectors": "SELECT embedding_raw FROM embedding_quarantine",
+    "write to the quarantine": "INSERT INTO embedding_quarantine (chunk_id, embedding_raw,"
+    " quality_issues, quality_reason) VALUES ('q', '{0}', '{}', 'x')",
+    "empty the quarantine": "DELETE FROM embedding_quarantine",
+    "delete chunks": "DELETE FROM chunks",
+    "truncate chunks": "TRUNCATE chunks",
+    "rewrite the quality columns by recheck": "CALL recheck_embeddings()",
+    "call a trigger function": "SELECT embedding_gate._recheck_batch(NULL, 10)",
+}
+
+
+@pytest.mark.parametrize("attempt", REFUSED.values(), ids=REFUSED.keys())
+def test_the_loader_role_cannot_switch_off_tune_or_bypass_the_gate(db, as_loader, attempt):
+    insert_doc(db)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), as_loader.transaction():
+        as_loader.execute(attempt)
+    # and the gate still flags what the loader writes
+    dim = db.execute("SELECT embedding_dim FROM embedding_gate._deployment").fetchone()[0]
+    as_loader.execute(
+        "INSERT INTO chunks (chunk_id, doc_id, embedding) VALUES ('zero', 'd', %s)",
+        [vec(np.zeros(dim))],
+    )
+    issues = db.execute(
+        "SELECT quality_issues FROM chunks WHERE chunk_id OPERATOR(pg_catalog.=) 'zero'"
+    ).fetchone()
+    assert issues == (["low_norm", "low_variance", "sparse"],)
+
+
+LOOK_ALIKES = """
+CREATE SCHEMA evil;
+GRANT USAGE ON SCHEMA evil TO embedding_loader;
+-- every vector would read as a clean one, every text as long, every comparison as true
+CREATE FUNCTION evil.vector_send(public.vector) RETURNS bytea LANGUAGE sql
+    AS $$ SELECT public.vector_send(public.array_to_vector(
+        array_fill(0.5::real, ARRAY[public.vector_dims($1)]), public.vector_dims($1), true)) $$;
+CREATE FUNCTION evil.char_length(text) RETURNS integer LANGUAGE sql AS 'SELECT 1000';
+CREATE FUNCTION evil.quote_ident(text) RETURNS text LANGUAGE sql AS $$ SELECT 'evil' $$;
+CREATE FUNCTION evil.current_setting(text, boolean) RETURNS text LANGUAGE sql AS 'SELECT ''0''';
+CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql AS $$ SELECT 'epoch'::timestamptz $$;
+CREATE FUNCTION evil.unnest(text[]) RETURNS SETOF text LANGUAGE sql AS $$ SELECT 'x' $$;
+CREATE FUNCTION evil.texteq(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.texteq);
+CREATE FUNCTION evil.f8lt(float8, float8) RETURNS boolean LANGUAGE sql AS 'SELECT false';
+CREATE OPERATOR evil.< (LEFTARG = float8, RIGHTARG = float8, FUNCTION = evil.f8lt);
+CREATE TABLE evil.settings AS SELECT * FROM embedding_gate.settings;
+UPDATE evil.settings SET min_norm = 0, min_variance = 0, max_near_zero_ratio = 1;
+GRANT SELECT ON evil.settings TO embedding_loader;
+"""
+
+
+def test_a_hostile_search_path_does_not_change_what_the_gate_finds(db, as_loader):
+    db.execute(LOOK_ALIKES)
+    insert_doc(db)
+    dim = db.execute("SELECT embedding_dim FROM embedding_gate._deployment").fetchone()[0]
+    rng = np.random.default_rng(3)
+    clean = rng.standard_normal(dim)
+    clean /= np.linalg.norm(clean)
+    nan = np.full(dim, math.nan)
+    # evil first, before pg_catalog: unqualified names in the gate would resolve here
+    as_loader.execute("SET search_path = evil, pg_catalog, public")
+    as_loader.execute("CREATE TEMP TABLE settings AS SELECT * FROM evil.settings")
+    with as_loader.cursor().copy(
+        "COPY public.chunks (chunk_id, doc_id, content, embedding, embedding_raw) FROM STDIN"
+    ) as copy:
+        copy.write_row(["clean", "d", "a real paragraph", vec(clean), None])
+        copy.write_row(["zero", "d", ".", vec(np.zeros(dim)), None])
+        copy.write_row(["nan", "d", "?", None, raw(nan)])
+    as_loader.execute(
+        "UPDATE public.chunks SET embedding = %s WHERE chunk_id OPERATOR(pg_catalog.=) 'clean'",
+        [vec(np.zeros(dim))],
+    )
+    as_loader.execute(
+        "UPDATE public.chunks SET content = 'ok' WHERE chunk_id OPERATOR(pg_catalog.=) 'zero'"
+    )
+    found = dict(db.execute("SELECT chunk_id, quality_issues FROM chunks"))
+    assert found == {
+        "clean": ["low_norm", "low_variance", "sparse"],
+        "zero": ["low_norm", "low_variance", "sparse"],
+        "nan": ["nan_or_inf"],
+    }
+    # the reports and the measures, read through the same session, are not fooled either
+    norms = dict(as_loader.execute("SELECT chunk_id, norm FROM public.embedding_measures()"))
+    assert norms == {"clean": 0.0, "zero": 0.0, "nan": None}
+    short = as_loader.execute(
+        "SELECT chunk_id, content_length FROM public.short_content_chunks ORDER BY 1"
+    ).fetchall()
+    assert short == [("clean", 16), ("nan", 1), ("zero", 2)]
+    summary = as_loader.execute(
+        "SELECT low_quality, issue_counts FROM public.embedding_quality_summary"
+    ).fetchone()
+    assert summary == (3, {"low_norm": 2, "low_variance": 2, "nan_or_inf": 1, "sparse": 2})
+
+
+def _sql_sources(tree: ast.AST):
+    """The first argument of every plpy.execute / prepare / cursor call and of _plan()."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        f = node.func
+        if isinstance(f, ast.Attribute) and f.attr in ("execute", "prepare", "cursor"):
+            yield node.args[0]
+        elif isinstance(f, ast.Name) and f.id == "_plan":
+            yield node.args[2]
+
+
+def test_the_pl_python_module_builds_no_sql_from_data():
+    """Every statement is a constant, or a constant template filled with constants and the
+    quoted schema name of pgvector: values always travel as parameters."""
+    tree = ast.parse((ROOT / "plpython/embedding_gate.py").read_text())
+    constants = {
+        t.id
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name) and t.id.isupper()
+    }
+
+    def safe(node, local: dict) -> bool:
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, (str, int))
+        if isinstance(node, ast.Name):
+            if node.id in constants:
+                return True
+            return node.id in local and all(safe(v, local) for v in local[node.id])
+        if isinstance(node, ast.Subscript):  # a cached plan
+            return isinstance(node.value, ast.Name) and node.value.id == "plans"
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "format" and safe(node.func.value, local):
+                return all(safe(k.value, local) for k in node.keywords) and not node.args
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            return node.func.id in ("vector_schema", "_plan")
+        return False
+
+    checked = 0
+    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+        local: dict = {}
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Assign):
+                for t in node.targets:
+                    if isinstance(t, ast.Name):
+                        local.setdefault(t.id, []).append(node.value)
+        if fn.name == "_plan":  # its callers' statements are checked where they call it
+            local["sql"] = []
+        for source in _sql_sources(fn):
+            checked += 1
+            assert safe(source, local), (
+                f"{fn.name}, line {source.lineno}: SQL built from {ast.unparse(source)}"
+            )
+    assert checked >= 15
