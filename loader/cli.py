@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+import psycopg2
+
 from loader.db import connect, database_url
 from loader.embed import DEFAULT_URL
 
@@ -31,12 +33,22 @@ def cmd_load(args) -> int:
     data = corpus.read(args.files)
     for error in data.errors:
         print(f"error: {error}", file=sys.stderr)
-    client = Client(args.embed_url, model=args.model, batch_size=args.batch_size)
+    client = Client(
+        args.embed_url,
+        model=args.model,
+        batch_size=args.batch_size,
+        retries=args.retries,
+        timeout=args.timeout,
+    )
     conn = connect(args.database_url)
     try:
         stats = load.load(conn, data, client, in_flight=args.in_flight)
-    except EmbeddingError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (EmbeddingError, psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+        if isinstance(e, EmbeddingError):
+            print(f"error: {e}", file=sys.stderr)
+        else:  # the server restarted or went away: the batch in progress was rolled back
+            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            print(f"error: lost the connection to the database ({why})", file=sys.stderr)
         print("what was committed stays; run the same command again to finish", file=sys.stderr)
         return 1
     finally:
@@ -105,6 +117,10 @@ def parser() -> argparse.ArgumentParser:
     embedding_options(ld)
     ld.add_argument("--batch-size", type=int, default=32, help="texts per request (32)")
     ld.add_argument("--in-flight", type=int, default=4, help="concurrent requests (4)")
+    ld.add_argument(
+        "--retries", type=int, default=5, help="retries of a failed request, with backoff (5)"
+    )
+    ld.add_argument("--timeout", type=float, default=60.0, help="seconds per request (60)")
     ld.add_argument("--no-report", action="store_true", help="skip the final report")
     ld.set_defaults(func=cmd_load)
 

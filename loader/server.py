@@ -32,7 +32,10 @@ def minilm() -> "tuple[Callable, int]":
             vectors = model.encode(texts, batch_size=64, normalize_embeddings=True)
         return vectors.tolist()
 
-    return encode, model.get_sentence_embedding_dimension()
+    # sentence-transformers 5 renamed it; older releases have only the long name
+    dimension = getattr(model, "get_embedding_dimension", None)
+    dimension = dimension or model.get_sentence_embedding_dimension
+    return encode, dimension()
 
 
 def _json_vector(v) -> str:

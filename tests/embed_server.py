@@ -79,3 +79,9 @@ class EmbedServer:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":  # a server in a process of its own, for tests that kill it
+    server = EmbedServer()
+    print(server.url, flush=True)
+    server.thread.join()

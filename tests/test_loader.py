@@ -11,6 +11,7 @@ import pytest
 from loader import corpus, load
 from loader.db import connect
 from loader.embed import Client, EmbeddingError
+from tests.conftest import PG_CTL
 from tests.embed_server import EmbedServer
 from tests.helpers import ROOT
 
@@ -142,7 +143,36 @@ def test_wrong_dimension_fails_clearly(db, db_url, server, tmp_path):
         EmbeddingError, match=r"chunk doc0-0: .* 384-dimension vector, the database expects 768"
     ):
         run(db_url, [f], server)
+    server.faults.append(("vectors", [[]]))
+    with pytest.raises(
+        EmbeddingError, match=r"chunk doc0-0: .* 0-dimension vector, the database expects 768"
+    ):
+        run(db_url, [f], server)
     assert count(db) == 0
+
+
+def test_a_megabyte_of_content_loads_and_one_the_server_refuses_is_named(
+    db, db_url, server, tmp_path
+):
+    big = "임베딩 " * 262_144  # 1,048,576 characters, 2.8 MB of UTF-8
+    extra = [{"doc_id": "big", "chunks": [{"chunk_id": "big-0", "content": big}]}]
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=2, extra=extra)
+    _, stats = run(db_url, [f], server)
+    assert stats.chunks == 3
+    row = db.execute(
+        "SELECT content = %s, content_length, embedding IS NOT NULL FROM chunks"
+        " WHERE chunk_id = 'big-0'",
+        [big],
+    ).fetchone()
+    assert row == (True, 1_048_576, True)
+    # a server with a request size limit refuses it alone: named, and the rest stays
+    extra[0]["chunks"][0]["chunk_id"] = "big-1"
+    extra[0]["doc_id"] = "big1"
+    f = write_corpus(tmp_path / "b.json", documents=0, extra=extra)
+    server.faults.append((413, '{"error": "payload too large"}'))
+    with pytest.raises(EmbeddingError, match="refused chunk big-1 alone as too large"):
+        run(db_url, [f], server)
+    assert count(db) == 3
 
 
 def test_non_numeric_values_and_non_json_answers_fail_clearly(db, db_url, server, tmp_path):
@@ -263,3 +293,77 @@ def test_check_server(server):
     from loader.cli import main
 
     assert main(["check-server", "--embed-url", server.url]) == 0
+
+
+def test_a_database_restart_mid_load_fails_clearly_and_a_rerun_completes(
+    db, db_url, server, tmp_path, postgresql_proc
+):
+    f = write_corpus(tmp_path / "a.json", documents=10, chunks=20)
+    server.delay = 0.05
+    proc = loader_process(db_url, f, server, "--batch-size", "5", "--in-flight", "1")
+    deadline = time.monotonic() + 30
+    while count(db) < 30 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    subprocess.run(
+        [
+            PG_CTL,
+            "restart",
+            "-D",
+            postgresql_proc.datadir,
+            "-m",
+            "fast",
+            "-w",
+            "-l",
+            str(tmp_path / "restart.log"),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "lost the connection to the database" in err.decode()
+    assert "run the same command again to finish" in err.decode()
+    server.delay = 0
+    _, stats = run(db_url, [f], server)
+    with connect(db_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*), count(DISTINCT chunk_id) FROM chunks")
+        assert cur.fetchone() == (200, 200)
+    assert 0 < stats.chunks < 200
+
+
+def test_the_embedding_server_dying_mid_run_fails_clearly_and_a_rerun_completes(
+    db, db_url, tmp_path
+):
+    f = write_corpus(tmp_path / "a.json", documents=10, chunks=20)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    doomed = subprocess.Popen(
+        [sys.executable, "-m", "tests.embed_server"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    url = doomed.stdout.readline().strip()
+    proc = loader_process(
+        db_url,
+        f,
+        type("Server", (), {"url": url}),
+        "--batch-size",
+        "2",
+        "--in-flight",
+        "1",
+        "--retries",
+        "2",
+    )
+    deadline = time.monotonic() + 30
+    while count(db) < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    doomed.kill()
+    doomed.wait()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err.decode()
+    assert "the embedding server failed 3 times" in err.decode()
+    partial = count(db)
+    assert 20 <= partial < 200
+    server = EmbedServer()
+    try:
+        _, stats = run(db_url, [f], server)
+    finally:
+        server.close()
+    assert count(db) == 200 and stats.chunks == 200 - partial
