@@ -53,6 +53,8 @@ def cmd_load(args) -> int:
         return 1
     finally:
         conn.close()
+    for note in stats.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(
         f"loaded {len(data.documents):,} documents from {len(corpus.expand(args.files)):,} files:"
         f" {stats.documents:,} new documents, {stats.chunks:,} new chunks"

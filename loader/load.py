@@ -13,7 +13,7 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 
 import psycopg2
@@ -21,9 +21,12 @@ import psycopg2.extras
 
 from loader.corpus import Corpus
 from loader.db import embedding_dim
-from loader.embed import Client, parse_text
+from loader.embed import Client, EmbeddingError, parse_text
 
-COLUMNS = "chunk_id, doc_id, chunk_index, content, drop, metadata, embedding, embedding_raw"
+COLUMNS = (
+    "chunk_id, doc_id, chunk_index, content, drop, metadata, embedding, embedding_raw,"
+    " embedding_model"
+)
 _STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS loader_stage"
     " (LIKE public.chunks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -37,6 +40,8 @@ class Stats:
     embedded: int = 0  # of which embedded
     skipped: int = 0  # already stored
     not_embedded: int = 0  # dropped or empty, stored without an embedding
+    model: "str | None" = None  # the embedding model, as the server names it
+    notes: list = field(default_factory=list)  # what the user should know, one line each
 
 
 def stored_ids(conn, ids: list) -> set:
@@ -65,25 +70,27 @@ def _raw_literal(values: list) -> str:
     )
 
 
-def copy_rows(chunks, vectors) -> str:
+def copy_rows(chunks, vectors, model: "str | None" = None) -> str:
     lines = []
+    model_text = _escape(model) if model else "\\N"
     for c, v in zip(chunks, vectors, strict=True):
         embedding = v.text if v is not None and v.text is not None else "\\N"
         raw = _raw_literal(v.raw) if v is not None and v.raw is not None else "\\N"
+        row_model = model_text if v is not None else "\\N"
         lines.append(
             f"{_escape(c.chunk_id)}\t{_escape(c.doc_id)}\t{c.chunk_index}\t{_escape(c.content)}\t"
             f"{'t' if c.drop else 'f'}\t{_escape(json.dumps(c.metadata, ensure_ascii=False))}\t"
-            f"{embedding}\t{raw}\n"
+            f"{embedding}\t{raw}\t{row_model}\n"
         )
     return "".join(lines)
 
 
-def insert_chunks(conn, chunks, vectors, dim: int) -> int:
+def insert_chunks(conn, chunks, vectors, dim: int, model: "str | None" = None) -> int:
     """COPY a batch into chunks and commit; returns how many were new. On a duplicate
     chunk_id (another loader got there first) the batch goes through a staging table and
     INSERT ... ON CONFLICT DO NOTHING instead; on a value pgvector refuses (say 1e39, a
     float4 overflow) the vectors are checked one by one and such ones go to embedding_raw."""
-    data = copy_rows(chunks, vectors)
+    data = copy_rows(chunks, vectors, model)
     try:
         with conn.cursor() as cur:
             cur.copy_expert(f"COPY public.chunks ({COLUMNS}) FROM STDIN", io.StringIO(data))
@@ -98,7 +105,7 @@ def insert_chunks(conn, chunks, vectors, dim: int) -> int:
             parse_text(v.text, dim, c.chunk_id) if v is not None and v.text else v
             for c, v in zip(chunks, vectors, strict=True)
         ]
-        return insert_chunks(conn, chunks, vectors, dim)
+        return insert_chunks(conn, chunks, vectors, dim, model)
     with conn.cursor() as cur:
         cur.execute(_STAGE)
         cur.copy_expert(f"COPY loader_stage ({COLUMNS}) FROM STDIN", io.StringIO(data))
@@ -109,6 +116,34 @@ def insert_chunks(conn, chunks, vectors, dim: int) -> int:
         n = cur.rowcount
     conn.commit()
     return n
+
+
+def record_blank_reference(conn, client: Client, model: str, dim: int) -> "str | None":
+    """Embed the empty text and record it as the model's reference for the blank_like check
+    (the database keeps the first one; replacing it is the owner's). None when done, else
+    why not."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT FROM embedding_gate.blank_references WHERE model = %s", [model])
+        known = cur.rowcount > 0
+    conn.rollback()
+    if known:
+        return None
+    try:
+        (reference,) = client.embed([""], dim, ["(the empty text)"])
+    except EmbeddingError as e:
+        return f"no blank reference recorded for {model}, blank_like is not checked: {e}"
+    if reference.text is None:
+        return f"no blank reference recorded for {model}: its embedding of empty text is not finite"
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT public.set_blank_reference(%s, %s::vector)", [model, reference.text]
+            )
+        conn.commit()
+    except psycopg2.Error as e:
+        conn.rollback()
+        return f"no blank reference recorded for {model}: {str(e).splitlines()[0]}"
+    return None
 
 
 def insert_documents(conn, documents) -> int:
@@ -160,11 +195,13 @@ def load(
     *,
     in_flight: int = 4,
     insert_rows: int = 2000,
+    blank_reference: bool = True,
     progress=True,
 ) -> Stats:
     """Store every document and chunk of the corpus that is not stored yet. Embedded chunks
     are committed in COPYs of up to insert_rows, or fewer whenever the next answer from the
-    server is not there yet."""
+    server is not there yet. With blank_reference, the model's embedding of empty text is
+    recorded first where the database has none (for the blank_like check)."""
     stats = Stats()
     dim = embedding_dim(conn)
     stats.documents = insert_documents(conn, corpus.documents)
@@ -185,7 +222,16 @@ def load(
     if not to_embed:
         return stats
     client.health()
-    client.info()
+    stats.model = client.info().get("model_id") or client.model
+    if stats.model and blank_reference:
+        note = record_blank_reference(conn, client, stats.model, dim)
+        if note:
+            stats.notes.append(note)
+    else:
+        stats.notes.append(
+            "the embedding server names no model (no /info; pass --model): blank_like is not"
+            " checked for these chunks"
+        )
     bar = Progress(len(to_embed)) if progress else Progress(0)
     size = max(client.batch_size, 1)
     batches = [to_embed[i : i + size] for i in range(0, len(to_embed), size)]
@@ -200,7 +246,7 @@ def load(
     ready_vectors: list = []
 
     def flush() -> None:
-        n = insert_chunks(conn, ready_chunks, ready_vectors, dim)
+        n = insert_chunks(conn, ready_chunks, ready_vectors, dim, stats.model)
         stats.chunks += n
         stats.embedded += n
         stats.skipped += len(ready_chunks) - n

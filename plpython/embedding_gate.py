@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CODES = ("nan_or_inf", "low_norm", "low_variance", "sparse")
+CODES = ("nan_or_inf", "low_norm", "low_variance", "sparse", "blank_like", "duplicate_vector")
 MODES = ("flag", "quarantine", "reject")
 
 # SQLSTATE of a rejected embedding (class QG: quality gate)
@@ -29,12 +29,14 @@ EVAL_BLOCK_ROWS = 256
 
 @dataclass(frozen=True)
 class Thresholds:
-    """The thresholds of the four checks; defaults are the reference pipeline's."""
+    """The thresholds of the checks; the first four defaults are the reference pipeline's."""
 
     min_norm: float = 0.1
     min_variance: float = 0.001
     near_zero_epsilon: float = 0.001
     max_near_zero_ratio: float = 0.9
+    # blank_like: cosine similarity to the model's embedding of empty text, at or above
+    blank_similarity: float = 0.4
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Verdicts:
     nonfinite: np.ndarray  # int: count of NaN/Inf components
     codes: np.ndarray  # bool (n, len(CODES)), column order of CODES
     dim: int  # d, the vectors' dimension
+    blank_similarity: np.ndarray  # float64, NaN where the model has no reference
+    duplicate_of: list  # the earlier chunk with the same embedding and other content, or None
 
     @property
     def flagged(self) -> np.ndarray:
@@ -59,9 +63,11 @@ class Verdicts:
         return "; ".join(describe(code, self, i) for code in self.issues(i))
 
     def measures(self, i: int) -> tuple:
-        """norm, variance, near-zero ratio of vector i; None where not finite."""
+        """norm, variance, near-zero ratio, similarity to the blank reference of vector i;
+        None where not finite or not measured."""
         return tuple(
-            _finite_or_none(a[i]) for a in (self.norm, self.variance, self.near_zero_ratio)
+            _finite_or_none(a[i])
+            for a in (self.norm, self.variance, self.near_zero_ratio, self.blank_similarity)
         )
 
 
@@ -80,11 +86,18 @@ def describe(code: str, v: Verdicts, i: int) -> str:
         return f"variance too low ({v.variance[i]:.4g})"
     if code == "sparse":
         return f"too many near-zero components ({v.near_zero_ratio[i]:.1%})"
+    if code == "blank_like":
+        return f"like the model's embedding of empty text (cosine {v.blank_similarity[i]:.3f})"
+    if code == "duplicate_vector":
+        return f"same embedding as chunk {v.duplicate_of[i]!r}, whose content differs"
     raise ValueError(f"unknown issue code {code!r}")
 
 
-def evaluate(vectors: np.ndarray, t: Thresholds) -> Verdicts:
-    """Run the four checks on an (n, d) array of vectors (any float dtype or byte order)."""
+def evaluate(vectors: np.ndarray, t: Thresholds, references=None, duplicate_of=None) -> Verdicts:
+    """Run the checks on an (n, d) array of vectors (any float dtype or byte order).
+    references: per vector, its model's unit-length embedding of empty text, or None (no
+    blank_like check); duplicate_of: per vector, the chunk_id of an earlier chunk with the
+    same embedding and other content, or None (the database finds those, by index)."""
     x = np.asarray(vectors)
     if x.ndim != 2 or x.shape[1] == 0:
         raise ValueError(f"expected an (n, d) array of vectors, got shape {x.shape}")
@@ -107,22 +120,48 @@ def evaluate(vectors: np.ndarray, t: Thresholds) -> Verdicts:
     norm[bad] = np.nan
     variance[bad] = np.nan
     ok = ~bad
+    similarity = np.full(n, np.nan)
+    for reference, rows in _by_reference(references, n):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            similarity[rows] = (x[rows].astype(np.float64) @ reference) / norm[rows]
+    duplicate_of = list(duplicate_of) if duplicate_of is not None else [None] * n
+    duplicate = np.array([d is not None for d in duplicate_of], dtype=bool)
     codes = np.column_stack(
         [
             bad,
             ok & (norm < t.min_norm),
             ok & (variance < t.min_variance),
             ok & (near_zero_ratio > t.max_near_zero_ratio),
+            ok & (similarity >= t.blank_similarity),
+            ok & duplicate,
         ]
     )
-    return Verdicts(norm, variance, near_zero_ratio, nonfinite, codes, d)
+    return Verdicts(norm, variance, near_zero_ratio, nonfinite, codes, d, similarity, duplicate_of)
+
+
+def _by_reference(references, n: int):
+    """(reference, row indices) for each distinct reference vector among the rows'."""
+    if references is None:
+        return []
+    groups: dict = {}
+    for i, reference in enumerate(references):
+        if reference is not None:
+            groups.setdefault(id(reference), (reference, []))[1].append(i)
+    return [(reference, np.array(rows)) for reference, rows in groups.values()]
+
+
+def unit_reference(values) -> "np.ndarray | None":
+    """A blank reference as a float64 unit vector; None when it cannot be one."""
+    r = np.asarray(values, dtype=np.float64)
+    norm = np.linalg.norm(r) if r.size and np.isfinite(r).all() else 0.0
+    return r / norm if norm > 0 else None
 
 
 # --- settings -----------------------------------------------------------------------------
 
 _SETTINGS_SQL = (
-    "SELECT mode, min_norm, min_variance, near_zero_epsilon, max_near_zero_ratio"
-    " FROM embedding_gate.settings"
+    "SELECT mode, min_norm, min_variance, near_zero_epsilon, max_near_zero_ratio,"
+    " blank_similarity FROM embedding_gate.settings"
 )
 _OVERRIDE_SQL = "SELECT current_setting('embedding_gate.' || $1, true) AS v"
 _CALLER_MAY_OVERRIDE_SQL = (
@@ -220,20 +259,35 @@ def vector_literal(values) -> str:
 
 # --- the insert trigger -------------------------------------------------------------------
 
-_INSERTED_SQL = (
-    "SELECT chunk_id, {vector_schema}.vector_send(embedding) AS v, embedding_raw AS raw,"
-    " quality_issues IS NOT NULL AS had_issues FROM inserted"
-    " WHERE embedding IS NOT NULL OR embedding_raw IS NOT NULL"
+# duplicate_vector: the first earlier chunk (created_at, chunk_id) with the identical
+# embedding and other content, for the row `i`; one probe of chunks_embedding_hash_idx
+_DUPLICATE_OF = (
+    "(SELECT c.chunk_id FROM public.chunks AS c WHERE c.embedding IS NOT NULL"
+    " AND {vector_schema}.vector_send(c.embedding) = {vector_schema}.vector_send(i.embedding)"
+    " AND c.content IS DISTINCT FROM i.content"
+    " AND (c.created_at, c.chunk_id) < (i.created_at, i.chunk_id)"
+    " ORDER BY c.created_at, c.chunk_id LIMIT 1)"
 )
-# the verdicts of flagged rows, passed as parallel arrays ($1..$6, see _flag_params)
+_INSERTED_SQL = (
+    "SELECT i.chunk_id, {vector_schema}.vector_send(i.embedding) AS v, i.embedding_raw AS raw,"
+    " i.quality_issues IS NOT NULL AS had_issues, i.embedding_model AS model,"
+    " CASE WHEN i.embedding IS NOT NULL THEN " + _DUPLICATE_OF + " END AS duplicate_of"
+    " FROM inserted AS i WHERE i.embedding IS NOT NULL OR i.embedding_raw IS NOT NULL"
+)
+_REFERENCES_SQL = (
+    "SELECT model, reference FROM embedding_gate.blank_references WHERE model = ANY ($1)"
+)
+# the verdicts of flagged rows, passed as parallel arrays ($1..$8, see _flag_params)
 _VERDICTS = (
-    "unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::float8[])"
-    " AS i(chunk_id, issues, reason, norm, variance, ratio)"
+    "unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::float8[],"
+    " $7::float8[], $8::text[])"
+    " AS i(chunk_id, issues, reason, norm, variance, ratio, similarity, duplicate_of)"
 )
 _FLAG_SQL = (
     "UPDATE public.chunks AS c SET quality_issues = string_to_array(i.issues, ','),"
     " quality_reason = i.reason, quality_norm = i.norm, quality_variance = i.variance,"
-    " quality_near_zero_ratio = i.ratio, quality_checked_at = now()"
+    " quality_near_zero_ratio = i.ratio, quality_blank_similarity = i.similarity,"
+    " quality_duplicate_of = i.duplicate_of, quality_checked_at = now()"
     " FROM " + _VERDICTS + " WHERE c.chunk_id = i.chunk_id"
 )
 # a chunk quarantined again replaces its earlier quarantine row: each chunk is there once
@@ -243,26 +297,31 @@ _REQUARANTINE = (
     " metadata = excluded.metadata, embedding_raw = excluded.embedding_raw,"
     " quality_issues = excluded.quality_issues, quality_reason = excluded.quality_reason,"
     " quality_norm = excluded.quality_norm, quality_variance = excluded.quality_variance,"
-    " quality_near_zero_ratio = excluded.quality_near_zero_ratio, quarantined_at = now()"
+    " quality_near_zero_ratio = excluded.quality_near_zero_ratio,"
+    " embedding_model = excluded.embedding_model,"
+    " quality_blank_similarity = excluded.quality_blank_similarity,"
+    " quality_duplicate_of = excluded.quality_duplicate_of, quarantined_at = now()"
 )
 _QUARANTINE_COLUMNS = (
     "chunk_id, doc_id, chunk_index, content, drop, metadata, embedding_raw, quality_issues,"
-    " quality_reason, quality_norm, quality_variance, quality_near_zero_ratio"
+    " quality_reason, quality_norm, quality_variance, quality_near_zero_ratio,"
+    " embedding_model, quality_blank_similarity, quality_duplicate_of"
 )
 _QUARANTINE_SQL = (
     "WITH moved AS (DELETE FROM public.chunks AS c USING unnest($1::text[]) AS k(chunk_id)"
     "  WHERE c.chunk_id = k.chunk_id"
     "  RETURNING c.chunk_id, c.doc_id, c.chunk_index, c.content, c.drop, c.metadata,"
-    "   COALESCE(c.embedding::real[], c.embedding_raw) AS raw)"
+    "   COALESCE(c.embedding::real[], c.embedding_raw) AS raw, c.embedding_model)"
     " INSERT INTO public.embedding_quarantine (" + _QUARANTINE_COLUMNS + ")"
     " SELECT m.chunk_id, m.doc_id, m.chunk_index, m.content, m.drop, m.metadata, m.raw,"
-    "  string_to_array(i.issues, ','), i.reason, i.norm, i.variance, i.ratio"
+    "  string_to_array(i.issues, ','), i.reason, i.norm, i.variance, i.ratio,"
+    "  m.embedding_model, i.similarity, i.duplicate_of"
     " FROM moved AS m JOIN " + _VERDICTS + " ON m.chunk_id = i.chunk_id" + _REQUARANTINE
 )
 _CLEAR_SQL = (
     "UPDATE public.chunks SET quality_issues = NULL, quality_reason = NULL, quality_norm = NULL,"
     " quality_variance = NULL, quality_near_zero_ratio = NULL,"
-    " quality_checked_at = now()"
+    " quality_blank_similarity = NULL, quality_duplicate_of = NULL, quality_checked_at = now()"
     " WHERE chunk_id = ANY ($1::text[])"
 )
 _PROMOTE_RAW_SQL = (
@@ -270,7 +329,7 @@ _PROMOTE_RAW_SQL = (
     " FROM unnest($1::text[], $2::text[]) AS p(chunk_id, v)"
     " WHERE c.chunk_id = p.chunk_id"
 )
-_FLAG_TYPES = ["text[]", "text[]", "text[]", "float8[]", "float8[]", "float8[]"]
+_FLAG_TYPES = ["text[]"] * 3 + ["float8[]"] * 4 + ["text[]"]
 
 
 def vector_schema(plpy) -> str:
@@ -283,6 +342,17 @@ def vector_schema(plpy) -> str:
     return _PLANS["vector_schema"]
 
 
+def references_for(plpy, models: list) -> list:
+    """Per row, its model's blank reference as a unit vector (one object per model), or
+    None where the row names no model or its model has no reference."""
+    wanted = sorted({m for m in models if m is not None})
+    if not wanted:
+        return [None] * len(models)
+    rows = plpy.execute(_plan(plpy, "references", _REFERENCES_SQL, ["text[]"]), [wanted])
+    found = {r["model"]: unit_reference(r["reference"]) for r in rows}
+    return [found.get(m) for m in models]
+
+
 def check_inserted(plpy) -> None:
     """Statement-level AFTER INSERT trigger on chunks, transition table `inserted`: check
     every new embedding in vectorised batches; write back only what is flagged."""
@@ -293,7 +363,12 @@ def check_inserted(plpy) -> None:
         while rows := cursor.fetch(BATCH_ROWS):
             stored = [r for r in rows if r["v"] is not None]
             if stored:
-                verdicts = evaluate(from_vector_send([r["v"] for r in stored]), t)
+                verdicts = evaluate(
+                    from_vector_send([r["v"] for r in stored]),
+                    t,
+                    references_for(plpy, [r["model"] for r in stored]),
+                    [r["duplicate_of"] for r in stored],
+                )
                 ids = [r["chunk_id"] for r in stored]
                 _apply(plpy, ids, [r["had_issues"] for r in stored], verdicts, mode)
             raw = [r for r in rows if r["v"] is None]
@@ -324,7 +399,8 @@ def _check_raw(plpy, rows, mode: str, t: Thresholds) -> None:
             "embedding_raw vectors of different dimensions in one statement", sqlstate="22000"
         )
     x = np.array([r["raw"] for r in rows], dtype=np.float64)
-    v = evaluate(x, t)
+    # promoted rows are checked again, duplicates included, by the update trigger
+    v = evaluate(x, t, references_for(plpy, [r["model"] for r in rows]))
     bad = v.codes[:, 0]
     act = np.flatnonzero(v.flagged & (bad | (mode != "flag")))
     promote = np.flatnonzero(~bad & ~np.isin(np.arange(len(rows)), act))
@@ -352,6 +428,8 @@ def _flag_params(ids, verdicts: Verdicts, idx) -> list:
         [m[0] for m in measures],
         [m[1] for m in measures],
         [m[2] for m in measures],
+        [m[3] for m in measures],
+        [verdicts.duplicate_of[i] for i in idx],
     ]
 
 
@@ -392,7 +470,15 @@ def reject(plpy, ids: list, reasons: list) -> None:
 
 _QUARANTINE_ROW_SQL = (
     "INSERT INTO public.embedding_quarantine (" + _QUARANTINE_COLUMNS + ")"
-    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12)" + _REQUARANTINE
+    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    + _REQUARANTINE
+)
+_DUPLICATE_ROW_SQL = (
+    "SELECT c.chunk_id FROM public.chunks AS c WHERE c.embedding IS NOT NULL"
+    " AND {vector_schema}.vector_send(c.embedding)"
+    "  = {vector_schema}.vector_send($1::{vector_schema}.vector)"
+    " AND c.content IS DISTINCT FROM $2 AND (c.created_at, c.chunk_id) < ($3::timestamptz, $4)"
+    " ORDER BY c.created_at, c.chunk_id LIMIT 1"
 )
 _QUARANTINE_ROW_TYPES = [
     "text",
@@ -407,6 +493,9 @@ _QUARANTINE_ROW_TYPES = [
     "float8",
     "float8",
     "float8",
+    "text",
+    "float8",
+    "text",
 ]
 
 
@@ -417,6 +506,8 @@ _VERDICT_COLUMNS = (
     "quality_norm",
     "quality_variance",
     "quality_near_zero_ratio",
+    "quality_blank_similarity",
+    "quality_duplicate_of",
 )
 
 
@@ -436,14 +527,32 @@ def check_updated(plpy, TD) -> str:
             new[col] = None
         return "MODIFY"
     mode, t = current_settings(plpy)
-    v = evaluate(x.reshape(1, -1), t)
+    duplicate_of = None
+    if new["embedding"] is not None:
+        vs = vector_schema(plpy)
+        plan = _plan(
+            plpy,
+            "duplicate_row",
+            _DUPLICATE_ROW_SQL.format(vector_schema=vs),
+            ["text", "text", "text", "text"],
+        )
+        found = plpy.execute(
+            plan, [new["embedding"], new["content"], new["created_at"], new["chunk_id"]]
+        )
+        duplicate_of = found[0]["chunk_id"] if found else None
+    v = evaluate(
+        x.reshape(1, -1),
+        t,
+        references_for(plpy, [new["embedding_model"]]),
+        [duplicate_of],
+    )
     if v.flagged[0] and mode == "reject":
         try:
             reject(plpy, [new["chunk_id"]], [v.reason(0)])
         except Rejected:
             pass  # the row is written flagged; embedding_gate_reject then fails the statement
     if v.flagged[0] and mode == "quarantine":
-        norm, variance, ratio = v.measures(0)
+        norm, variance, ratio, similarity = v.measures(0)
         plpy.execute(
             _plan(plpy, "quarantine_row", _QUARANTINE_ROW_SQL, _QUARANTINE_ROW_TYPES),
             [
@@ -459,13 +568,22 @@ def check_updated(plpy, TD) -> str:
                 norm,
                 variance,
                 ratio,
+                new["embedding_model"],
+                similarity,
+                duplicate_of,
             ],
         )
         return "SKIP"
     if v.flagged[0]:
         new["quality_issues"] = v.issues(0)
         new["quality_reason"] = v.reason(0)
-        new["quality_norm"], new["quality_variance"], new["quality_near_zero_ratio"] = v.measures(0)
+        (
+            new["quality_norm"],
+            new["quality_variance"],
+            new["quality_near_zero_ratio"],
+            new["quality_blank_similarity"],
+        ) = v.measures(0)
+        new["quality_duplicate_of"] = duplicate_of
     else:
         for col in _VERDICT_COLUMNS:
             new[col] = None
@@ -477,8 +595,10 @@ def check_updated(plpy, TD) -> str:
 # --- verify, recheck, measures -----------------------------------------------------------
 
 _SAMPLE_SQL = (
-    "SELECT chunk_id, {vector_schema}.vector_send(embedding) AS v, embedding_raw AS raw"
-    " FROM public.chunks WHERE chunk_id = ANY (ARRAY("
+    "SELECT i.chunk_id, {vector_schema}.vector_send(i.embedding) AS v, i.embedding_raw AS raw,"
+    " i.embedding_model AS model,"
+    " CASE WHEN i.embedding IS NOT NULL THEN " + _DUPLICATE_OF + " END AS duplicate_of"
+    " FROM public.chunks AS i WHERE i.chunk_id = ANY (ARRAY("
     "  SELECT chunk_id FROM public.chunks"
     "  WHERE embedding IS NOT NULL OR embedding_raw IS NOT NULL"
     "  ORDER BY random() LIMIT $1))"
@@ -490,14 +610,19 @@ _BATCH_SQL = (
     "SELECT count(*)::integer AS n, max(chunk_id) AS last,"
     " array_agg(chunk_id) FILTER (WHERE embedding IS NOT NULL) AS ids,"
     " array_agg(quality_issues IS NOT NULL) FILTER (WHERE embedding IS NOT NULL) AS had,"
+    " array_agg(embedding_model) FILTER (WHERE embedding IS NOT NULL) AS models,"
+    " array_agg(duplicate_of) FILTER (WHERE embedding IS NOT NULL) AS duplicates,"
     " string_agg({vector_schema}.vector_send(embedding), ''::bytea) AS blob,"
     " array_agg(chunk_id) FILTER (WHERE embedding IS NULL) AS raw_ids"
-    " FROM (SELECT chunk_id, embedding, quality_issues FROM public.chunks"
-    "  WHERE {after} (embedding IS NOT NULL OR embedding_raw IS NOT NULL)"
-    "  ORDER BY chunk_id LIMIT ${limit}) AS batch"
+    " FROM (SELECT i.chunk_id, i.embedding, i.quality_issues, i.embedding_model,"
+    "  CASE WHEN i.embedding IS NOT NULL THEN " + _DUPLICATE_OF + " END AS duplicate_of"
+    "  FROM (SELECT chunk_id, embedding, quality_issues, embedding_model, content, created_at"
+    "   FROM public.chunks WHERE {after} (embedding IS NOT NULL OR embedding_raw IS NOT NULL)"
+    "   ORDER BY chunk_id LIMIT ${limit}) AS i) AS batch"
 )
 _RAW_ROWS_SQL = (
-    "SELECT chunk_id, embedding_raw AS raw, quality_issues IS NOT NULL AS had"
+    "SELECT chunk_id, embedding_raw AS raw, quality_issues IS NOT NULL AS had,"
+    " embedding_model AS model"
     " FROM public.chunks WHERE chunk_id = ANY ($1) ORDER BY chunk_id"
 )
 
@@ -523,7 +648,12 @@ def verify_sample(plpy, sample_size: int) -> dict:
     counts = dict.fromkeys(CODES, 0)
     low = 0
     if rows:
-        v = evaluate(matrix(rows), t)
+        v = evaluate(
+            matrix(rows),
+            t,
+            references_for(plpy, [r["model"] for r in rows]),
+            [r["duplicate_of"] for r in rows],
+        )
         low = int(v.flagged.sum())
         counts.update(zip(CODES, (int(n) for n in v.codes.sum(axis=0)), strict=True))
     return {
@@ -536,8 +666,9 @@ def verify_sample(plpy, sample_size: int) -> dict:
 
 def read_batch(plpy, after, batch_size: int):
     """The next batch_size stored embeddings after chunk_id `after` (None: from the start).
-    Returns (rows read, last chunk_id, parts); each part is (chunk_ids, had_issues, vectors)
-    with vectors an (n, d) array: one part for `embedding`, one for `embedding_raw` rows."""
+    Returns (rows read, last chunk_id, parts); each part is (chunk_ids, had_issues, vectors,
+    models, duplicate_of) with vectors an (n, d) array: one part for `embedding`, one for
+    `embedding_raw` rows."""
     vs = vector_schema(plpy)
     if after is None:
         sql = _BATCH_SQL.format(vector_schema=vs, after="", limit=1)
@@ -549,7 +680,8 @@ def read_batch(plpy, after, batch_size: int):
         ]
     parts = []
     if r["ids"]:
-        parts.append((r["ids"], r["had"], from_vector_blob(r["blob"], len(r["ids"]))))
+        x = from_vector_blob(r["blob"], len(r["ids"]))
+        parts.append((r["ids"], r["had"], x, r["models"], r["duplicates"]))
     if r["raw_ids"]:
         raw = plpy.execute(_plan(plpy, "raw_rows", _RAW_ROWS_SQL, ["text[]"]), [r["raw_ids"]])
         if len({len(row["raw"]) for row in raw}) > 1:
@@ -559,6 +691,8 @@ def read_batch(plpy, after, batch_size: int):
                 [row["chunk_id"] for row in raw],
                 [row["had"] for row in raw],
                 np.array([row["raw"] for row in raw], dtype=np.float64),
+                [row["model"] for row in raw],
+                None,
             )
         )
     return r["n"], (r["last"] if r["n"] else after), parts
@@ -581,8 +715,8 @@ def recheck_batch(plpy, after, batch_size: int) -> dict:
     _, t = current_settings(plpy)
     n, last, parts = read_batch(plpy, after, max(batch_size, 1))
     low = 0
-    for ids, had, x in parts:
-        v = evaluate(x, t)
+    for ids, had, x, models, duplicates in parts:
+        v = evaluate(x, t, references_for(plpy, models), duplicates)
         _apply(plpy, ids, had, v, "flag")
         low += int(v.flagged.sum())
     return {"checked": n, "low_quality": low, "last_chunk_id": last}
@@ -593,11 +727,11 @@ def measures(plpy, near_zero_epsilon):
     current thresholds of every stored embedding, batch by batch."""
     _, t = current_settings(plpy)
     if near_zero_epsilon is not None:
-        t = Thresholds(t.min_norm, t.min_variance, near_zero_epsilon, t.max_near_zero_ratio)
-    for ids, _, x in scan(plpy):
-        v = evaluate(x, t)
+        t = Thresholds(**{**t.__dict__, "near_zero_epsilon": near_zero_epsilon})
+    for ids, _, x, models, duplicates in scan(plpy):
+        v = evaluate(x, t, references_for(plpy, models), duplicates)
         for i, chunk_id in enumerate(ids):
-            norm, variance, ratio = v.measures(i)
+            norm, variance, ratio, _ = v.measures(i)
             yield chunk_id, norm, variance, ratio, v.issues(i)
 
 
@@ -610,20 +744,22 @@ def preview(plpy, proposed: dict) -> list:
     how many the current and the proposed thresholds flag. Changes nothing."""
     _, now = current_settings(plpy)
     new = Thresholds(
-        **{k: (now.__dict__[k] if v is None else float(v)) for k, v in proposed.items()}
+        **{**now.__dict__, **{k: float(v) for k, v in proposed.items() if v is not None}}
     )
     for name, value in proposed.items():
         if value is not None and not (math.isfinite(value) and value >= 0):
             plpy.error(f"{name} is {value!r}, expected a non-negative number", sqlstate="22023")
-    measured = {"norm": [], "variance": [], "ratio": []}
+    measured = {"norm": [], "variance": [], "ratio": [], "similarity": []}
     flagged_now, flagged_new = [], []
     dim = None
-    for _, _, x in scan(plpy):
-        a, b = evaluate(x, now), evaluate(x, new)
+    for _, _, x, models, duplicates in scan(plpy):
+        references = references_for(plpy, models)
+        a, b = evaluate(x, now, references, duplicates), evaluate(x, new, references, duplicates)
         dim = x.shape[1]
         measured["norm"].append(b.norm)
         measured["variance"].append(b.variance)
         measured["ratio"].append(b.near_zero_ratio)
+        measured["similarity"].append(b.blank_similarity)
         flagged_now.append(a.codes)
         flagged_new.append(b.codes)
     n = sum(len(c) for c in flagged_now)
@@ -672,6 +808,23 @@ def preview(plpy, proposed: dict) -> list:
             spread("ratio"),
             f"flags a share of abs(x) < near_zero_epsilon above threshold; near_zero_epsilon"
             f" {now.near_zero_epsilon:g} -> {new.near_zero_epsilon:g}",
+        ),
+        (
+            "blank_like",
+            "similarity to the embedding of empty text",
+            now.blank_similarity,
+            new.blank_similarity,
+            spread("similarity"),
+            "flags cosine similarity >= threshold to the model's embedding of empty text;"
+            " only chunks whose model has a reference (embedding_gate.blank_references)",
+        ),
+        (
+            "duplicate_vector",
+            "identical embedding, other content",
+            None,
+            None,
+            [None] * len(PERCENTILES),
+            "always on: flags a chunk whose embedding equals an earlier chunk's",
         ),
     ]
     out = []

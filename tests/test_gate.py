@@ -290,7 +290,14 @@ def test_verify_embeddings_reports_a_sample_with_counts_per_code(doc):
     )
     checked, low, rate, counts = doc.execute("SELECT * FROM verify_embeddings(1000)").fetchone()
     assert (checked, low) == (52, 2) and rate == pytest.approx(2 / 52)
-    assert counts == {"nan_or_inf": 0, "low_norm": 1, "low_variance": 2, "sparse": 1}
+    assert counts == {
+        "nan_or_inf": 0,
+        "low_norm": 1,
+        "low_variance": 2,
+        "sparse": 1,
+        "blank_like": 0,
+        "duplicate_vector": 0,
+    }
     assert doc.execute("SELECT checked FROM verify_embeddings(10)").fetchone() == (10,)
     assert doc.execute("SELECT checked FROM verify_embeddings()").fetchone() == (52,)
 

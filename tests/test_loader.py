@@ -45,10 +45,11 @@ def write_corpus(path, documents: int = 5, chunks: int = 8, extra=None):
 
 def run(db_url, files, server, **kw):
     data = corpus.read([str(f) for f in files])
+    blank_reference = kw.pop("blank_reference", False)  # an extra request: tested on its own
     client = Client(server.url, batch_size=kw.pop("batch_size", 8), backoff=0.01, **kw)
     conn = connect(db_url)
     try:
-        return data, load.load(conn, data, client, progress=False)
+        return data, load.load(conn, data, client, blank_reference=blank_reference, progress=False)
     finally:
         conn.close()
 

@@ -1,6 +1,7 @@
 """The slower end-to-end test: the bundled embedding server with the real model
 (all-MiniLM-L6-v2, 384 dimensions) on loopback, the sample corpus, a 384-d deployment."""
 
+import json
 import threading
 
 import pytest
@@ -44,3 +45,72 @@ def test_the_sample_corpus_through_the_real_model(empty_db, model_server):
     assert summary["chunks"] == len(chunks) and summary["embedded"] == len(embeddable)
     assert summary["dropped"] == sum(c.drop for c in chunks)
     assert stored == {c.chunk_id: c.content for c in chunks}  # Korean included, exactly
+
+
+# What a normalising model returns for blank and punctuation-only chunks: norm 1, so the
+# four seed checks pass them all (see the README's table)
+DEGENERATE = {"sp": " ", "nl": "\n\n", "dot": ".", "q": "?", "ell": "...", "kk": "ㅋㅋㅋ"}
+STDLIB = ("json", "csv", "argparse", "logging", "collections", "itertools", "functools")
+STDLIB += ("pathlib", "subprocess", "threading", "email", "unittest", "pickle", "sqlite3")
+STDLIB += ("decimal", "statistics", "random", "re", "textwrap", "datetime", "zipfile")
+STDLIB += ("tarfile", "shutil", "tempfile", "heapq", "socket", "ssl", "contextlib", "typing")
+STDLIB += ("dataclasses", "enum", "inspect", "ast", "pdb", "timeit", "codecs", "difflib")
+
+
+def real_paragraphs(n: int) -> list:
+    """Paragraphs of the standard library's docstrings: real text nobody wrote for this test."""
+    import importlib
+    import re
+
+    out: list = []
+    for name in STDLIB:
+        module = importlib.import_module(name)
+        for obj in [module] + [getattr(module, a) for a in sorted(dir(module))[:60]]:
+            doc = getattr(obj, "__doc__", None)
+            for p in re.split(r"\n\s*\n", doc) if isinstance(doc, str) else []:
+                p = " ".join(p.split())
+                if 80 <= len(p) <= 1000 and p not in out:
+                    out.append(p)
+    assert len(out) >= n
+    return out[:n]
+
+
+def test_the_real_model_flags_blank_like_chunks_and_no_real_paragraph(
+    empty_db, model_server, tmp_path
+):
+    url, dim = model_server
+    alembic(empty_db, "upgrade", "head", embedding_dim=dim)
+    paragraphs = real_paragraphs(300)
+    documents = [
+        {
+            "doc_id": "stdlib",
+            "chunks": [{"chunk_id": f"p{i:03d}", "content": p} for i, p in enumerate(paragraphs)],
+        },
+        # the blank chunks in two documents: " " and "\n\n" embed to the identical vector
+        {
+            "doc_id": "one",
+            "chunks": [
+                {"chunk_id": f"a-{k}", "content": t} for k, t in DEGENERATE.items() if k != "nl"
+            ],
+        },
+        {"doc_id": "two", "chunks": [{"chunk_id": "b-nl", "content": DEGENERATE["nl"]}]},
+    ]
+    (tmp_path / "c.json").write_text(json.dumps(documents, ensure_ascii=False))
+    conn = connect(empty_db)
+    try:
+        stats = load.load(conn, corpus.read([str(tmp_path)]), Client(url), progress=False)
+        assert stats.notes == [] and stats.model == server_module.MODEL_ID
+        with conn.cursor() as cur:
+            cur.execute("SELECT chunk_id, issues, duplicate_of FROM low_quality_embeddings")
+            flagged = {k: (issues, dup) for k, issues, dup in cur.fetchall()}
+    finally:
+        conn.close()
+    assert stats.embedded == 300 + len(DEGENERATE)
+    assert flagged == {
+        "a-sp": (["blank_like"], None),
+        "a-dot": (["blank_like"], None),
+        "a-q": (["blank_like"], None),
+        "a-ell": (["blank_like"], None),
+        "a-kk": (["blank_like"], None),
+        "b-nl": (["blank_like", "duplicate_vector"], "a-sp"),
+    }

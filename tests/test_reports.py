@@ -29,7 +29,7 @@ CORPUS = {
     "empty": ("d-mix", "", False, None, None),
     "no-content": ("d-mix", None, False, None, None),
     "dropped": ("d-mix", "a dropped chunk", True, None, None),
-    "dropped-bad": ("d-mix", "x", True, np.zeros(D), None),
+    "dropped-bad": ("d-mix", "x", True, np.full(D, 1e-4), None),
 }
 # inserted in quarantine mode: kept out of chunks
 QUARANTINED = {"quarantined": ("d-mix", "?", False, np.full(D, 0.5), None)}

@@ -189,7 +189,8 @@ CREATE OR REPLACE FUNCTION public.preview_thresholds(
     min_norm double precision DEFAULT NULL,
     min_variance double precision DEFAULT NULL,
     near_zero_epsilon double precision DEFAULT NULL,
-    max_near_zero_ratio double precision DEFAULT NULL)
+    max_near_zero_ratio double precision DEFAULT NULL,
+    blank_similarity double precision DEFAULT NULL)
 RETURNS TABLE (check_code text, measure text, current_threshold double precision,
                proposed_threshold double precision, embeddings bigint,
                p0 double precision, p1 double precision, p5 double precision,
@@ -209,11 +210,61 @@ return GD["{{python_key}}"].preview(plpy, {
     "min_variance": min_variance,
     "near_zero_epsilon": near_zero_epsilon,
     "max_near_zero_ratio": max_near_zero_ratio,
+    "blank_similarity": blank_similarity,
 })
 $python$;
 COMMENT ON FUNCTION public.preview_thresholds(double precision, double precision,
-                                              double precision, double precision) IS
+                                              double precision, double precision,
+                                              double precision) IS
     'Threshold tuning without changing anything: per check, the percentiles of its measure '
     'over every stored embedding and how many embeddings the current and the proposed '
     'thresholds flag (NULL keeps the current value), e.g. '
     'SELECT * FROM preview_thresholds(min_norm => 0.2, min_variance => 0.01).';
+
+-- Records a model's embedding of empty text, the reference of the blank_like check.
+CREATE OR REPLACE FUNCTION public.set_blank_reference(model text, reference vector)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_values real[] := reference::real[];
+    old_values real[];
+    caller name := CASE WHEN current_setting('role') = 'none' THEN session_user
+                        ELSE current_setting('role')::name END;
+BEGIN
+    IF model IS NULL OR model = '' OR reference IS NULL THEN
+        RAISE EXCEPTION 'set_blank_reference needs a model name and a vector'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF (SELECT sum(x::float8 * x::float8) FROM unnest(new_values) AS x) = 0 THEN
+        RAISE EXCEPTION 'the blank reference of model "%" is a zero vector', model
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'a zero vector has no direction to compare with: the low_norm check '
+                         'already catches this model''s blank chunks';
+    END IF;
+    SELECT b.reference INTO old_values FROM embedding_gate.blank_references AS b
+    WHERE b.model = set_blank_reference.model FOR UPDATE;
+    IF old_values = new_values THEN
+        RETURN;
+    END IF;
+    IF old_values IS NOT NULL
+       AND NOT has_table_privilege(caller, 'embedding_gate.settings', 'UPDATE') THEN
+        RAISE EXCEPTION 'model "%" already has a different blank reference', model
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'replacing it needs UPDATE on embedding_gate.settings (the '
+                         'deployment''s owner); the first reference of a model anyone may record';
+    END IF;
+    INSERT INTO embedding_gate.blank_references AS b (model, reference)
+    VALUES (set_blank_reference.model, new_values)
+    ON CONFLICT ON CONSTRAINT blank_references_pkey DO UPDATE
+        SET reference = excluded.reference, recorded_at = now(), recorded_by = session_user;
+END
+$$;
+COMMENT ON FUNCTION public.set_blank_reference(text, vector) IS
+    'Records model''s embedding of empty text, the reference of the blank_like check: '
+    'SELECT set_blank_reference(''my-model'', <the model''s embedding of "">). Recording the '
+    'first one is open to writers (the loader does it on start); replacing one needs the '
+    'right to change the settings. Existing rows: CALL recheck_embeddings().';

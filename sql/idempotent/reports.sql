@@ -12,7 +12,10 @@ SELECT c.chunk_id,
        c.content_length,
        pg_catalog.left(c.content, 100) AS content_preview,
        c.quality_checked_at AS checked_at,
-       false AS quarantined
+       false AS quarantined,
+       c.quality_blank_similarity AS blank_similarity,
+       c.quality_duplicate_of AS duplicate_of,
+       c.embedding_model
 FROM public.chunks AS c
 WHERE c.quality_issues IS NOT NULL
 UNION ALL
@@ -26,7 +29,10 @@ SELECT q.chunk_id,
        pg_catalog.char_length(q.content),
        pg_catalog.left(q.content, 100),
        q.quarantined_at,
-       true
+       true,
+       q.quality_blank_similarity,
+       q.quality_duplicate_of,
+       q.embedding_model
 FROM public.embedding_quarantine AS q
 ORDER BY checked_at DESC, chunk_id;
 COMMENT ON VIEW public.low_quality_embeddings IS
@@ -35,7 +41,8 @@ COMMENT ON VIEW public.low_quality_embeddings IS
 COMMENT ON COLUMN public.low_quality_embeddings.chunk_id IS 'The chunk.';
 COMMENT ON COLUMN public.low_quality_embeddings.doc_id IS 'Its document.';
 COMMENT ON COLUMN public.low_quality_embeddings.issues IS
-    'Every issue code that applies: nan_or_inf, low_norm, low_variance, sparse.';
+    'Every issue code that applies: nan_or_inf, low_norm, low_variance, sparse, blank_like, '
+    'duplicate_vector.';
 COMMENT ON COLUMN public.low_quality_embeddings.reason IS
     'Readable reasons with the measured values, e.g. "norm too low (0.0234)".';
 COMMENT ON COLUMN public.low_quality_embeddings.norm IS 'L2 norm (NULL with NaN/Inf).';
@@ -51,6 +58,12 @@ COMMENT ON COLUMN public.low_quality_embeddings.checked_at IS
     'When the gate flagged it, or quarantined it.';
 COMMENT ON COLUMN public.low_quality_embeddings.quarantined IS
     'true: the row is in embedding_quarantine, not in chunks (mode quarantine).';
+COMMENT ON COLUMN public.low_quality_embeddings.blank_similarity IS
+    'blank_like: cosine similarity to the model''s embedding of empty text.';
+COMMENT ON COLUMN public.low_quality_embeddings.duplicate_of IS
+    'duplicate_vector: the earlier chunk with the identical embedding and other content.';
+COMMENT ON COLUMN public.low_quality_embeddings.embedding_model IS
+    'The model that embedded the chunk, where the writer recorded it.';
 
 -- The reference pipeline's diagnostic query, plus the drop candidates. The views read
 -- functions that turn JIT off: the planner cannot know how many chunks are short or how

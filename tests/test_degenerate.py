@@ -1,0 +1,134 @@
+"""blank_like and duplicate_vector through the real triggers, with chosen vectors."""
+
+import numpy as np
+import psycopg
+import pytest
+
+from tests.helpers import vec
+from tests.test_gate import D, unit_random
+from tests.test_security import as_loader, loader_url  # noqa: F401  (fixtures)
+
+
+@pytest.fixture
+def docs(db):
+    db.execute("INSERT INTO documents (doc_id) VALUES ('d1'), ('d2')")
+    return db
+
+
+def with_similarity(reference: np.ndarray, s: float) -> np.ndarray:
+    """A unit vector whose cosine similarity to the unit vector reference is s."""
+    other = unit_random()
+    other -= (other @ reference) * reference
+    other /= np.linalg.norm(other)
+    return s * reference + np.sqrt(1 - s * s) * other
+
+
+def insert(conn, rows, doc="d1") -> None:
+    """(chunk_id, content, vector, model) rows, one statement."""
+    with (
+        conn.cursor() as cur,
+        cur.copy(
+            "COPY chunks (chunk_id, doc_id, content, embedding, embedding_model) FROM STDIN"
+        ) as copy,
+    ):
+        for chunk_id, content, x, model in rows:
+            copy.write_row([chunk_id, doc, content, vec(x), model])
+
+
+def verdicts(conn) -> dict:
+    return {
+        k: (issues, sim, dup)
+        for k, issues, sim, dup in conn.execute(
+            "SELECT chunk_id, quality_issues, quality_blank_similarity,"
+            " quality_duplicate_of FROM chunks"
+        )
+    }
+
+
+def test_blank_like_flags_at_or_above_the_threshold_for_the_models_reference(docs):
+    reference = unit_random()
+    docs.execute("SELECT set_blank_reference('m', %s)", [vec(reference)])
+    insert(
+        docs,
+        [
+            ("at", "?", with_similarity(reference, 0.401), "m"),
+            ("above", ".", with_similarity(reference, 0.81), "m"),
+            ("below", "a sentence", with_similarity(reference, 0.39), "m"),
+            ("other-model", ".", with_similarity(reference, 0.9), "other"),
+            ("no-model", ".", with_similarity(reference, 0.95), None),
+        ],
+    )
+    got = verdicts(docs)
+    assert got["at"][:2] == (["blank_like"], pytest.approx(0.401, abs=1e-3))
+    assert got["above"][:2] == (["blank_like"], pytest.approx(0.81, abs=1e-3))
+    assert got["below"] == got["other-model"] == got["no-model"] == (None, None, None)
+    reason = docs.execute("SELECT reason FROM low_quality_embeddings WHERE chunk_id = 'above'")
+    assert reason.fetchone()[0] == "like the model's embedding of empty text (cosine 0.810)"
+    # the tuning report predicts a stricter threshold, and the recheck applies it
+    preview = docs.execute(
+        "SELECT flagged_now, flagged_proposed FROM preview_thresholds(blank_similarity => 0.35)"
+        " WHERE check_code = 'blank_like'"
+    ).fetchone()
+    assert preview == (2, 3)
+    docs.execute("UPDATE embedding_gate.settings SET blank_similarity = 0.35")
+    docs.execute("CALL recheck_embeddings()")
+    assert docs.execute("SELECT count(*) FROM chunks WHERE 'blank_like' = ANY (quality_issues)")
+    assert docs.execute(
+        "SELECT blank_like FROM (SELECT (issue_counts->>'blank_like')::int AS"
+        " blank_like FROM embedding_quality_summary) s"
+    ).fetchone() == (3,)
+
+
+def test_duplicate_vector_names_the_earlier_chunk_across_documents(docs):
+    v, w = unit_random(), unit_random()
+    insert(docs, [("a", "the original text", v, "m")], doc="d1")
+    insert(docs, [("b", "another text, same vector", v, "m")], doc="d2")
+    insert(docs, [("c", "the original text", v, "m")], doc="d2")  # same content as a
+    # within one statement: the lower chunk_id is the earlier one
+    insert(docs, [("y2", "second", w, "m"), ("y1", "first", w, "m")])
+    got = verdicts(docs)
+    assert got["a"] == (None, None, None)
+    assert got["b"] == (["duplicate_vector"], None, "a")
+    assert got["c"] == (["duplicate_vector"], None, "b")  # it differs from b's content
+    assert got["y1"] == (None, None, None)
+    assert got["y2"] == (["duplicate_vector"], None, "y1")
+    reason = docs.execute("SELECT reason FROM low_quality_embeddings WHERE chunk_id = 'b'")
+    assert reason.fetchone()[0] == "same embedding as chunk 'a', whose content differs"
+    # an update that copies a vector is caught too, and a recheck agrees with the triggers
+    docs.execute(
+        "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES ('u', 'd1', 'u', %s)",
+        [vec(unit_random())],
+    )
+    docs.execute("UPDATE chunks SET embedding = %s WHERE chunk_id = 'u'", [vec(w)])
+    before = verdicts(docs)
+    assert before["u"] == (["duplicate_vector"], None, "y1")
+    docs.execute("CALL recheck_embeddings(2)")
+    assert verdicts(docs) == before
+
+
+def test_duplicates_follow_the_mode(docs):
+    v = unit_random()
+    insert(docs, [("a", "one", v, None)])
+    docs.execute("UPDATE embedding_gate.settings SET mode = 'quarantine'")
+    insert(docs, [("b", "two", v, None)])
+    row = docs.execute(
+        "SELECT quality_issues, quality_duplicate_of FROM embedding_quarantine"
+    ).fetchone()
+    assert row == (["duplicate_vector"], "a")
+    docs.execute("UPDATE embedding_gate.settings SET mode = 'reject'")
+    with pytest.raises(psycopg.Error, match="same embedding as chunk 'a'") as e:
+        insert(docs, [("c", "three", v, None)])
+    assert e.value.sqlstate == "QG001"
+
+
+def test_a_loader_records_the_first_reference_but_cannot_replace_it(docs, as_loader):  # noqa: F811
+    r1, r2 = unit_random(), unit_random()
+    as_loader.execute("SELECT set_blank_reference('m', %s)", [vec(r1)])
+    as_loader.execute("SELECT set_blank_reference('m', %s)", [vec(r1)])  # the same: fine
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="already has a different"):
+        as_loader.execute("SELECT set_blank_reference('m', %s)", [vec(r2)])
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="zero vector"):
+        as_loader.execute("SELECT set_blank_reference('z', %s)", [vec(np.zeros(D))])
+    docs.execute("SELECT set_blank_reference('m', %s)", [vec(r2)])  # the owner may
+    stored = docs.execute("SELECT reference FROM embedding_gate.blank_references").fetchone()[0]
+    assert np.allclose(stored, r2, atol=1e-6)
