@@ -63,3 +63,26 @@ def empty_db(postgresql_proc, request) -> Iterator[str]:
         password=p.password,
     ):
         yield url_for(p.host, p.port, p.user, name, p.password)
+
+
+LOGIN = "loader_login"  # a login role in embedding_loader, for the role tests
+
+
+@pytest.fixture
+def loader_url(db, postgresql_proc) -> str:
+    """A login role that is a member of embedding_loader, as a deployment grants it."""
+    db.execute(
+        f"""DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{LOGIN}') THEN
+                CREATE ROLE {LOGIN} LOGIN IN ROLE embedding_loader;
+            END IF;
+        END $$"""
+    )
+    p = postgresql_proc
+    return url_for(p.host, p.port, LOGIN, db.info.dbname)
+
+
+@pytest.fixture
+def as_loader(loader_url):
+    with psycopg.connect(loader_url, autocommit=True) as conn:
+        yield conn

@@ -6,7 +6,6 @@ import pytest
 
 from tests.helpers import vec
 from tests.test_gate import D, unit_random
-from tests.test_security import as_loader, loader_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture
@@ -121,7 +120,7 @@ def test_duplicates_follow_the_mode(docs):
     assert e.value.sqlstate == "QG001"
 
 
-def test_a_loader_records_the_first_reference_but_cannot_replace_it(docs, as_loader):  # noqa: F811
+def test_a_loader_records_the_first_reference_but_cannot_replace_it(docs, as_loader):
     r1, r2 = unit_random(), unit_random()
     as_loader.execute("SELECT set_blank_reference('m', %s)", [vec(r1)])
     as_loader.execute("SELECT set_blank_reference('m', %s)", [vec(r1)])  # the same: fine

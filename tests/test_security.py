@@ -10,30 +10,8 @@ import pytest
 from loader import report
 from loader.db import connect
 from tests.embed_server import EmbedServer
-from tests.helpers import ROOT, raw, url_for, vec
+from tests.helpers import ROOT, raw, vec
 from tests.test_loader import run, write_corpus
-
-LOGIN = "loader_login"
-
-
-@pytest.fixture
-def loader_url(db, postgresql_proc) -> str:
-    """A login role that is a member of embedding_loader, as a deployment grants it."""
-    db.execute(
-        f"""DO $$ BEGIN
-            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{LOGIN}') THEN
-                CREATE ROLE {LOGIN} LOGIN IN ROLE embedding_loader;
-            END IF;
-        END $$"""
-    )
-    p = postgresql_proc
-    return url_for(p.host, p.port, LOGIN, db.info.dbname)
-
-
-@pytest.fixture
-def as_loader(loader_url):
-    with psycopg.connect(loader_url, autocommit=True) as conn:
-        yield conn
 
 
 def insert_doc(conn) -> None:
