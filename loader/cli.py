@@ -26,6 +26,12 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _stopped(why: str) -> int:
+    print(f"error: {why}", file=sys.stderr)
+    print("what was committed stays; run the same command again to finish", file=sys.stderr)
+    return 1
+
+
 def cmd_load(args) -> int:
     from loader import corpus, load
     from loader.embed import Client, EmbeddingError
@@ -43,14 +49,12 @@ def cmd_load(args) -> int:
     conn = connect(args.database_url)
     try:
         stats = load.load(conn, data, client, in_flight=args.in_flight)
-    except (EmbeddingError, psycopg2.OperationalError, psycopg2.InterfaceError) as e:
-        if isinstance(e, EmbeddingError):
-            print(f"error: {e}", file=sys.stderr)
-        else:  # the server restarted or went away: the batch in progress was rolled back
-            why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            print(f"error: lost the connection to the database ({why})", file=sys.stderr)
-        print("what was committed stays; run the same command again to finish", file=sys.stderr)
-        return 1
+    except EmbeddingError as e:
+        return _stopped(str(e))
+    except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+        # the server restarted or went away: the batch in progress was rolled back
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        return _stopped(f"lost the connection to the database ({why})")
     finally:
         conn.close()
     for note in stats.notes:

@@ -223,15 +223,13 @@ def load(
         return stats
     client.health()
     stats.model = client.info().get("model_id") or client.model
-    if stats.model and blank_reference:
-        note = record_blank_reference(conn, client, stats.model, dim)
-        if note:
-            stats.notes.append(note)
-    else:
+    if not stats.model:
         stats.notes.append(
             "the embedding server names no model (no /info; pass --model): blank_like is not"
             " checked for these chunks"
         )
+    elif blank_reference and (note := record_blank_reference(conn, client, stats.model, dim)):
+        stats.notes.append(note)
     bar = Progress(len(to_embed)) if progress else Progress(0)
     size = max(client.batch_size, 1)
     batches = [to_embed[i : i + size] for i in range(0, len(to_embed), size)]

@@ -473,12 +473,10 @@ _QUARANTINE_ROW_SQL = (
     " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
     + _REQUARANTINE
 )
+# the same rule for the one row an UPDATE writes, given as parameters
 _DUPLICATE_ROW_SQL = (
-    "SELECT c.chunk_id FROM public.chunks AS c WHERE c.embedding IS NOT NULL"
-    " AND {vector_schema}.vector_send(c.embedding)"
-    "  = {vector_schema}.vector_send($1::{vector_schema}.vector)"
-    " AND c.content IS DISTINCT FROM $2 AND (c.created_at, c.chunk_id) < ($3::timestamptz, $4)"
-    " ORDER BY c.created_at, c.chunk_id LIMIT 1"
+    "SELECT " + _DUPLICATE_OF + " AS chunk_id FROM (SELECT $1::{vector_schema}.vector AS embedding,"
+    " $2::text AS content, $3::timestamptz AS created_at, $4::text AS chunk_id) AS i"
 )
 _QUARANTINE_ROW_TYPES = [
     "text",
@@ -539,7 +537,7 @@ def check_updated(plpy, TD) -> str:
         found = plpy.execute(
             plan, [new["embedding"], new["content"], new["created_at"], new["chunk_id"]]
         )
-        duplicate_of = found[0]["chunk_id"] if found else None
+        duplicate_of = found[0]["chunk_id"]
     v = evaluate(
         x.reshape(1, -1),
         t,

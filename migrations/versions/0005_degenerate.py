@@ -22,7 +22,7 @@ FUNCTIONS = (
 )
 MODULE = (
     "plpython/embedding_gate.py",
-    "ec5725969473d01cafec8806e55c5502749dd947a6deb9a18b34933744f919b3",
+    "275d882052d80c39aab607041d5d4261e773c1b3afe36008d05e31b2e13b7702",
 )
 REPORTS = (
     "sql/idempotent/reports.sql",
