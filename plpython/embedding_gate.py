@@ -104,6 +104,9 @@ def evaluate(vectors: np.ndarray, t: Thresholds, references=None, duplicate_of=N
     n, d = x.shape
     norm, variance, near_zero_ratio = np.empty(n), np.empty(n), np.empty(n)
     nonfinite = np.empty(n, dtype=np.int64)
+    # blank_like: the dot product of each row with its model's unit reference (k models)
+    refs, which = _reference_matrix(references, n, d)
+    dot = np.full(n, np.nan)
     # float64 in blocks that stay in cache: one pass each, no (n, d) temporaries
     for start in range(0, n, EVAL_BLOCK_ROWS):
         block = x[start : start + EVAL_BLOCK_ROWS].astype(np.float64)
@@ -115,15 +118,18 @@ def evaluate(vectors: np.ndarray, t: Thresholds, references=None, duplicate_of=N
             centred = block - block.mean(axis=1, keepdims=True)
             variance[rows] = np.einsum("ij,ij->i", centred, centred) / d
         near_zero_ratio[rows] = np.count_nonzero(np.abs(block) < t.near_zero_epsilon, axis=1) / d
+        if refs is not None:
+            with np.errstate(invalid="ignore", over="ignore"):
+                dots = block @ refs.T  # (rows, k)
+            w = which[rows]
+            dot[rows] = np.where(w >= 0, dots[np.arange(len(w)), np.maximum(w, 0)], np.nan)
     bad = nonfinite > 0
     # a vector with NaN/Inf has no meaningful norm or variance: only nan_or_inf applies
     norm[bad] = np.nan
     variance[bad] = np.nan
     ok = ~bad
-    similarity = np.full(n, np.nan)
-    for reference, rows in _by_reference(references, n):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            similarity[rows] = (x[rows].astype(np.float64) @ reference) / norm[rows]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        similarity = dot / norm
     duplicate_of = list(duplicate_of) if duplicate_of is not None else [None] * n
     duplicate = np.array([d is not None for d in duplicate_of], dtype=bool)
     codes = np.column_stack(
@@ -139,15 +145,20 @@ def evaluate(vectors: np.ndarray, t: Thresholds, references=None, duplicate_of=N
     return Verdicts(norm, variance, near_zero_ratio, nonfinite, codes, d, similarity, duplicate_of)
 
 
-def _by_reference(references, n: int):
-    """(reference, row indices) for each distinct reference vector among the rows'."""
+def _reference_matrix(references, n: int, d: int):
+    """The distinct reference vectors among the rows' as a (k, d) array, and per row the
+    index of its reference (-1: none, or one of another dimension, which set_blank_reference
+    refuses); (None, ...) when no row has one."""
+    which = np.full(n, -1, dtype=np.int64)
     if references is None:
-        return []
-    groups: dict = {}
+        return None, which
+    distinct: dict = {}
     for i, reference in enumerate(references):
-        if reference is not None:
-            groups.setdefault(id(reference), (reference, []))[1].append(i)
-    return [(reference, np.array(rows)) for reference, rows in groups.values()]
+        if reference is not None and len(reference) == d:
+            which[i] = distinct.setdefault(id(reference), (len(distinct), reference))[0]
+    if not distinct:
+        return None, which
+    return np.array([reference for _, reference in distinct.values()]), which
 
 
 def unit_reference(values) -> "np.ndarray | None":
@@ -260,12 +271,14 @@ def vector_literal(values) -> str:
 # --- the insert trigger -------------------------------------------------------------------
 
 # duplicate_vector: the first earlier chunk (created_at, chunk_id) with the identical
-# embedding and other content, for the row `i`; one probe of chunks_embedding_hash_idx
+# embedding and other content, for the row `i`. One descent of chunks_embedding_hash_idx
+# (embedding_hash, created_at, chunk_id): the row itself and later rows are ruled out inside
+# the index, and only a chunk with the same 64-bit hash is read to compare the bytes.
 _DUPLICATE_OF = (
-    "(SELECT c.chunk_id FROM public.chunks AS c WHERE c.embedding IS NOT NULL"
+    "(SELECT c.chunk_id FROM public.chunks AS c WHERE c.embedding_hash = i.embedding_hash"
+    " AND (c.created_at, c.chunk_id) < (i.created_at, i.chunk_id)"
     " AND {vector_schema}.vector_send(c.embedding) = {vector_schema}.vector_send(i.embedding)"
     " AND c.content IS DISTINCT FROM i.content"
-    " AND (c.created_at, c.chunk_id) < (i.created_at, i.chunk_id)"
     " ORDER BY c.created_at, c.chunk_id LIMIT 1)"
 )
 _INSERTED_SQL = (
@@ -475,8 +488,10 @@ _QUARANTINE_ROW_SQL = (
 )
 # the same rule for the one row an UPDATE writes, given as parameters
 _DUPLICATE_ROW_SQL = (
-    "SELECT " + _DUPLICATE_OF + " AS chunk_id FROM (SELECT $1::{vector_schema}.vector AS embedding,"
-    " $2::text AS content, $3::timestamptz AS created_at, $4::text AS chunk_id) AS i"
+    "SELECT " + _DUPLICATE_OF + " AS chunk_id FROM (SELECT e.embedding,"
+    " embedding_gate.vector_hash(e.embedding) AS embedding_hash,"
+    " $2::text AS content, $3::timestamptz AS created_at, $4::text AS chunk_id"
+    " FROM (SELECT $1::{vector_schema}.vector AS embedding) AS e) AS i"
 )
 _QUARANTINE_ROW_TYPES = [
     "text",
@@ -614,7 +629,8 @@ _BATCH_SQL = (
     " array_agg(chunk_id) FILTER (WHERE embedding IS NULL) AS raw_ids"
     " FROM (SELECT i.chunk_id, i.embedding, i.quality_issues, i.embedding_model,"
     "  CASE WHEN i.embedding IS NOT NULL THEN " + _DUPLICATE_OF + " END AS duplicate_of"
-    "  FROM (SELECT chunk_id, embedding, quality_issues, embedding_model, content, created_at"
+    "  FROM (SELECT chunk_id, embedding, quality_issues, embedding_model, content, created_at,"
+    "   embedding_hash"
     "   FROM public.chunks WHERE {after} (embedding IS NOT NULL OR embedding_raw IS NOT NULL)"
     "   ORDER BY chunk_id LIMIT ${limit}) AS i) AS batch"
 )

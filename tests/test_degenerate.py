@@ -1,7 +1,9 @@
 """blank_like and duplicate_vector through the real triggers, with chosen vectors."""
 
+import embedding_gate as gate
 import numpy as np
 import psycopg
+import psycopg.sql
 import pytest
 
 from tests.helpers import vec
@@ -83,14 +85,21 @@ def test_duplicate_vector_names_the_earlier_chunk_across_documents(docs):
     insert(docs, [("a", "the original text", v, "m")], doc="d1")
     insert(docs, [("b", "another text, same vector", v, "m")], doc="d2")
     insert(docs, [("c", "the original text", v, "m")], doc="d2")  # same content as a
-    # within one statement: the lower chunk_id is the earlier one
+    # within one statement: the earlier by (created_at, chunk_id) is the original
     insert(docs, [("y2", "second", w, "m"), ("y1", "first", w, "m")])
+    first, later = (
+        k
+        for (k,) in docs.execute(
+            "SELECT chunk_id FROM chunks WHERE chunk_id IN ('y1', 'y2')"
+            " ORDER BY created_at, chunk_id"
+        )
+    )
     got = verdicts(docs)
     assert got["a"] == (None, None, None)
     assert got["b"] == (["duplicate_vector"], None, "a")
     assert got["c"] == (["duplicate_vector"], None, "b")  # it differs from b's content
-    assert got["y1"] == (None, None, None)
-    assert got["y2"] == (["duplicate_vector"], None, "y1")
+    assert got[first] == (None, None, None)
+    assert got[later] == (["duplicate_vector"], None, first)
     reason = docs.execute("SELECT reason FROM low_quality_embeddings WHERE chunk_id = 'b'")
     assert reason.fetchone()[0] == "same embedding as chunk 'a', whose content differs"
     # an update that copies a vector is caught too, and a recheck agrees with the triggers
@@ -100,9 +109,42 @@ def test_duplicate_vector_names_the_earlier_chunk_across_documents(docs):
     )
     docs.execute("UPDATE chunks SET embedding = %s WHERE chunk_id = 'u'", [vec(w)])
     before = verdicts(docs)
-    assert before["u"] == (["duplicate_vector"], None, "y1")
+    assert before["u"] == (["duplicate_vector"], None, first)
     docs.execute("CALL recheck_embeddings(2)")
     assert verdicts(docs) == before
+
+
+def test_the_order_of_the_writes_decides_which_one_is_the_duplicate(docs):
+    # one transaction, two statements, the later chunk_id first: under revision 0005 every
+    # row of a transaction had the same created_at, the insert trigger flagged neither and
+    # a recheck flagged "z"
+    v = unit_random()
+    insert(docs, [("z", "written first", v, None)])
+    insert(docs, [("a", "written second", v, None)])
+    got = verdicts(docs)
+    assert got["z"] == (None, None, None)
+    assert got["a"] == (["duplicate_vector"], None, "z")
+    docs.execute("CALL recheck_embeddings()")
+    assert verdicts(docs) == got
+
+
+def test_the_duplicate_probe_is_one_index_descent_that_skips_the_row_itself(docs):
+    """At millions of rows the check must stay an index probe: the index answers the hash
+    and the (created_at, chunk_id) order, so neither the row itself nor a later one is read."""
+    query = gate._DUPLICATE_ROW_SQL.format(vector_schema="public")
+    docs.execute("SET enable_seqscan = off")
+    # the simple query protocol: with psycopg's extended one, $1 would be the outer query's
+    prepared = docs.pgconn.exec_(
+        f"PREPARE duplicate_row(text, text, text, text) AS {query}".encode()
+    )
+    assert prepared.status == psycopg.pq.ExecStatus.COMMAND_OK, prepared.error_message
+    explain = psycopg.sql.SQL("EXPLAIN EXECUTE duplicate_row({}, 'x', '2026-01-01', 'k')")
+    plan = "\n".join(
+        line for (line,) in docs.execute(explain.format(psycopg.sql.Literal(vec(unit_random()))))
+    )
+    assert "Index Scan using chunks_embedding_hash_idx" in plan, plan
+    cond = next(line for line in plan.splitlines() if "Index Cond" in line)
+    assert "embedding_hash =" in cond and "ROW(created_at, chunk_id) <" in cond, plan
 
 
 def test_duplicates_follow_the_mode(docs):
@@ -128,6 +170,8 @@ def test_a_loader_records_the_first_reference_but_cannot_replace_it(docs, as_loa
         as_loader.execute("SELECT set_blank_reference('m', %s)", [vec(r2)])
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="zero vector"):
         as_loader.execute("SELECT set_blank_reference('z', %s)", [vec(np.zeros(D))])
+    with pytest.raises(psycopg.errors.DataException, match=f"has 384 dimensions.* has {D}"):
+        as_loader.execute("SELECT set_blank_reference('small', %s)", [vec(np.ones(384))])
     docs.execute("SELECT set_blank_reference('m', %s)", [vec(r2)])  # the owner may
     stored = docs.execute("SELECT reference FROM embedding_gate.blank_references").fetchone()[0]
     assert np.allclose(stored, r2, atol=1e-6)

@@ -1,6 +1,8 @@
 -- The embedding gate's functions and triggers. CREATE OR REPLACE: re-applied by every
 -- revision that changes them. Placeholders (in double braces): python_source, the text of
 -- plpython/embedding_gate.py; python_key, which names that exact source in PL/Python's GD.
+-- The functions that read many rows carry SET jit = off: their queries' cost estimates pass
+-- jit_above_cost, and JIT compiled each one for 160 ms, more than the query then took.
 
 -- Loads plpython/embedding_gate.py into this session's Python as a module, once.
 CREATE OR REPLACE FUNCTION embedding_gate._python_module() RETURNS void
@@ -28,6 +30,7 @@ LANGUAGE plpython3u
 VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $python$
 if "{{python_key}}" not in GD:
     plpy.execute("SELECT embedding_gate._python_module()")
@@ -109,6 +112,7 @@ LANGUAGE plpython3u
 VOLATILE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $python$
 if "{{python_key}}" not in GD:
     plpy.execute("SELECT embedding_gate._python_module()")
@@ -125,6 +129,7 @@ LANGUAGE plpython3u
 VOLATILE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $python$
 if "{{python_key}}" not in GD:
     plpy.execute("SELECT embedding_gate._python_module()")
@@ -174,6 +179,7 @@ LANGUAGE plpython3u
 STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $python$
 if "{{python_key}}" not in GD:
     plpy.execute("SELECT embedding_gate._python_module()")
@@ -202,6 +208,7 @@ LANGUAGE plpython3u
 STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $python$
 if "{{python_key}}" not in GD:
     plpy.execute("SELECT embedding_gate._python_module()")
@@ -234,6 +241,9 @@ DECLARE
     old_values real[];
     caller name := CASE WHEN current_setting('role') = 'none' THEN session_user
                         ELSE current_setting('role')::name END;
+    -- vector(n) keeps n as its type modifier
+    dim integer := (SELECT a.atttypmod FROM pg_attribute AS a
+                    WHERE a.attrelid = 'public.chunks'::regclass AND a.attname = 'embedding');
 BEGIN
     IF model IS NULL OR model = '' OR reference IS NULL THEN
         RAISE EXCEPTION 'set_blank_reference needs a model name and a vector'
@@ -244,6 +254,12 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'a zero vector has no direction to compare with: the low_norm check '
                          'already catches this model''s blank chunks';
+    END IF;
+    IF dim > 0 AND cardinality(new_values) <> dim THEN
+        RAISE EXCEPTION 'the blank reference of model "%" has % dimensions, chunks.embedding has %',
+            model, cardinality(new_values), dim
+            USING ERRCODE = 'data_exception',
+                  HINT = 'record the embedding of "" by the model that embeds the chunks';
     END IF;
     SELECT b.reference INTO old_values FROM embedding_gate.blank_references AS b
     WHERE b.model = set_blank_reference.model FOR UPDATE;
