@@ -2,7 +2,8 @@
 COPY of the same rows, measured in one run.
 
 An embedding server on loopback (its own process, so its CPU is not the loader's) answers
-instantly with precomputed 768-d vectors, one per text, already serialised. The loader
+instantly with precomputed 768-d vectors, one per text (and one for "", the blank_like
+reference the loader records first), already serialised. The loader
 reads and validates the JSON files, asks the server, and COPYs into chunks with the gate
 on. The baseline COPYs the very rows the loader stored, from memory, into the same gated
 table. Runs interleaved, median of --repeat; the loader's own CPU per chunk is printed.
@@ -59,6 +60,9 @@ def serve(texts: list, port_queue) -> None:
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         for text, row in zip(texts[start : start + len(x)], x, strict=True):
             answers[text] = "[" + ",".join(f"{v:.7g}" for v in row.tolist()) + "]"
+    # the loader asks once for the embedding of "", the model's blank_like reference
+    blank = rng.standard_normal(D)
+    answers[""] = "[" + ",".join(f"{v:.7g}" for v in (blank / np.linalg.norm(blank))) + "]"
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
