@@ -84,7 +84,7 @@ def test_duplicate_vector_names_the_earlier_chunk_across_documents(docs):
     v, w = unit_random(), unit_random()
     insert(docs, [("a", "the original text", v, "m")], doc="d1")
     insert(docs, [("b", "another text, same vector", v, "m")], doc="d2")
-    insert(docs, [("c", "the original text", v, "m")], doc="d2")  # same content as a
+    insert(docs, [("c", "the original text", v, "m")], doc="d2")  # a's text, stored again
     # within one statement: the earlier by (created_at, chunk_id) is the original
     insert(docs, [("y2", "second", w, "m"), ("y1", "first", w, "m")])
     first, later = (
@@ -97,7 +97,7 @@ def test_duplicate_vector_names_the_earlier_chunk_across_documents(docs):
     got = verdicts(docs)
     assert got["a"] == (None, None, None)
     assert got["b"] == (["duplicate_vector"], None, "a")
-    assert got["c"] == (["duplicate_vector"], None, "b")  # it differs from b's content
+    assert got["c"] == (None, None, None)  # the earliest chunk with v has the same text
     assert got[first] == (None, None, None)
     assert got[later] == (["duplicate_vector"], None, first)
     reason = docs.execute("SELECT reason FROM low_quality_embeddings WHERE chunk_id = 'b'")
@@ -145,6 +145,31 @@ def test_the_duplicate_probe_is_one_index_descent_that_skips_the_row_itself(docs
     assert "Index Scan using chunks_embedding_hash_idx" in plan, plan
     cond = next(line for line in plan.splitlines() if "Index Cond" in line)
     assert "embedding_hash =" in cond and "ROW(created_at, chunk_id) <" in cond, plan
+
+
+def test_a_recheck_finds_the_duplicates_no_trigger_saw_and_drops_stale_ones(docs):
+    v = unit_random()
+    insert(docs, [("a", "first", v, None)])
+    docs.execute("ALTER TABLE chunks DISABLE TRIGGER embedding_gate_insert")
+    insert(docs, [("b", "second", v, None), ("same", "first", v, None)])
+    docs.execute("ALTER TABLE chunks ENABLE TRIGGER embedding_gate_insert")
+    assert verdicts(docs)["b"] == (None, None, None)
+    preview = docs.execute(
+        "SELECT flagged_now FROM preview_thresholds() WHERE check_code = 'duplicate_vector'"
+    )
+    assert preview.fetchone() == (1,)
+    docs.execute("CALL recheck_embeddings()")
+    got = verdicts(docs)
+    assert got["b"] == (["duplicate_vector"], None, "a")
+    assert got["same"] == (None, None, None)  # the text of the earliest chunk with v
+    # a flagged row is looked up again even when its hash is not among the twins given
+    # (it may have been written after they were counted)
+    docs.execute("SELECT * FROM embedding_gate._recheck_batch(NULL, 100, '{}')")
+    assert verdicts(docs)["b"] == (["duplicate_vector"], None, "a")
+    # its original gone, b is no longer a duplicate of anything with other content
+    docs.execute("DELETE FROM chunks WHERE chunk_id IN ('a', 'same')")
+    docs.execute("CALL recheck_embeddings()")
+    assert verdicts(docs)["b"] == (None, None, None)
 
 
 def test_duplicates_follow_the_mode(docs):

@@ -77,7 +77,7 @@ REFUSED = {
     "delete chunks": "DELETE FROM chunks",
     "truncate chunks": "TRUNCATE chunks",
     "rewrite the quality columns by recheck": "CALL recheck_embeddings()",
-    "call a trigger function": "SELECT embedding_gate._recheck_batch(NULL, 10)",
+    "call a trigger function": "SELECT embedding_gate._recheck_batch(NULL, 10, NULL)",
 }
 
 

@@ -14,15 +14,15 @@ depends_on = None
 
 TABLES = (
     "sql/incremental/0006_vector_hash.sql",
-    "4501fe2a28d744641469214875f4e124fd38743514cefc4f6e959e9411804e15",
+    "40b6e5fe1ecc6441f7cb276e457048e602e8b174fb17473ea9e6d6013cf7638c",
 )
 FUNCTIONS = (
     "sql/idempotent/gate.sql",
-    "524e7123d5738ddb82c2d9b4677882ec1aa09875416c391fc9f5667fa1e96a98",
+    "c7f6b9c497e6ed433296a96058b0b541c4f3a61fb176746b8e7ceefb2f444e41",
 )
 MODULE = (
     "plpython/embedding_gate.py",
-    "f60f53372ef6f3ee85c5395e808d9e23abfe9d2e03004d5d5d21ad886b184bfc",
+    "15a0397b5fba9ac13878e5840d41e12e411b00df64fffe43c7432d12a0d61665",
 )
 
 # what 0005 had installed, put back on downgrade
@@ -40,13 +40,19 @@ def upgrade() -> None:
     execute(pinned(revision, *TABLES))
     module = python_module(pinned(revision, *MODULE))
     execute(render(pinned(revision, *FUNCTIONS), **module))
+    execute(
+        "REVOKE EXECUTE ON FUNCTION embedding_gate._recheck_batch(text, integer, bigint[])"
+        " FROM PUBLIC;"
+    )
 
 
 def downgrade() -> None:
+    execute("DROP FUNCTION embedding_gate._recheck_batch(text, integer, bigint[]);")
     module = python_module(pinned("0005", *MODULE_0005))
     execute(render(pinned("0005", *FUNCTIONS_0005), **module))
     execute(
         """
+        REVOKE EXECUTE ON FUNCTION embedding_gate._recheck_batch(text, integer) FROM PUBLIC;
         ALTER TABLE public.chunks ALTER COLUMN created_at SET DEFAULT pg_catalog.now();
         COMMENT ON COLUMN public.chunks.created_at IS NULL;
         DROP INDEX public.chunks_embedding_hash_idx;

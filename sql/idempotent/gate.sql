@@ -123,8 +123,11 @@ COMMENT ON FUNCTION public.verify_embeddings(integer) IS
     'checked, low quality, the rate and counts per issue code. Changes nothing.';
 
 -- One batch of recheck_embeddings(): the next batch_size rows after chunk_id `after`.
-CREATE OR REPLACE FUNCTION embedding_gate._recheck_batch(after text, batch_size integer)
-RETURNS TABLE (checked integer, low_quality integer, last_chunk_id text)
+-- twins: the embedding hashes stored more than once, which the first call (NULL) computes
+-- and returns, and the procedure passes on.
+CREATE OR REPLACE FUNCTION embedding_gate._recheck_batch(
+    after text, batch_size integer, twins bigint[])
+RETURNS TABLE (checked integer, low_quality integer, last_chunk_id text, twins bigint[])
 LANGUAGE plpython3u
 VOLATILE
 SECURITY INVOKER
@@ -133,10 +136,11 @@ SET jit = off
 AS $python$
 if "{{python_key}}" not in GD:
     plpy.execute("SELECT embedding_gate._python_module()")
-return [GD["{{python_key}}"].recheck_batch(plpy, after, batch_size)]
+return [GD["{{python_key}}"].recheck_batch(plpy, after, batch_size, twins)]
 $python$;
-COMMENT ON FUNCTION embedding_gate._recheck_batch(text, integer) IS
-    'One batch of recheck_embeddings(), in chunk_id order after the given chunk_id.';
+COMMENT ON FUNCTION embedding_gate._recheck_batch(text, integer, bigint[]) IS
+    'One batch of recheck_embeddings(), in chunk_id order after the given chunk_id; twins: '
+    'the embedding hashes stored more than once (NULL: compute and return them).';
 
 -- Re-evaluates every stored embedding with the current thresholds, committing per batch.
 -- A procedure, so that it can commit; it therefore cannot carry a SET search_path clause
@@ -149,14 +153,16 @@ LANGUAGE plpgsql
 AS $$
 DECLARE
     after text;
+    twin_hashes bigint[];
     b record;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     checked := 0;
     low_quality := 0;
     LOOP
-        SELECT * INTO b FROM embedding_gate._recheck_batch(after, batch_size);
+        SELECT * INTO b FROM embedding_gate._recheck_batch(after, batch_size, twin_hashes);
         EXIT WHEN b.checked = 0;
+        twin_hashes := b.twins;
         checked := checked + b.checked;
         low_quality := low_quality + b.low_quality;
         after := b.last_chunk_id;

@@ -39,3 +39,7 @@ ALTER TABLE public.chunks ALTER COLUMN created_at SET DEFAULT pg_catalog.clock_t
 COMMENT ON COLUMN public.chunks.created_at IS
     'When the row was inserted (clock_timestamp(): rows of one transaction keep their order); '
     'of two chunks with the identical embedding, the later one is the duplicate.';
+
+-- _recheck_batch gains the twins parameter: the old signature goes, gate.sql creates the new
+-- one, and the migration revokes it from PUBLIC as revision 0004 did the old one
+DROP FUNCTION embedding_gate._recheck_batch(text, integer);
