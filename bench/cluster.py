@@ -1,8 +1,9 @@
 """A throwaway PostgreSQL for the benchmarks: initdb in a temporary directory, start on a
 free port, deploy with `alembic upgrade head`, stop and delete afterwards.
 
-It runs with fsync=off: the benchmarks compare the CPU cost of designs, and on a machine
-whose disk stalls (50% iowait here) a flush could add 10 s to one timed run and not another."""
+It runs with fsync=off and autovacuum=off: the benchmarks compare the CPU cost of designs,
+and on this machine (50% iowait) a flush, or an autovacuum of the previous run's rows, put
+8-10 s into some timed runs of a design and not others (100,000 rows: 15 s or 24 s)."""
 
 import contextlib
 import subprocess
@@ -47,7 +48,7 @@ def throwaway_database(url: "str | None", tmp: Path) -> Iterator[str]:
             tmp / "log",
             "-w",
             "-o",
-            f"-p {port} -k {tmp} -c max_wal_size=4GB -c fsync=off",
+            f"-p {port} -k {tmp} -c max_wal_size=4GB -c fsync=off -c autovacuum=off",
             "start",
         ],
         check=True,
