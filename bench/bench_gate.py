@@ -1,7 +1,8 @@
 """Ingest benchmark of the quality gate, printed as ratios measured in one run.
 
 COPY of N random 768-d vectors (0.1% degenerate) into chunks with the gate, versus the same
-COPY into a table without it; runs interleaved, median of --repeat.
+COPY into a table without it; runs interleaved, median of --repeat. Each run's wall time,
+and its server process's CPU time, which this machine's I/O stalls do not reach.
 The gate runs all six checks: every row names a model with a blank reference (blank_like)
 and is looked up by its stored hash (duplicate_vector). The baseline, "ungated", and
 "4 checks" COPY into a second database deployed at revision 0004, before those two checks
@@ -17,6 +18,7 @@ Then CALL recheck_embeddings() throughput in vectors per second, in both databas
 
 import argparse
 import io
+import os
 import statistics
 import subprocess
 import sys
@@ -58,7 +60,22 @@ DESIGNS = {
 }
 
 
-def timed_copy(conn, data: bytes, design: str) -> float:
+def backend_cpu(conn) -> "float | None":
+    """CPU seconds the connection's server process has used; None when the server runs on
+    another machine (/proc is this one's)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        pid = cur.fetchone()[0]
+    conn.commit()
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def timed_copy(conn, data: bytes, design: str) -> "tuple[float, float | None]":
+    """Wall seconds of the COPY and its commit, and the server process's CPU seconds."""
     trigger = DESIGNS[design]
     with conn.cursor() as cur:
         cur.execute("TRUNCATE chunks")
@@ -70,12 +87,14 @@ def timed_copy(conn, data: bytes, design: str) -> float:
         conn.commit()
         cur.execute("CHECKPOINT")
         conn.commit()
+        cpu = backend_cpu(conn)
         start = time.perf_counter()
         cur.copy_expert(
             "COPY chunks (chunk_id, doc_id, content, embedding) FROM STDIN", io.BytesIO(data)
         )
         conn.commit()
         elapsed = time.perf_counter() - start
+        cpu = backend_cpu(conn) - cpu if cpu is not None else None
         if trigger:
             cur.execute("SELECT count(quality_issues) FROM chunks")
             if cur.fetchone()[0] == 0:
@@ -83,7 +102,7 @@ def timed_copy(conn, data: bytes, design: str) -> float:
             cur.execute("DROP TRIGGER bench_design ON chunks")
         cur.execute("ALTER TABLE chunks ENABLE TRIGGER USER")
         conn.commit()
-    return elapsed
+    return elapsed, cpu
 
 
 def before_0005(url: str):
@@ -147,13 +166,19 @@ def main() -> None:
             conn.commit()
             designs += ["row trigger", "one bytea"]
         times = {d: [] for d in designs}
+        cpus = {d: [] for d in designs}
         for r in range(args.repeat):
             for design in designs:
                 target, as_design = targets.get(design, (conn, design))
-                times[design].append(timed_copy(target, data, as_design))
-                print(f"  run {r + 1} {design:12s} {times[design][-1]:.2f} s", flush=True)
+                elapsed, cpu = timed_copy(target, data, as_design)
+                times[design].append(elapsed)
+                cpus[design].append(cpu)
+                used = f", server CPU {cpu:.2f} s" if cpu is not None else ""
+                print(f"  run {r + 1} {design:12s} {elapsed:.2f} s{used}", flush=True)
         median = {d: statistics.median(t) for d, t in times.items()}
-        print(f"{'design':12s} {'rows/s':>8s}  vs ungated")
+        # the server process's CPU: what the gate costs, without this machine's I/O stalls
+        cpu = {d: statistics.median(c) for d, c in cpus.items() if None not in c}
+        print(f"{'design':12s} {'rows/s':>8s}  vs ungated  {'CPU µs/row':>10s}  vs ungated")
         notes = {
             "ungated": "  (revision 0004's table, triggers off)",
             "4 checks": "  (revision 0004's gate)",
@@ -162,11 +187,17 @@ def main() -> None:
         }
         for design in designs:
             ratio = median["ungated"] / median[design]
+            used = (
+                f"  {cpu[design] / args.rows * 1e6:10.1f}  {cpu['ungated'] / cpu[design]:.2f}x"
+                if design in cpu and "ungated" in cpu
+                else ""
+            )
             note = notes.get(design, "")
-            print(f"{design:12s} {args.rows / median[design]:8,.0f}  {ratio:.2f}x{note}")
+            print(f"{design:12s} {args.rows / median[design]:8,.0f}  {ratio:9.2f}x{used}{note}")
         print(
             "ingest, six checks vs revision 0004's four:"
             f" {median['4 checks'] / median['gate']:.2f}x"
+            + (f" (CPU {cpu['4 checks'] / cpu['gate']:.2f}x)" if "gate" in cpu else "")
         )
         # leave both tables as the gate loaded them, for the recheck
         rechecked = {"gate": conn, "4 checks": targets["4 checks"][0]}
