@@ -219,3 +219,31 @@ def test_the_pl_python_module_builds_no_sql_from_data():
                 f"{fn.name}, line {source.lineno}: SQL built from {ast.unparse(source)}"
             )
     assert checked >= 15
+
+
+def test_every_function_of_the_gate_pins_its_search_path(db):
+    """A function that looks names up at run time runs with search_path = pg_catalog,
+    pg_temp. The only others look nothing up when they run: SQL-standard bodies (resolved
+    once, at CREATE) and LANGUAGE internal (a C function of the server, bound by name).
+    A procedure that commits cannot carry the SET clause: it pins the path with set_config
+    at its start and again after every COMMIT."""
+    rows = db.execute(
+        "SELECT p.oid::regprocedure::text, l.lanname, p.prosqlbody IS NOT NULL, p.proconfig,"
+        " p.prokind, p.prosrc"
+        " FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace"
+        " JOIN pg_language AS l ON l.oid = p.prolang"
+        " WHERE n.nspname IN ('public', 'embedding_gate') AND NOT EXISTS ("
+        "  SELECT FROM pg_depend AS d WHERE d.classid = 'pg_proc'::regclass"
+        "  AND d.objid = p.oid AND d.deptype = 'e')"
+    ).fetchall()
+    kinds = {row[1] for row in rows}
+    assert {"plpython3u", "plpgsql", "sql", "internal"} <= kinds, kinds
+    pin = "set_config('search_path', 'pg_catalog, pg_temp', true)"
+    unpinned = [
+        (name, lang, config)
+        for name, lang, standard, config, kind, source in rows
+        if not (lang == "internal" or standard)
+        and "search_path=pg_catalog, pg_temp" not in (config or [])
+        and not (kind == "p" and source.count(pin) == source.count("COMMIT;") + 1)
+    ]
+    assert unpinned == []
