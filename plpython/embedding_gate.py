@@ -242,18 +242,20 @@ def _parse_override(plpy, name: str, text: str):
 # --- reading vectors ----------------------------------------------------------------------
 
 
-def from_vector_send(blobs: list) -> np.ndarray:
-    """An (n, d) float32 array from pgvector's binary form (int16 dim, int16 unused,
-    then d big-endian float4), one bytes object per vector, all of one dimension."""
+def from_vector_bytes(blobs: list) -> np.ndarray:
+    """An (n, d) float32 array from embedding_gate.vector_bytes() values, one bytes object
+    per vector, all of one dimension."""
     if not blobs:
         return np.empty((0, 0), dtype=np.float32)
-    return from_vector_blob(b"".join(blobs), len(blobs)).astype(np.float32)
+    return from_vector_blob(b"".join(blobs), len(blobs))
 
 
 def from_vector_blob(blob: bytes, n: int) -> np.ndarray:
-    """An (n, d) big-endian float32 view of n vector_send forms concatenated (what
-    string_agg(vector_send(v), '') returns): no copy, evaluate() converts per block."""
-    flat = np.frombuffer(blob, dtype=">f4")
+    """An (n, d) float32 view of n vector_bytes() values concatenated (what
+    string_agg(vector_bytes(v), '') returns), no copy. A value is pgvector's stored form:
+    int16 dim, int16 unused, then d float4 in the server's byte order, which is this
+    process's: PL/Python runs inside the server."""
+    flat = np.frombuffer(blob, dtype=np.float32)
     # the 4-byte header is one float4-sized column: reshape, then drop it
     return flat.reshape(n, len(flat) // n)[:, 1:]
 
@@ -279,12 +281,12 @@ _DUPLICATE_OF = (
     "(SELECT o.chunk_id FROM (SELECT c.chunk_id, c.content FROM public.chunks AS c"
     " WHERE c.embedding_hash = i.embedding_hash"
     " AND (c.created_at, c.chunk_id) < (i.created_at, i.chunk_id)"
-    " AND {vector_schema}.vector_send(c.embedding) = {vector_schema}.vector_send(i.embedding)"
+    " AND embedding_gate.vector_bytes(c.embedding) = embedding_gate.vector_bytes(i.embedding)"
     " ORDER BY c.created_at, c.chunk_id LIMIT 1) AS o"
     " WHERE o.content IS DISTINCT FROM i.content)"
 )
 _INSERTED_SQL = (
-    "SELECT i.chunk_id, {vector_schema}.vector_send(i.embedding) AS v, i.embedding_raw AS raw,"
+    "SELECT i.chunk_id, embedding_gate.vector_bytes(i.embedding) AS v, i.embedding_raw AS raw,"
     " i.quality_issues IS NOT NULL AS had_issues, i.embedding_model AS model,"
     " CASE WHEN i.embedding IS NOT NULL THEN " + _DUPLICATE_OF + " END AS duplicate_of"
     " FROM inserted AS i WHERE i.embedding IS NOT NULL OR i.embedding_raw IS NOT NULL"
@@ -373,13 +375,13 @@ def check_inserted(plpy) -> None:
     every new embedding in vectorised batches; write back only what is flagged."""
     mode, t = current_settings(plpy)
     # not a cached plan: the transition table exists only for this trigger call
-    cursor = plpy.cursor(_INSERTED_SQL.format(vector_schema=vector_schema(plpy)))
+    cursor = plpy.cursor(_INSERTED_SQL)
     try:
         while rows := cursor.fetch(BATCH_ROWS):
             stored = [r for r in rows if r["v"] is not None]
             if stored:
                 verdicts = evaluate(
-                    from_vector_send([r["v"] for r in stored]),
+                    from_vector_bytes([r["v"] for r in stored]),
                     t,
                     references_for(plpy, [r["model"] for r in stored]),
                     [r["duplicate_of"] for r in stored],
@@ -610,7 +612,7 @@ def check_updated(plpy, TD) -> str:
 # --- verify, recheck, measures -----------------------------------------------------------
 
 _SAMPLE_SQL = (
-    "SELECT i.chunk_id, {vector_schema}.vector_send(i.embedding) AS v, i.embedding_raw AS raw,"
+    "SELECT i.chunk_id, embedding_gate.vector_bytes(i.embedding) AS v, i.embedding_raw AS raw,"
     " i.embedding_model AS model,"
     " CASE WHEN i.embedding IS NOT NULL THEN " + _DUPLICATE_OF + " END AS duplicate_of"
     " FROM public.chunks AS i WHERE i.chunk_id = ANY (ARRAY("
@@ -635,7 +637,7 @@ _BATCH_SQL = (
     " array_agg(quality_issues IS NOT NULL) FILTER (WHERE embedding IS NOT NULL) AS had,"
     " array_agg(embedding_model) FILTER (WHERE embedding IS NOT NULL) AS models,"
     " array_agg(duplicate_of) FILTER (WHERE embedding IS NOT NULL) AS duplicates,"
-    " string_agg({vector_schema}.vector_send(embedding), ''::bytea) AS blob,"
+    " string_agg(embedding_gate.vector_bytes(embedding), ''::bytea) AS blob,"
     " array_agg(chunk_id) FILTER (WHERE embedding IS NULL) AS raw_ids"
     " FROM (SELECT i.chunk_id, i.embedding, i.quality_issues, i.embedding_model,"
     "  CASE WHEN i.embedding IS NOT NULL AND (t.h IS NOT NULL OR i.quality_issues IS NOT NULL)"
@@ -672,11 +674,11 @@ def read_rows(plpy) -> int:
 
 
 def matrix(rows) -> np.ndarray:
-    """An (n, d) float64 array from rows with `v` (vector_send bytes) or `raw` (a list)."""
+    """An (n, d) float64 array from rows with `v` (vector_bytes) or `raw` (a list)."""
     if all(r["v"] is not None for r in rows):
-        return from_vector_send([r["v"] for r in rows]).astype(np.float64)
+        return from_vector_bytes([r["v"] for r in rows]).astype(np.float64)
     return np.array(
-        [from_vector_send([r["v"]])[0] if r["v"] is not None else r["raw"] for r in rows],
+        [from_vector_bytes([r["v"]])[0] if r["v"] is not None else r["raw"] for r in rows],
         dtype=np.float64,
     )
 
@@ -684,8 +686,7 @@ def matrix(rows) -> np.ndarray:
 def verify_sample(plpy, sample_size: int) -> dict:
     """verify_embeddings(): re-check a random sample with the current thresholds."""
     _, t = current_settings(plpy)
-    sql = _SAMPLE_SQL.format(vector_schema=vector_schema(plpy))
-    rows = plpy.execute(_plan(plpy, "sample", sql, ["integer"]), [max(sample_size, 0)])
+    rows = plpy.execute(_plan(plpy, "sample", _SAMPLE_SQL, ["integer"]), [max(sample_size, 0)])
     counts = dict.fromkeys(CODES, 0)
     low = 0
     if rows:
@@ -716,13 +717,12 @@ def read_batch(plpy, after, batch_size: int, twin_hashes: list):
     Returns (rows read, last chunk_id, parts); each part is (chunk_ids, had_issues, vectors,
     models, duplicate_of) with vectors an (n, d) array: one part for `embedding`, one for
     `embedding_raw` rows."""
-    vs = vector_schema(plpy)
     if after is None:
-        sql = _BATCH_SQL.format(vector_schema=vs, after="", limit=1, twins=2)
+        sql = _BATCH_SQL.format(after="", limit=1, twins=2)
         plan = _plan(plpy, "batch_first", sql, ["integer", "bigint[]"])
         r = plpy.execute(plan, [batch_size, twin_hashes])[0]
     else:
-        sql = _BATCH_SQL.format(vector_schema=vs, after="chunk_id > $1 AND", limit=2, twins=3)
+        sql = _BATCH_SQL.format(after="chunk_id > $1 AND", limit=2, twins=3)
         plan = _plan(plpy, "batch_next", sql, ["text", "integer", "bigint[]"])
         r = plpy.execute(plan, [after, batch_size, twin_hashes])[0]
     parts = []

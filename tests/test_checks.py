@@ -53,15 +53,6 @@ def test_reasons_carry_the_measured_values():
     ]
 
 
-def test_vector_send_bytes_decode_to_the_same_floats():
-    """pgvector's binary form: int16 dim, int16 unused, big-endian float4s."""
-    values = np.array([[1.5, -2.25, 0.0], [3.0, 4.0, -0.5]], dtype=np.float32)
-    blobs = [
-        np.array([3, 0], dtype=">i2").tobytes() + row.astype(">f4").tobytes() for row in values
-    ]
-    assert np.array_equal(gate.from_vector_send(blobs), values)
-
-
 def test_vector_text_round_trips_through_the_literal():
     x = np.array([0.1, -2.5, 1e-7], dtype=np.float32)
     assert np.array_equal(gate.from_vector_text(gate.vector_literal(x)), x)

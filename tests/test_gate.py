@@ -1,5 +1,6 @@
 """The quality gate in a real PostgreSQL: triggers, modes, COPY, updates, verify, recheck."""
 
+import embedding_gate as gate
 import numpy as np
 import psycopg
 import pytest
@@ -35,6 +36,20 @@ def issues(conn) -> dict:
     return dict(
         conn.execute("SELECT chunk_id, quality_issues FROM chunks ORDER BY chunk_id").fetchall()
     )
+
+
+def test_stored_bytes_decode_to_the_stored_floats(db):
+    """embedding_gate.vector_bytes(), how the gate reads vectors: pgvector's stored form
+    (int16 dim, int16 0, float4 in the server's byte order) decodes to the exact floats."""
+    values = np.array([[1.5, -2.25, 0.0, -0.0], [3.0, 4.0, -0.5, 1e-7]], dtype=np.float32)
+    rows = db.execute(
+        "SELECT embedding_gate.vector_bytes(v::vector) FROM unnest(%s::text[]) AS v",
+        [[vec(x) for x in values]],
+    ).fetchall()
+    got = gate.from_vector_bytes([r[0] for r in rows])
+    assert got.dtype == np.float32 and got.shape == values.shape
+    assert got.tobytes() == values.tobytes()  # -0.0 included
+    assert len(rows[0][0]) == 4 + 4 * 4
 
 
 def test_every_boundary_case_gets_its_codes_through_the_insert_trigger(doc):
