@@ -212,7 +212,7 @@ def main() -> None:
             print(f"the gate flagged {flagged} of {stored} rows")
             # the baseline: only reading every vector out of the table, as the recheck does
             start = time.perf_counter()
-            cur.execute("SELECT sum(length(vector_send(embedding))) FROM chunks")
+            cur.execute("SELECT sum(length(embedding_gate.vector_bytes(embedding))) FROM chunks")
             read = time.perf_counter() - start
         rechecks = {name: [] for name in rechecked}
         found = {}
