@@ -6,7 +6,7 @@ import psycopg
 import psycopg.sql
 import pytest
 
-from tests.helpers import vec
+from tests.helpers import alembic, vec
 from tests.test_gate import D, unit_random
 
 
@@ -200,3 +200,31 @@ def test_a_loader_records_the_first_reference_but_cannot_replace_it(docs, as_loa
     docs.execute("SELECT set_blank_reference('m', %s)", [vec(r2)])  # the owner may
     stored = docs.execute("SELECT reference FROM embedding_gate.blank_references").fetchone()[0]
     assert np.allclose(stored, r2, atol=1e-6)
+
+
+def test_short_vectors_stored_with_a_one_byte_header_hash_and_decode_alike(empty_db):
+    """An 8-d vector is 40 bytes, which the table stores with a 1-byte varlena header: the
+    stored hash, the byte comparison and the decoding read the same bytes as they do for a
+    vector built in memory, at insert and at recheck."""
+    alembic(empty_db, "upgrade", "head", embedding_dim=8)
+    x = [0.5, -0.25, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
+        put = "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES (%s, 'd1', %s, %s)"
+        conn.execute(put, ["a", "one", vec(x)])
+        conn.execute("ALTER TABLE chunks DISABLE TRIGGER embedding_gate_insert")
+        conn.execute(put, ["b", "two", vec(x)])
+        conn.execute("ALTER TABLE chunks ENABLE TRIGGER embedding_gate_insert")
+        conn.execute(put, ["c", "three", vec(x)])
+        size, same_hash = conn.execute(
+            "SELECT pg_column_size(embedding), embedding_hash = embedding_gate.vector_hash(%s)"
+            " FROM chunks WHERE chunk_id = 'a'",
+            [vec(x)],
+        ).fetchone()
+        assert (size, same_hash) == (1 + 4 + 8 * 4, True)
+        found = "SELECT chunk_id, quality_duplicate_of FROM chunks ORDER BY 1"
+        assert conn.execute(found).fetchall() == [("a", None), ("b", None), ("c", "a")]
+        conn.execute("CALL recheck_embeddings()")
+        assert conn.execute(found).fetchall() == [("a", None), ("b", "a"), ("c", "a")]
+        norms = conn.execute("SELECT norm FROM embedding_measures()").fetchall()
+        assert norms == [(pytest.approx(np.linalg.norm(x)),)] * 3
