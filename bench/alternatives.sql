@@ -11,21 +11,21 @@ if "bench_gate" not in GD:
     GD["bench_gate"] = next(m for k, m in GD.items() if k.startswith("embedding_gate:"))
 $python$;
 
--- (a) row level: PL/pgSQL passes vector_send(NEW.embedding) to PL/Python, one vector a call
+-- (a) row level: PL/pgSQL passes embedding_gate.vector_bytes(NEW.embedding) to PL/Python, one vector a call
 CREATE OR REPLACE FUNCTION bench.check_one(v bytea) RETURNS text[] LANGUAGE plpython3u AS $python$
 if "bench_gate" not in GD:
     plpy.execute("SELECT bench.gate_module()")
 g = GD["bench_gate"]
 if "bench_t" not in GD:
     GD["bench_t"] = g.current_settings(plpy)[1]
-verdicts = g.evaluate(g.from_vector_send([v]), GD["bench_t"])
+verdicts = g.evaluate(g.from_vector_bytes([v]), GD["bench_t"])
 return verdicts.issues(0) or None
 $python$;
 
 CREATE OR REPLACE FUNCTION bench.row_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.embedding IS NOT NULL THEN
-        NEW.quality_issues := bench.check_one(vector_send(NEW.embedding));
+        NEW.quality_issues := bench.check_one(embedding_gate.vector_bytes(NEW.embedding));
     END IF;
     RETURN NEW;
 END
@@ -38,7 +38,7 @@ if "bench_gate" not in GD:
 g = GD["bench_gate"]
 _, t = g.current_settings(plpy)
 r = plpy.execute(
-    "SELECT array_agg(chunk_id) AS ids, string_agg(vector_send(embedding), ''::bytea) AS blob"
+    "SELECT array_agg(chunk_id) AS ids, string_agg(embedding_gate.vector_bytes(embedding), ''::bytea) AS blob"
     " FROM inserted WHERE embedding IS NOT NULL"
 )[0]
 if r["ids"]:
