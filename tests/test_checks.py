@@ -17,6 +17,22 @@ def test_default_thresholds_flag_exactly_the_expected_codes(name):
     assert v.issues(0) == expected
 
 
+def test_nan_and_inf_are_counted_in_any_row_of_any_block():
+    """The count of NaN/Inf components is exact wherever the row sits among clean ones, and
+    finite values whose sum of squares overflows float64 are not NaN/Inf."""
+    n = gate.EVAL_BLOCK_ROWS * 2 + 7
+    x = np.random.default_rng(3).standard_normal((n, D))
+    x[5, [0, 7, 9]] = np.nan
+    x[gate.EVAL_BLOCK_ROWS + 1, [1, 2]] = [np.inf, -np.inf]
+    x[n - 1] *= 1e200  # finite; its squares are not
+    v = gate.evaluate(x, DEFAULTS)
+    expected = np.zeros(n, dtype=np.int64)
+    expected[5], expected[gate.EVAL_BLOCK_ROWS + 1] = 3, 2
+    assert np.array_equal(v.nonfinite, expected)
+    assert np.array_equal(np.flatnonzero(v.codes[:, 0]), [5, gate.EVAL_BLOCK_ROWS + 1])
+    assert v.issues(n - 1) == [] and v.norm[n - 1] == np.inf
+
+
 def test_a_value_exactly_at_the_threshold_does_not_fire():
     """All comparisons are strict: norm == min_norm, variance == min_variance and
     ratio == max_near_zero_ratio pass (values exact in binary floating point)."""

@@ -22,7 +22,7 @@ FUNCTIONS = (
 )
 MODULE = (
     "plpython/embedding_gate.py",
-    "e6bc6397f7b2525898edb73b79ab48bb716c0a720b8c1016bd7f6424e5776d09",
+    "753388683874421f79bc21860ed768eed3f929d456ad89b956c2ce97b89bf589",
 )
 
 # what 0006 had installed, put back on downgrade
