@@ -7,7 +7,7 @@ PYTHON ?= $(or $(wildcard /usr/bin/python3),python3)
 AS_USER := $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
 PYTEST_ENV := env PYTHONDONTWRITEBYTECODE=1 HOME=$(if $(AS_USER),/tmp,$(HOME))
 
-.PHONY: all server venv test lint bench bench-reports bench-loader demo clean
+.PHONY: all server venv test lint bench bench-instructions bench-reports bench-loader demo clean
 
 all: test
 
@@ -40,6 +40,10 @@ demo: server venv  ## the main job end to end: local PostgreSQL, embedding serve
 
 bench: server venv  ## benchmarks, printed as ratios (a throwaway PostgreSQL)
 	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python bench/bench_gate.py $(BENCH_ARGS)
+
+bench-instructions: server venv  ## the gate's cost in CPU instructions per row (valgrind)
+	@command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
+	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python bench/bench_instructions.py $(BENCH_ARGS)
 
 bench-reports: server venv  ## the report views at a million chunks (a throwaway PostgreSQL)
 	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python bench/bench_reports.py $(BENCH_ARGS)

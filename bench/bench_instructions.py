@@ -1,0 +1,124 @@
+"""What the gate costs per row in CPU instructions, counted by valgrind: the same count on
+every run, where this machine's wall time is not (the same 10,000-row COPY took 0.95 s or
+1.46 s, rounds apart; `make bench` reports time as the median of paired rounds).
+
+Each design COPYs N rows, and in a second session 2N rows, in a single-user backend
+(postgres --single) under cachegrind, each after a 10-row COPY that loads the PL/Python
+module; (I(2N) - I(N)) / N is what one row costs the server: parsing, storing, indexing and
+the trigger. Not counted: the kernel (writes, temp files) and cache misses, which time
+includes. The designs are those of bench_gate.py: revision 0004's table without and with its
+gate (four checks), and this revision's table without and with its triggers (six checks).
+
+    make bench-instructions                     # a throwaway PostgreSQL, N = 2,000
+"""
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg2
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.bench_gate import D, before_0005, copy_text  # noqa: E402
+from bench.cluster import BINDIR, throwaway_database  # noqa: E402
+
+# design -> (database, whether the user triggers run)
+DESIGNS = {
+    "ungated": ("bench_0004", False),
+    "4 checks": ("bench_0004", True),
+    "hash only": ("postgres", False),
+    "gate": ("postgres", True),
+}
+NOTES = {
+    "ungated": "revision 0004's table, triggers off",
+    "4 checks": "revision 0004's gate",
+    "hash only": "this revision's table, triggers off: embedding_hash and its index",
+    "gate": "6 checks",
+}
+
+
+def prepare(url: str) -> None:
+    """As bench_gate.py: blank_like on for every row, and a database at revision 0004."""
+    conn = psycopg2.connect(url)
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
+        cur.execute("ALTER TABLE chunks ALTER COLUMN embedding_model SET DEFAULT 'bench'")
+        reference = "[" + ",".join(["0.036"] * D) + "]"
+        cur.execute("SELECT set_blank_reference('bench', %s::vector)", [reference])
+    conn.commit()
+    conn.close()
+    before_0005(url).close()
+
+
+def instructions(data: Path, database: str, triggers: bool, files: list) -> int:
+    """Instructions a single-user backend executes to COPY `files` in turn."""
+    script = f"ALTER TABLE chunks {'ENABLE' if triggers else 'DISABLE'} TRIGGER USER;\n"
+    script += "TRUNCATE chunks;\n"
+    for f in files:
+        script += f"COPY chunks (chunk_id, doc_id, content, embedding) FROM '{f}';\n"
+    run = subprocess.run(
+        [
+            "valgrind",
+            "--tool=cachegrind",
+            "--cache-sim=no",
+            "--cachegrind-out-file=/dev/null",
+            BINDIR / "postgres",
+            "--single",
+            "-D",
+            data,
+            "-c",
+            "fsync=off",
+            "-c",
+            "autovacuum=off",
+            database,
+        ],
+        input=script,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if "ERROR" in run.stdout or "ERROR" in run.stderr:
+        raise RuntimeError(f"{database}: the COPY failed:\n{run.stdout}{run.stderr}")
+    found = re.search(r"I\s+refs:\s+([\d,]+)", run.stderr)
+    if not found:
+        raise RuntimeError(f"no instruction count from valgrind:\n{run.stderr}")
+    return int(found.group(1).replace(",", ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=2000)
+    args = parser.parse_args()
+    try:
+        subprocess.run(["valgrind", "--version"], check=True, capture_output=True)
+    except FileNotFoundError:
+        sys.exit("bench_instructions: needs valgrind (apt-get install valgrind)")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        with throwaway_database(None, tmp) as url:
+            prepare(url)
+        # the cluster is stopped: single-user backends may open its data directory
+        n = args.rows
+        rows = copy_text(2 * n).splitlines(keepends=True)
+        warm, small, large = tmp / "warm.copy", tmp / "small.copy", tmp / "large.copy"
+        warm.write_bytes(b"".join(b"w" + r[1:] for r in rows[:10]))  # other chunk_ids
+        small.write_bytes(b"".join(rows[:n]))
+        large.write_bytes(b"".join(rows))
+        per_row = {}
+        for design, (database, triggers) in DESIGNS.items():
+            once = instructions(tmp / "data", database, triggers, [warm, small])
+            twice = instructions(tmp / "data", database, triggers, [warm, large])
+            per_row[design] = (twice - once) / n
+            print(f"  {design:10s} {once:,} and {twice:,} instructions", flush=True)
+    print(f"{'design':10s} {'instructions/row':>16s}  vs ungated")
+    for design, cost in per_row.items():
+        ratio = per_row["ungated"] / cost
+        print(f"{design:10s} {cost:16,.0f}  {ratio:9.3f}x  ({NOTES[design]})")
+    print(f"six checks vs revision 0004's four: {per_row['4 checks'] / per_row['gate']:.3f}x")
+
+
+if __name__ == "__main__":
+    main()
