@@ -105,6 +105,10 @@ GRANT USAGE ON SCHEMA evil TO embedding_loader;
 CREATE FUNCTION evil.vector_send(public.vector) RETURNS bytea LANGUAGE sql
     AS $$ SELECT public.vector_send(public.array_to_vector(
         array_fill(0.5::real, ARRAY[public.vector_dims($1)]), public.vector_dims($1), true)) $$;
+CREATE FUNCTION evil.vector_bytes(public.vector) RETURNS bytea LANGUAGE sql
+    AS $$ SELECT embedding_gate.vector_bytes(public.array_to_vector(
+        array_fill(0.5::real, ARRAY[public.vector_dims($1)]), public.vector_dims($1), true)) $$;
+CREATE FUNCTION evil.vector_hash(public.vector) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';
 CREATE FUNCTION evil.char_length(text) RETURNS integer LANGUAGE sql AS 'SELECT 1000';
 CREATE FUNCTION evil.quote_ident(text) RETURNS text LANGUAGE sql AS $$ SELECT 'evil' $$;
 CREATE FUNCTION evil.current_setting(text, boolean) RETURNS text LANGUAGE sql AS 'SELECT ''0''';
