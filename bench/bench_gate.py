@@ -142,6 +142,16 @@ def report(designs: list, times: dict, cpus: dict, rows: int) -> None:
     print(f"ingest, six checks vs revision 0004's four: {paired(times['4 checks'], times['gate'])}")
 
 
+def prepare(conn) -> None:
+    """Document d1, and blank_like on: every row names a model that has a reference."""
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO documents (doc_id) VALUES ('d1') ON CONFLICT DO NOTHING")
+        cur.execute("ALTER TABLE chunks ALTER COLUMN embedding_model SET DEFAULT 'bench'")
+        reference = "[" + ",".join(["0.036"] * D) + "]"
+        cur.execute("SELECT set_blank_reference('bench', %s::vector)", [reference])
+    conn.commit()
+
+
 def before_0005(url: str):
     """A connection to a second database of the same cluster, at revision 0004."""
     admin = psycopg2.connect(url)
@@ -174,13 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.url, Path(tmp)) as url:
         conn = psycopg2.connect(url)
-        with conn.cursor() as cur:
-            cur.execute("INSERT INTO documents (doc_id) VALUES ('d1') ON CONFLICT DO NOTHING")
-            # blank_like on: every row names a model that has a reference
-            cur.execute("ALTER TABLE chunks ALTER COLUMN embedding_model SET DEFAULT 'bench'")
-            reference = "[" + ",".join(["0.036"] * D) + "]"
-            cur.execute("SELECT set_blank_reference('bench', %s::vector)", [reference])
-        conn.commit()
+        prepare(conn)
         # a second database at revision 0004, before blank_like and duplicate_vector: its
         # table without the gate is the baseline (no embedding_hash column, no hash index),
         # and its gate runs the four checks

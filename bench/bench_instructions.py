@@ -22,7 +22,7 @@ from pathlib import Path
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_gate import D, before_0005, copy_text  # noqa: E402
+from bench.bench_gate import NOTES, before_0005, copy_text, prepare  # noqa: E402
 from bench.cluster import BINDIR, throwaway_database  # noqa: E402
 
 # design -> (database, whether the user triggers run)
@@ -32,23 +32,12 @@ DESIGNS = {
     "hash only": ("postgres", False),
     "gate": ("postgres", True),
 }
-NOTES = {
-    "ungated": "revision 0004's table, triggers off",
-    "4 checks": "revision 0004's gate",
-    "hash only": "this revision's table, triggers off: embedding_hash and its index",
-    "gate": "6 checks",
-}
 
 
-def prepare(url: str) -> None:
+def setup(url: str) -> None:
     """As bench_gate.py: blank_like on for every row, and a database at revision 0004."""
     conn = psycopg2.connect(url)
-    with conn.cursor() as cur:
-        cur.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
-        cur.execute("ALTER TABLE chunks ALTER COLUMN embedding_model SET DEFAULT 'bench'")
-        reference = "[" + ",".join(["0.036"] * D) + "]"
-        cur.execute("SELECT set_blank_reference('bench', %s::vector)", [reference])
-    conn.commit()
+    prepare(conn)
     conn.close()
     before_0005(url).close()
 
@@ -99,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with throwaway_database(None, tmp) as url:
-            prepare(url)
+            setup(url)
         # the cluster is stopped: single-user backends may open its data directory
         n = args.rows
         rows = copy_text(2 * n).splitlines(keepends=True)
