@@ -113,6 +113,9 @@ def evaluate(vectors: np.ndarray, t: Thresholds, references=None, duplicate_of=N
         rows = slice(start, start + len(block))
         with np.errstate(invalid="ignore", over="ignore"):
             squares = np.einsum("ij,ij->i", block, block)
+            # two-pass population variance: exact 0 for constant vectors of any magnitude
+            centred = block - block.mean(axis=1, keepdims=True)
+            variance[rows] = np.einsum("ij,ij->i", centred, centred) / d
         norm[rows] = np.sqrt(squares)
         # a row with NaN/Inf has a non-finite sum of squares: count its components only
         # then (a finite row whose sum overflows is counted too, and finds none)
@@ -122,10 +125,6 @@ def evaluate(vectors: np.ndarray, t: Thresholds, references=None, duplicate_of=N
             nonfinite[start + np.flatnonzero(unsure)] = d - np.count_nonzero(
                 np.isfinite(block[unsure]), axis=1
             )
-        with np.errstate(invalid="ignore", over="ignore"):
-            # two-pass population variance: exact 0 for constant vectors of any magnitude
-            centred = block - block.mean(axis=1, keepdims=True)
-            variance[rows] = np.einsum("ij,ij->i", centred, centred) / d
         near_zero_ratio[rows] = np.count_nonzero(np.abs(block) < t.near_zero_epsilon, axis=1) / d
         if refs is not None:
             with np.errstate(invalid="ignore", over="ignore"):

@@ -14,7 +14,7 @@ depends_on = None
 
 TABLES = (
     "sql/incremental/0007_vector_bytes.sql",
-    "2ae0571c8f34d88ddb0012ca4dd3eb53c5704d15c4993e28bf61b31f8c7e4054",
+    "65b6d877be4c791390191eb44129a4efdd50a84f7c811de417a6b3a4eb738347",
 )
 FUNCTIONS = (
     "sql/idempotent/gate.sql",
@@ -22,7 +22,7 @@ FUNCTIONS = (
 )
 MODULE = (
     "plpython/embedding_gate.py",
-    "753388683874421f79bc21860ed768eed3f929d456ad89b956c2ce97b89bf589",
+    "67f4124f9015589c7f97554d488200a7f4c2819f969fc3e5fbc9372a1a5651e6",
 )
 
 # what 0006 had installed, put back on downgrade

@@ -5,8 +5,8 @@
 -- 3.7 µs a row, the 0006 hash 8.5 µs. The two functions below are PostgreSQL's own C
 -- functions bound to the vector type, which copy or hash the bytes as they are: 0.3 µs
 -- for the copy, 1.3 µs for the hash.
--- embedding_hash changes value, so the column is computed again (a rewrite of chunks under
--- ACCESS EXCLUSIVE, like revision 0006's).
+-- embedding_hash changes value, so the column is computed again: a rewrite of chunks under
+-- ACCESS EXCLUSIVE, like revision 0006's (100,000 768-d rows: 3.7 s).
 -- Frozen once released: changes go in a new revision.
 
 -- byteasend returns a copy of its varlena argument as bytea: here pgvector's stored form,
