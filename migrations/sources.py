@@ -1,10 +1,12 @@
-"""What a revision installs: SQL and PL/Python files pinned by their sha256.
+"""What the revisions install, and how.
 
-A revision names each file it installs with the hash it was released with. While the file
-in sql/ or plpython/ still has that hash it is read from there; once the file has moved on,
-the released copy lives under migrations/frozen/<revision>/<same path>. Either way a
-revision installs exactly what it was released with, so it never changes meaning when
-today's code changes.
+- sql/incremental/NNNN_*.sql: the tables, roles and rights, run once by revision NNNN. A
+  released file never changes: its revision pins its sha256 (see DEVELOPMENT.md).
+- sql/idempotent/*.sql: the functions, triggers and views, CREATE OR REPLACE. They are not
+  history: `alembic upgrade head` applies them from the tree, after the revisions, and
+  re-applies only the files whose text (as rendered for this database) changed since.
+- plpython/embedding_gate/: the PL/Python package, whose sources go into the body of
+  embedding_gate._python_package() (sql/idempotent/002_python_package.sql).
 """
 
 import hashlib
@@ -14,35 +16,35 @@ from pathlib import Path
 from alembic import context, op
 
 ROOT = Path(__file__).resolve().parent.parent
-FROZEN = Path(__file__).resolve().parent / "frozen"
+INCREMENTAL = ROOT / "sql" / "incremental"
+IDEMPOTENT = ROOT / "sql" / "idempotent"
+PACKAGE = ROOT / "plpython" / "embedding_gate"
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+# the objects in public an idempotent file creates (the baseline's downgrade drops them)
+_PUBLIC_OBJECT = re.compile(
+    r"^CREATE OR REPLACE (FUNCTION|PROCEDURE|VIEW) (public\.\w+)", re.MULTILINE
+)
 
 
 class PinMismatch(RuntimeError):
-    """A file a revision installs no longer has the hash the revision pins."""
+    """A released incremental file no longer has the hash its revision pins."""
 
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def pinned(revision: str, path: str, digest: str) -> str:
-    """The text of `path` as revision `revision` released it."""
-    found = []
-    for candidate in (FROZEN / revision / path, ROOT / path):
-        if candidate.is_file():
-            text = candidate.read_text(encoding="utf-8")
-            if sha256(text) == digest:
-                return text
-            found.append(f"{candidate.relative_to(ROOT)} has {sha256(text)}")
-    raise PinMismatch(
-        f"revision {revision} installs {path} with sha256 {digest}, but "
-        + ("; ".join(found) or "the file is missing")
-        + f". A released revision must not change meaning: keep the released text at "
-        f"migrations/frozen/{revision}/{path} (git show <commit>:{path}) and put the change "
-        f"in a new revision; if {revision} was never released, update its pin instead."
-    )
+def incremental(name: str, pin: "str | None") -> str:
+    """The text of sql/incremental/<name>; pin: its sha256 once released (None before)."""
+    text = (INCREMENTAL / name).read_text(encoding="utf-8")
+    if pin is not None and sha256(text) != pin:
+        raise PinMismatch(
+            f"sql/incremental/{name} is released with sha256 {pin}, but now has {sha256(text)}."
+            f" A released revision must not change meaning: restore it (git checkout"
+            f" <release tag> -- sql/incremental/{name}) and put the change in a new revision."
+        )
+    return text
 
 
 def render(template: str, **values: object) -> str:
@@ -56,15 +58,55 @@ def render(template: str, **values: object) -> str:
     return _PLACEHOLDER.sub(fill, template)
 
 
-def python_module(source: str) -> dict:
-    """Placeholders that embed a PL/Python module in a function body: the source as a raw
-    string literal, and a key naming this exact version in PL/Python's GD."""
-    for bad, why in (("'''", "a ''' string"), ("$python$", "the text $python$")):
-        if bad in source:
-            raise ValueError(f"a PL/Python module cannot contain {why}: it is embedded in SQL")
-    if source.rstrip("\n").endswith("\\"):
-        raise ValueError("a PL/Python module cannot end with a backslash")
-    return {"python_source": source, "python_key": "embedding_gate:" + sha256(source)[:16]}
+def python_package() -> dict:
+    """Placeholders that embed the PL/Python package in a function body: its module sources
+    as a dict literal of raw strings, and a key naming these exact sources in GD."""
+    modules = {p.stem: p.read_text(encoding="utf-8") for p in sorted(PACKAGE.glob("*.py"))}
+    for module, source in modules.items():
+        for bad, why in (("'''", "a ''' string"), ("$python$", "the text $python$")):
+            if bad in source:
+                raise ValueError(f"{module}.py cannot contain {why}: it is embedded in SQL")
+        if source.rstrip("\n").endswith("\\"):
+            raise ValueError(f"{module}.py cannot end with a backslash")
+    literal = "{\n" + "".join(f"    {m!r}: r'''{s}''',\n" for m, s in modules.items()) + "}"
+    key = sha256("".join(f"{m}\0{s}\0" for m, s in modules.items()))[:16]
+    return {"python_sources": literal, "python_key": "embedding_gate:" + key}
+
+
+def idempotent() -> "list[tuple[str, str]]":
+    """Every file of sql/idempotent/, in name order, rendered: (name, SQL)."""
+    values = python_package()
+    return [(p.name, render(p.read_text(encoding="utf-8"), **values)) for p in _idempotent_files()]
+
+
+def _idempotent_files() -> list:
+    return sorted(IDEMPOTENT.glob("*.sql"))
+
+
+def sync_statements(applied: dict) -> "list[str]":
+    """What brings the functions, triggers and views up to the tree: each idempotent file
+    whose rendered text has another sha256 than `applied` (name -> sha256, from
+    embedding_gate._sources) records, followed by the record of its new hash."""
+    out = []
+    for name, sql in idempotent():
+        digest = sha256(sql)
+        if applied.get(name) != digest:
+            out.append(sql.rstrip() + "\n")
+            out.append(
+                "INSERT INTO embedding_gate._sources (name, sha256)"
+                f" VALUES ('{name}', '{digest}') ON CONFLICT (name) DO UPDATE"
+                " SET sha256 = excluded.sha256, applied_at = pg_catalog.now();\n"
+            )
+    return out
+
+
+def drop_public_objects() -> str:
+    """DROP statements for what the idempotent files create in public (functions,
+    procedures, views), for `alembic downgrade base`; the rest lives in embedding_gate."""
+    found = []
+    for path in reversed(_idempotent_files()):
+        found += reversed(_PUBLIC_OBJECT.findall(path.read_text(encoding="utf-8")))
+    return "".join(f"DROP {kind} IF EXISTS {name} CASCADE;\n" for kind, name in found)
 
 
 def execute(sql: str) -> None:
@@ -82,36 +124,3 @@ def execute(sql: str) -> None:
 def x_arg(name: str, default: str) -> str:
     """An `alembic -x name=value` option."""
     return context.get_x_argument(as_dictionary=True).get(name, default)
-
-
-# NAME = ("path", "sha256"): a revision's own pin. Pins of other revisions' files end in
-# _NNNN (e.g. MODULE_0002, what a downgrade puts back) and are never touched.
-_PIN = re.compile(r'^(\w+) = \(\s*"([^"]+)",\s*"([0-9a-f]*)",?\s*\)', re.MULTILINE)
-_OTHER_REVISION = re.compile(r"_\d{4}$")
-
-
-def repin(revision_file: Path) -> list[str]:
-    """Update the pins of an UNRELEASED revision to its files' current hashes; returns what
-    changed. Never use it on a released revision: freeze the old file instead."""
-    text = revision_file.read_text(encoding="utf-8")
-    changed = []
-
-    def update(m: re.Match) -> str:
-        name, path, digest = m.groups()
-        if _OTHER_REVISION.search(name):
-            return m.group(0)
-        current = sha256((ROOT / path).read_text(encoding="utf-8"))
-        if current != digest:
-            changed.append(path)
-        return f'{name} = (\n    "{path}",\n    "{current}",\n)'  # as ruff formats it
-
-    revision_file.write_text(_PIN.sub(update, text), encoding="utf-8")
-    return changed
-
-
-if __name__ == "__main__":
-    import sys
-
-    if len(sys.argv) != 3 or sys.argv[1] != "repin":
-        sys.exit("usage: python -m migrations.sources repin migrations/versions/NNNN_name.py")
-    print("\n".join(repin(Path(sys.argv[2]))) or "pins up to date")

@@ -1,0 +1,195 @@
+"""Every SQL statement the package runs, as constants, and the session's prepared plans.
+
+Values always travel as typed parameters ($1, $2, ...); no statement is built from data.
+Every name is schema-qualified: the functions run with search_path = pg_catalog, pg_temp.
+"""
+
+# --- settings ----------------------------------------------------------------------------
+
+SETTINGS = (
+    "SELECT mode, min_norm, min_variance, near_zero_epsilon, max_near_zero_ratio,"
+    " blank_similarity FROM embedding_gate.settings"
+)
+# a per-transaction override: SET LOCAL embedding_gate.<name> = ...
+OVERRIDE = "SELECT pg_catalog.current_setting('embedding_gate.' || $1, true) AS v"
+CALLER_MAY_TUNE = "SELECT embedding_gate._caller_may_tune() AS ok"
+REFERENCES = "SELECT model, reference FROM embedding_gate.blank_references WHERE model = ANY ($1)"
+EMBEDDING_DIM = "SELECT embedding_gate.embedding_dim() AS d"
+
+# --- the insert trigger --------------------------------------------------------------------
+
+# duplicate_vector, for the row `i`: the earliest chunk (created_at, chunk_id) with the
+# identical embedding, when its content differs from i's (the same text stored twice is not
+# a duplicate). One descent of chunks_embedding_hash_idx (embedding_hash, created_at,
+# chunk_id): the row itself and later rows are ruled out inside the index, and only a chunk
+# with the same 64-bit hash is read to compare the bytes.
+DUPLICATE_OF = (
+    "(SELECT o.chunk_id FROM (SELECT c.chunk_id, c.content FROM public.chunks AS c"
+    " WHERE c.embedding_hash = i.embedding_hash"
+    " AND (c.created_at, c.chunk_id) < (i.created_at, i.chunk_id)"
+    " AND embedding_gate.vector_bytes(c.embedding) = embedding_gate.vector_bytes(i.embedding)"
+    " ORDER BY c.created_at, c.chunk_id LIMIT 1) AS o"
+    " WHERE o.content IS DISTINCT FROM i.content)"
+)
+# the rows of the statement's transition table `inserted` (not preparable: it exists only
+# for one trigger call)
+INSERTED = (
+    "SELECT i.chunk_id, embedding_gate.vector_bytes(i.embedding) AS v, i.embedding_raw AS raw,"
+    " i.quality_issues IS NOT NULL AS had_issues, i.embedding_model AS model,"
+    " CASE WHEN i.embedding IS NOT NULL THEN " + DUPLICATE_OF + " END AS duplicate_of"
+    " FROM inserted AS i WHERE i.embedding IS NOT NULL OR i.embedding_raw IS NOT NULL"
+)
+# the verdicts of flagged rows, passed as parallel arrays ($1..$8, see VERDICT_TYPES)
+# (multi-argument unnest is syntax of FROM, not a function of pg_catalog)
+_VERDICTS = (
+    "unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[],"
+    " $6::float8[], $7::float8[], $8::text[])"
+    " AS i(chunk_id, issues, reason, norm, variance, ratio, similarity, duplicate_of)"
+)
+VERDICT_TYPES = ["text[]"] * 3 + ["float8[]"] * 4 + ["text[]"]
+FLAG = (
+    "UPDATE public.chunks AS c SET quality_issues = pg_catalog.string_to_array(i.issues, ','),"
+    " quality_reason = i.reason, quality_norm = i.norm, quality_variance = i.variance,"
+    " quality_near_zero_ratio = i.ratio, quality_blank_similarity = i.similarity,"
+    " quality_duplicate_of = i.duplicate_of, quality_checked_at = pg_catalog.now()"
+    " FROM " + _VERDICTS + " WHERE c.chunk_id = i.chunk_id"
+)
+# a chunk quarantined again replaces its earlier quarantine row: each chunk is there once
+_REQUARANTINE = (
+    " ON CONFLICT (chunk_id) DO UPDATE SET doc_id = excluded.doc_id,"
+    " chunk_index = excluded.chunk_index, content = excluded.content, drop = excluded.drop,"
+    " metadata = excluded.metadata, embedding_raw = excluded.embedding_raw,"
+    " quality_issues = excluded.quality_issues, quality_reason = excluded.quality_reason,"
+    " quality_norm = excluded.quality_norm, quality_variance = excluded.quality_variance,"
+    " quality_near_zero_ratio = excluded.quality_near_zero_ratio,"
+    " embedding_model = excluded.embedding_model,"
+    " quality_blank_similarity = excluded.quality_blank_similarity,"
+    " quality_duplicate_of = excluded.quality_duplicate_of, quarantined_at = pg_catalog.now()"
+)
+_QUARANTINE_COLUMNS = (
+    "chunk_id, doc_id, chunk_index, content, drop, metadata, embedding_raw, quality_issues,"
+    " quality_reason, quality_norm, quality_variance, quality_near_zero_ratio,"
+    " embedding_model, quality_blank_similarity, quality_duplicate_of"
+)
+QUARANTINE = (
+    "WITH moved AS (DELETE FROM public.chunks AS c USING pg_catalog.unnest($1::text[])"
+    "  AS k(chunk_id) WHERE c.chunk_id = k.chunk_id"
+    "  RETURNING c.chunk_id, c.doc_id, c.chunk_index, c.content, c.drop, c.metadata,"
+    "   COALESCE(c.embedding::real[], c.embedding_raw) AS raw, c.embedding_model)"
+    " INSERT INTO public.embedding_quarantine (" + _QUARANTINE_COLUMNS + ")"
+    " SELECT m.chunk_id, m.doc_id, m.chunk_index, m.content, m.drop, m.metadata, m.raw,"
+    "  pg_catalog.string_to_array(i.issues, ','), i.reason, i.norm, i.variance, i.ratio,"
+    "  m.embedding_model, i.similarity, i.duplicate_of"
+    " FROM moved AS m JOIN " + _VERDICTS + " ON m.chunk_id = i.chunk_id" + _REQUARANTINE
+)
+CLEAR = (
+    "UPDATE public.chunks SET quality_issues = NULL, quality_reason = NULL, quality_norm = NULL,"
+    " quality_variance = NULL, quality_near_zero_ratio = NULL,"
+    " quality_blank_similarity = NULL, quality_duplicate_of = NULL,"
+    " quality_checked_at = pg_catalog.now()"
+    " WHERE chunk_id = ANY ($1::text[])"
+)
+# finite vectors written to embedding_raw become vectors, by pgvector's own cast
+PROMOTE_RAW = (
+    "UPDATE public.chunks SET embedding = embedding_raw::public.vector, embedding_raw = NULL"
+    " WHERE chunk_id = ANY ($1::text[])"
+)
+# why the statement must fail; the PL/pgSQL trigger embedding_gate_reject raises it
+REJECT = "SELECT pg_catalog.set_config('embedding_gate.rejected', $1, true)"
+
+# --- the update trigger --------------------------------------------------------------------
+
+QUARANTINE_ROW = (
+    "INSERT INTO public.embedding_quarantine (" + _QUARANTINE_COLUMNS + ")"
+    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    + _REQUARANTINE
+)
+QUARANTINE_ROW_TYPES = (
+    ["text", "text", "integer", "text", "boolean", "text", "real[]", "text[]", "text"]
+    + ["float8"] * 3
+    + ["text", "float8", "text"]
+)
+# the duplicate rule of DUPLICATE_OF for the one row an UPDATE writes, given as parameters
+DUPLICATE_ROW = (
+    "SELECT " + DUPLICATE_OF + " AS chunk_id FROM (SELECT e.embedding,"
+    " embedding_gate.vector_hash(e.embedding) AS embedding_hash,"
+    " $2::text AS content, $3::timestamptz AS created_at, $4::text AS chunk_id"
+    " FROM (SELECT $1::public.vector AS embedding) AS e) AS i"
+)
+DUPLICATE_ROW_TYPES = ["text", "text", "text", "text"]
+# a finite embedding_raw written by an UPDATE, as pgvector's text (what TD holds)
+RAW_AS_VECTOR = "SELECT $1::real[]::public.vector::text AS v"
+NOW = "SELECT pg_catalog.now() AS now"
+
+# --- verify, recheck, measures, preview ------------------------------------------------------
+
+SAMPLE = (
+    "SELECT i.chunk_id, embedding_gate.vector_bytes(i.embedding) AS v, i.embedding_raw AS raw,"
+    " i.embedding_model AS model,"
+    " CASE WHEN i.embedding IS NOT NULL THEN " + DUPLICATE_OF + " END AS duplicate_of"
+    " FROM public.chunks AS i WHERE i.chunk_id = ANY (ARRAY("
+    "  SELECT chunk_id FROM public.chunks"
+    "  WHERE embedding IS NOT NULL OR embedding_raw IS NOT NULL"
+    "  ORDER BY pg_catalog.random() LIMIT $1))"
+)
+# The embedding hashes stored more than once: one pass over chunks_embedding_hash_idx
+# (an index-only scan once VACUUM has run). A scan probes for duplicates only the rows
+# with one of these hashes, and the rows already flagged (written after this ran, perhaps).
+TWINS = (
+    "SELECT COALESCE(pg_catalog.array_agg(embedding_hash), '{}') AS twins FROM ("
+    " SELECT embedding_hash FROM public.chunks WHERE embedding_hash IS NOT NULL"
+    " GROUP BY embedding_hash HAVING pg_catalog.count(*) > 1) AS t"
+)
+# One batch of stored embeddings in chunk_id order (BATCH_AFTER: after chunk_id $3),
+# aggregated into a few values: the vectors as one bytea (string_agg skips NULLs, so it
+# lines up with the filtered arrays). Row by row, PL/Python would build a dict per row and
+# read at a quarter of the speed. Two statements, not one with "$3 IS NULL OR": a generic
+# plan of that could not range-scan the primary key.
+_BATCH_SELECT = (
+    "SELECT pg_catalog.count(*)::integer AS n, pg_catalog.max(chunk_id) AS last,"
+    " pg_catalog.array_agg(chunk_id) FILTER (WHERE embedding IS NOT NULL) AS ids,"
+    " pg_catalog.array_agg(quality_issues IS NOT NULL) FILTER (WHERE embedding IS NOT NULL)"
+    "  AS had,"
+    " pg_catalog.array_agg(embedding_model) FILTER (WHERE embedding IS NOT NULL) AS models,"
+    " pg_catalog.array_agg(duplicate_of) FILTER (WHERE embedding IS NOT NULL) AS duplicates,"
+    " pg_catalog.string_agg(embedding_gate.vector_bytes(embedding), ''::bytea) AS blob,"
+    " pg_catalog.array_agg(chunk_id) FILTER (WHERE embedding IS NULL) AS raw_ids"
+    " FROM (SELECT i.chunk_id, i.embedding, i.quality_issues, i.embedding_model,"
+    "  CASE WHEN i.embedding IS NOT NULL AND (t.h IS NOT NULL OR i.quality_issues IS NOT NULL)"
+    "  THEN " + DUPLICATE_OF + " END AS duplicate_of"
+    "  FROM (SELECT chunk_id, embedding, quality_issues, embedding_model, content, created_at,"
+    "   embedding_hash FROM public.chunks WHERE "
+)
+_BATCH_REST = (
+    "(embedding IS NOT NULL OR embedding_raw IS NOT NULL) ORDER BY chunk_id LIMIT $1) AS i"
+    "  LEFT JOIN (SELECT DISTINCT h FROM pg_catalog.unnest($2::bigint[]) AS h) AS t"
+    "  ON t.h = i.embedding_hash) AS batch"
+)
+BATCH_FIRST = _BATCH_SELECT + _BATCH_REST
+BATCH_AFTER = _BATCH_SELECT + "chunk_id > $3 AND " + _BATCH_REST
+BATCH_TYPES = ["integer", "bigint[]", "text"]
+RAW_ROWS = (
+    "SELECT chunk_id, embedding_raw AS raw, quality_issues IS NOT NULL AS had,"
+    " embedding_model AS model"
+    " FROM public.chunks WHERE chunk_id = ANY ($1) ORDER BY chunk_id"
+)
+
+
+# --- prepared plans ----------------------------------------------------------------------
+
+# statement text and parameter types -> its prepared plan, for this session
+_plans: dict = {}
+
+
+def plan(plpy, sql: str, types=()):
+    """The prepared plan of one of the statements above, cached for the session."""
+    key = (sql, tuple(types))
+    prepared = _plans.get(key)
+    if prepared is None:
+        prepared = _plans[key] = plpy.prepare(sql, list(types))
+    return prepared
+
+
+def run(plpy, sql: str, types=(), args=()):
+    """Execute one of the statements above with its parameters, by its prepared plan."""
+    return plpy.execute(plan(plpy, sql, types), list(args))

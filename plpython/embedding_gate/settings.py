@@ -1,0 +1,64 @@
+"""What the gate is set to: the mode and thresholds of embedding_gate.settings (overridable
+per transaction by roles that may change them), and each model's blank reference."""
+
+import math
+
+from . import queries
+from .checks import Thresholds, unit_reference
+
+MODES = ("flag", "quarantine", "reject")
+
+
+def current_settings(plpy) -> "tuple[str, Thresholds]":
+    """Mode and thresholds: the settings table, overridden per transaction by
+    `SET LOCAL embedding_gate.<name> = ...` where the calling role may change the settings."""
+    row = queries.run(plpy, queries.SETTINGS)[0]
+    values = dict(row)
+    overridden = []
+    for name in row.keys():
+        text = queries.run(plpy, queries.OVERRIDE, ["text"], [name])[0]["v"]
+        if text:  # NULL when never set, '' after RESET
+            overridden.append((name, text))
+    if overridden:
+        if not queries.run(plpy, queries.CALLER_MAY_TUNE)[0]["ok"]:
+            names = ", ".join(f"embedding_gate.{n}" for n, _ in overridden)
+            plpy.error(
+                f"this role may not override the embedding gate's settings ({names})",
+                hint="overrides need UPDATE on embedding_gate.settings; RESET them",
+                sqlstate="42501",
+            )
+        for name, text in overridden:
+            values[name] = _parse_override(plpy, name, text)
+    mode = values.pop("mode")
+    return mode, Thresholds(**{k: float(v) for k, v in values.items()})
+
+
+def _parse_override(plpy, name: str, text: str):
+    if name == "mode":
+        if text not in MODES:
+            plpy.error(
+                f"embedding_gate.mode is {text!r}, expected one of {', '.join(MODES)}",
+                sqlstate="22023",
+            )
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        plpy.error(
+            f"embedding_gate.{name} is {text!r}, expected a non-negative number",
+            sqlstate="22023",
+        )
+    return value
+
+
+def references_for(plpy, models: list) -> list:
+    """Per row, its model's blank reference as a unit vector (one object per model), or
+    None where the row names no model or its model has no reference."""
+    wanted = sorted({m for m in models if m is not None})
+    if not wanted:
+        return [None] * len(models)
+    rows = queries.run(plpy, queries.REFERENCES, ["text[]"], [wanted])
+    found = {r["model"]: unit_reference(r["reference"]) for r in rows}
+    return [found.get(m) for m in models]

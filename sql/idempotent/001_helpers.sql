@@ -1,0 +1,32 @@
+-- Small functions the rest of the gate, and the loader, share. Each idempotent file is
+-- CREATE OR REPLACE, re-applied by `alembic upgrade head` when its text changes.
+
+-- The dimension of chunks.embedding, as the deployment chose it.
+CREATE OR REPLACE FUNCTION embedding_gate.embedding_dim() RETURNS integer
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+-- vector(n) keeps n as its type modifier
+SELECT a.atttypmod FROM pg_catalog.pg_attribute AS a
+WHERE a.attrelid = 'public.chunks'::pg_catalog.regclass AND a.attname = 'embedding'
+$$;
+COMMENT ON FUNCTION embedding_gate.embedding_dim() IS
+    'The dimension of chunks.embedding (chosen at `alembic upgrade` time).';
+
+-- Whether the role that called in (not a SECURITY DEFINER function's owner) may tune the gate.
+CREATE OR REPLACE FUNCTION embedding_gate._caller_may_tune() RETURNS boolean
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.has_table_privilege(
+    CASE WHEN pg_catalog.current_setting('role') = 'none' THEN SESSION_USER
+         ELSE pg_catalog.current_setting('role')::name END,
+    'embedding_gate.settings', 'UPDATE')
+$$;
+COMMENT ON FUNCTION embedding_gate._caller_may_tune() IS
+    'True when the calling role (SET ROLE, else the session user) may UPDATE '
+    'embedding_gate.settings: override a setting, replace a blank reference.';

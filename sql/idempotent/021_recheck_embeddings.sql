@@ -1,0 +1,57 @@
+-- One batch of recheck_embeddings(): the next batch_size rows after chunk_id `after`.
+-- twins: the embedding hashes stored more than once, which the first call (NULL) computes
+-- and returns, and the procedure passes on.
+CREATE OR REPLACE FUNCTION embedding_gate._recheck_batch(
+    after text, batch_size integer, twins bigint[])
+RETURNS TABLE (checked integer, low_quality integer, last_chunk_id text, twins bigint[])
+LANGUAGE plpython3u
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $python$
+if "{{python_key}}" not in GD:
+    plpy.execute("SELECT embedding_gate._python_package()")
+return [GD["{{python_key}}"].scans.recheck_batch(plpy, after, batch_size, twins)]
+$python$;
+COMMENT ON FUNCTION embedding_gate._recheck_batch(text, integer, bigint[]) IS
+    'One batch of recheck_embeddings(), in chunk_id order after the given chunk_id; twins: '
+    'the embedding hashes stored more than once (NULL: compute and return them).';
+-- state-changing maintenance is the owner's
+REVOKE EXECUTE ON FUNCTION embedding_gate._recheck_batch(text, integer, bigint[]) FROM PUBLIC;
+
+-- Re-evaluates every stored embedding with the current thresholds, committing per batch.
+-- A procedure, so that it can commit; it therefore cannot carry a SET search_path clause
+-- (PostgreSQL forbids transaction control there) and pins it with set_config instead.
+CREATE OR REPLACE PROCEDURE public.recheck_embeddings(
+    batch_size integer DEFAULT 10000,
+    INOUT checked bigint DEFAULT NULL,
+    INOUT low_quality bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    after text;
+    twin_hashes bigint[];
+    b record;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    checked := 0;
+    low_quality := 0;
+    LOOP
+        SELECT * INTO b FROM embedding_gate._recheck_batch(after, batch_size, twin_hashes);
+        EXIT WHEN b.checked = 0;
+        twin_hashes := b.twins;
+        checked := checked + b.checked;
+        low_quality := low_quality + b.low_quality;
+        after := b.last_chunk_id;
+        COMMIT;
+        -- the setting ended with the transaction
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE public.recheck_embeddings(integer, bigint, bigint) IS
+    'Re-evaluates every stored embedding with the current thresholds (after they change), '
+    'committing every batch_size rows: CALL recheck_embeddings(). Updates the quality '
+    'columns only; it never moves or deletes stored rows, whatever the mode.';
+REVOKE EXECUTE ON PROCEDURE public.recheck_embeddings(integer, bigint, bigint) FROM PUBLIC;

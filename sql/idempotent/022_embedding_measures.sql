@@ -1,0 +1,18 @@
+-- The measures of every stored embedding, computed now (clean rows store none).
+CREATE OR REPLACE FUNCTION public.embedding_measures(near_zero_epsilon double precision DEFAULT NULL)
+RETURNS TABLE (chunk_id text, norm double precision, variance double precision,
+               near_zero_ratio double precision, issues text[])
+LANGUAGE plpython3u
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $python$
+if "{{python_key}}" not in GD:
+    plpy.execute("SELECT embedding_gate._python_package()")
+return GD["{{python_key}}"].scans.embedding_measures(plpy, near_zero_epsilon)
+$python$;
+COMMENT ON FUNCTION public.embedding_measures(double precision) IS
+    'Norm, variance and near-zero ratio of every stored embedding, and the issue codes the '
+    'current thresholds give it (near_zero_epsilon: count near-zero components with this '
+    'epsilon instead). Computed on the fly, in batches; changes nothing.';

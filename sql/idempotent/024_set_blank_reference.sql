@@ -1,0 +1,53 @@
+-- Records a model's embedding of empty text, the reference of the blank_like check.
+CREATE OR REPLACE FUNCTION public.set_blank_reference(model text, reference public.vector)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_values real[] := reference::real[];
+    old_values real[];
+    dim integer := embedding_gate.embedding_dim();
+BEGIN
+    IF model IS NULL OR model = '' OR reference IS NULL THEN
+        RAISE EXCEPTION 'set_blank_reference needs a model name and a vector'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF (SELECT sum(x::float8 * x::float8) FROM unnest(new_values) AS x) = 0 THEN
+        RAISE EXCEPTION 'the blank reference of model "%" is a zero vector', model
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'a zero vector has no direction to compare with: the low_norm check '
+                         'already catches this model''s blank chunks';
+    END IF;
+    IF dim > 0 AND cardinality(new_values) <> dim THEN
+        RAISE EXCEPTION 'the blank reference of model "%" has % dimensions, chunks.embedding has %',
+            model, cardinality(new_values), dim
+            USING ERRCODE = 'data_exception',
+                  HINT = 'record the embedding of "" by the model that embeds the chunks';
+    END IF;
+    SELECT b.reference INTO old_values FROM embedding_gate.blank_references AS b
+    WHERE b.model = set_blank_reference.model FOR UPDATE;
+    IF old_values = new_values THEN
+        RETURN;
+    END IF;
+    IF old_values IS NOT NULL AND NOT embedding_gate._caller_may_tune() THEN
+        RAISE EXCEPTION 'model "%" already has a different blank reference', model
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'replacing it needs UPDATE on embedding_gate.settings (the '
+                         'deployment''s owner); the first reference of a model anyone may record';
+    END IF;
+    INSERT INTO embedding_gate.blank_references AS b (model, reference)
+    VALUES (set_blank_reference.model, new_values)
+    ON CONFLICT ON CONSTRAINT blank_references_pkey DO UPDATE
+        SET reference = excluded.reference, recorded_at = now(), recorded_by = session_user;
+END
+$$;
+COMMENT ON FUNCTION public.set_blank_reference(text, public.vector) IS
+    'Records model''s embedding of empty text, the reference of the blank_like check: '
+    'SELECT set_blank_reference(''my-model'', <the model''s embedding of "">). Recording the '
+    'first one is open to writers (the loader does it on start); replacing one needs the '
+    'right to change the settings. Existing rows: CALL recheck_embeddings().';
+REVOKE EXECUTE ON FUNCTION public.set_blank_reference(text, public.vector) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.set_blank_reference(text, public.vector) TO embedding_loader;

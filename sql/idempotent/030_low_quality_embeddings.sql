@@ -1,0 +1,67 @@
+-- The reports: views a person reads. A view can only gain columns at the end; a revision
+-- that drops or retypes one drops the view first (see DEVELOPMENT.md).
+
+CREATE OR REPLACE VIEW public.low_quality_embeddings AS
+SELECT c.chunk_id,
+       c.doc_id,
+       c.quality_issues AS issues,
+       c.quality_reason AS reason,
+       c.quality_norm AS norm,
+       c.quality_variance AS variance,
+       c.quality_near_zero_ratio AS near_zero_ratio,
+       c.content_length,
+       pg_catalog.left(c.content, 100) AS content_preview,
+       c.quality_checked_at AS checked_at,
+       false AS quarantined,
+       c.quality_blank_similarity AS blank_similarity,
+       c.quality_duplicate_of AS duplicate_of,
+       c.embedding_model
+FROM public.chunks AS c
+WHERE c.quality_issues IS NOT NULL
+UNION ALL
+SELECT q.chunk_id,
+       q.doc_id,
+       q.quality_issues,
+       q.quality_reason,
+       q.quality_norm,
+       q.quality_variance,
+       q.quality_near_zero_ratio,
+       pg_catalog.char_length(q.content),
+       pg_catalog.left(q.content, 100),
+       q.quarantined_at,
+       true,
+       q.quality_blank_similarity,
+       q.quality_duplicate_of,
+       q.embedding_model
+FROM public.embedding_quarantine AS q
+ORDER BY checked_at DESC, chunk_id;
+COMMENT ON VIEW public.low_quality_embeddings IS
+    'One row per embedding the gate flagged: flagged rows of chunks (quarantined = false) and '
+    'the rows embedding_quarantine holds instead (quarantined = true). Newest first.';
+COMMENT ON COLUMN public.low_quality_embeddings.chunk_id IS 'The chunk.';
+COMMENT ON COLUMN public.low_quality_embeddings.doc_id IS 'Its document.';
+COMMENT ON COLUMN public.low_quality_embeddings.issues IS
+    'Every issue code that applies: nan_or_inf, low_norm, low_variance, sparse, blank_like, '
+    'duplicate_vector.';
+COMMENT ON COLUMN public.low_quality_embeddings.reason IS
+    'Readable reasons with the measured values, e.g. "norm too low (0.0234)".';
+COMMENT ON COLUMN public.low_quality_embeddings.norm IS 'L2 norm (NULL with NaN/Inf).';
+COMMENT ON COLUMN public.low_quality_embeddings.variance IS
+    'Population variance of the components (NULL with NaN/Inf).';
+COMMENT ON COLUMN public.low_quality_embeddings.near_zero_ratio IS
+    'Share of components with abs(x) < near_zero_epsilon.';
+COMMENT ON COLUMN public.low_quality_embeddings.content_length IS
+    'Length of the content in characters.';
+COMMENT ON COLUMN public.low_quality_embeddings.content_preview IS
+    'The first 100 characters of the content (characters, not bytes).';
+COMMENT ON COLUMN public.low_quality_embeddings.checked_at IS
+    'When the gate flagged it, or quarantined it.';
+COMMENT ON COLUMN public.low_quality_embeddings.quarantined IS
+    'true: the row is in embedding_quarantine, not in chunks (mode quarantine).';
+COMMENT ON COLUMN public.low_quality_embeddings.blank_similarity IS
+    'blank_like: cosine similarity to the model''s embedding of empty text.';
+COMMENT ON COLUMN public.low_quality_embeddings.duplicate_of IS
+    'duplicate_vector: the earlier chunk with the identical embedding and other content.';
+COMMENT ON COLUMN public.low_quality_embeddings.embedding_model IS
+    'The model that embedded the chunk, where the writer recorded it.';
+GRANT SELECT ON public.low_quality_embeddings TO embedding_loader;

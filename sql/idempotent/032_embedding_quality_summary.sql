@@ -1,0 +1,70 @@
+-- One row of corpus figures. Each count but the total is a scan of a small partial index
+-- (see the baseline); the total is an index-only scan once (auto)vacuum has run.
+-- MATERIALIZED: counts is read several times below and must be computed once.
+CREATE OR REPLACE FUNCTION embedding_gate._quality_summary()
+RETURNS TABLE (documents bigint, chunks bigint, dropped bigint, empty_content bigint,
+               embedded bigint, low_quality bigint, low_quality_pct numeric, quarantined bigint,
+               issue_counts jsonb)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+WITH quality AS (
+    SELECT c.quality_issues FROM public.chunks AS c WHERE c.quality_issues IS NOT NULL
+    UNION ALL
+    SELECT q.quality_issues FROM public.embedding_quarantine AS q
+),
+counts AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM public.documents) AS documents,
+           (SELECT count(*) FROM public.chunks) AS chunks,
+           (SELECT count(*) FROM public.chunks WHERE drop) AS dropped,
+           (SELECT count(*) FROM public.chunks WHERE COALESCE(content_length, 0) = 0)
+               AS empty_content,
+           (SELECT count(*) FROM public.chunks
+            WHERE embedding IS NULL AND embedding_raw IS NULL) AS not_embedded,
+           (SELECT count(*) FROM public.embedding_quarantine) AS quarantined,
+           (SELECT count(*) FROM quality) AS low_quality,
+           (SELECT COALESCE(pg_catalog.jsonb_object_agg(code, n ORDER BY code), '{}'::jsonb)
+            FROM (SELECT code, count(*) AS n FROM quality, pg_catalog.unnest(quality_issues) AS code
+                  GROUP BY code) AS per_code) AS issue_counts
+)
+SELECT documents,
+       chunks,
+       dropped,
+       empty_content,
+       chunks - not_embedded + quarantined AS embedded,
+       low_quality,
+       pg_catalog.round(100.0 * low_quality
+                        / NULLIF(chunks - not_embedded + quarantined, 0), 2) AS low_quality_pct,
+       quarantined,
+       issue_counts
+FROM counts
+$$;
+COMMENT ON FUNCTION embedding_gate._quality_summary() IS
+    'The row of the view embedding_quality_summary (without JIT).';
+
+CREATE OR REPLACE VIEW public.embedding_quality_summary AS
+SELECT * FROM embedding_gate._quality_summary();
+COMMENT ON VIEW public.embedding_quality_summary IS
+    'One row with the reference pipeline''s figures. Quarantined embeddings count as embedded '
+    'and low quality (they came back from the embedding server, bad).';
+COMMENT ON COLUMN public.embedding_quality_summary.documents IS 'Rows in documents.';
+COMMENT ON COLUMN public.embedding_quality_summary.chunks IS 'Rows in chunks.';
+COMMENT ON COLUMN public.embedding_quality_summary.dropped IS 'Chunks with drop = true.';
+COMMENT ON COLUMN public.embedding_quality_summary.empty_content IS
+    'Chunks whose content is empty or NULL.';
+COMMENT ON COLUMN public.embedding_quality_summary.embedded IS
+    'Chunks with an embedding (embedding or embedding_raw), plus quarantined ones.';
+COMMENT ON COLUMN public.embedding_quality_summary.low_quality IS
+    'Flagged chunks plus quarantined ones: the rows of low_quality_embeddings.';
+COMMENT ON COLUMN public.embedding_quality_summary.low_quality_pct IS
+    'low_quality as a percentage of embedded, two decimals.';
+COMMENT ON COLUMN public.embedding_quality_summary.quarantined IS
+    'Rows in embedding_quarantine (included in low_quality).';
+COMMENT ON COLUMN public.embedding_quality_summary.issue_counts IS
+    'Low-quality embeddings per issue code, e.g. {"low_norm": 12, "sparse": 3}.';
+REVOKE EXECUTE ON FUNCTION embedding_gate._quality_summary() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION embedding_gate._quality_summary() TO embedding_loader;
+GRANT SELECT ON public.embedding_quality_summary TO embedding_loader;
