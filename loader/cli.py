@@ -4,12 +4,39 @@ server, print the quality report. The database checks the embeddings; this only 
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 import psycopg2
 
 from loader.db import connect, database_url
 from loader.embed import DEFAULT_URL
+
+
+class Progress:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.start = time.perf_counter()
+        self.shown = False
+        self.enabled = hasattr(stream, "isatty") and stream.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or not total:
+            return
+        width = 30
+        filled = int(width * done / total)
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} chunks {rate:,.0f}/s"
+        )
+        self.stream.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
 
 
 def cmd_report(args) -> int:
@@ -47,15 +74,21 @@ def cmd_load(args) -> int:
         timeout=args.timeout,
     )
     conn = connect(args.database_url)
+    progress = Progress()
     try:
-        stats = load.load(conn, data, client, in_flight=args.in_flight)
+        stats = load.load(conn, data, client, in_flight=args.in_flight, on_progress=progress)
     except EmbeddingError as e:
         return _stopped(str(e))
     except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
         # the server restarted or went away: the batch in progress was rolled back
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         return _stopped(f"lost the connection to the database ({why})")
+    except psycopg2.Error as e:
+        # the database refused a batch: its message and CONTEXT (the COPY line) say which
+        why = " / ".join(line for line in str(e).strip().splitlines() if line.strip())
+        return _stopped(f"the database refused a batch of chunks: {why}")
     finally:
+        progress.close()
         conn.close()
     for note in stats.notes:
         print(f"note: {note}", file=sys.stderr)
@@ -94,9 +127,9 @@ def cmd_check_server(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    from loader import server
+    import embedding_server
 
-    server.serve(args.host, args.port)
+    embedding_server.serve(args.host, args.port)
     return 0
 
 

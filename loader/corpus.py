@@ -12,7 +12,8 @@ A file is `.json` (a list of documents, or an object with a "documents" list) or
          "content": "text",             required string (may be empty: stored, not embedded);
                                         no NUL characters (PostgreSQL text cannot hold them)
          "drop": false,                 optional boolean, default false (stored, not embedded)
-         "chunk_index": 0,              optional integer, default its position in the list
+         "chunk_index": 0,              optional integer (-2**31 .. 2**31-1, PostgreSQL's
+                                        integer), default its position in the list
          "metadata": {...}}]}           optional object
 
 A document with any error is skipped whole (nothing of it is loaded) and the error names
@@ -22,6 +23,9 @@ the file, the document and the field; the other documents load.
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# chunks.chunk_index is a PostgreSQL integer
+INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -68,22 +72,58 @@ def _where(file: str, doc: "str | int", field_name: str = "") -> str:
     return f"{file}: {doc_part}" + (f": {field_name}" if field_name else "")
 
 
+def _shown(value) -> str:
+    return json.dumps(value, ensure_ascii=True)[:60]
+
+
 def _optional(obj: dict, key: str, kind, where: str, default=None):
     value = obj.get(key, default)
     wrong_type = value is not None and not isinstance(value, kind)
     if wrong_type or (kind is int and isinstance(value, bool)):
         expected = {str: "a string", dict: "an object", bool: "true or false", int: "an integer"}
-        raise InputError(f"{where}.{key}: expected {expected[kind]}, got {json.dumps(value)[:60]}")
+        raise InputError(f"{where}.{key}: expected {expected[kind]}, got {_shown(value)}")
+    if isinstance(value, str):
+        _storable(value, f"{where}.{key}")
+    if isinstance(value, dict):
+        _storable_json(value, f"{where}.{key}")
     return value
+
+
+def _storable(text: str, where: str) -> str:
+    """A string PostgreSQL's text can hold: no NUL, and UTF-8 (no lone surrogates)."""
+    if "\x00" in text:
+        raise InputError(f"{where}: contains NUL characters, which PostgreSQL cannot store")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InputError(
+            f"{where}: not valid Unicode ({e.reason} at character {e.start})"
+        ) from None
+    return text
+
+
+def _storable_json(value: dict, where: str) -> None:
+    """An object jsonb can hold: no NaN or Infinity, no NUL, valid Unicode."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise InputError(f"{where}: contains NaN or Infinity, which jsonb cannot store") from None
+    if "\\u0000" in text:
+        raise InputError(f"{where}: contains NUL characters, which jsonb cannot store")
+    _storable(text, where)
+
+
+def _required_id(value, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{where}: required, a non-empty string")
+    return _storable(value, where)
 
 
 def parse_document(raw, file: str, position: int) -> Document:
     """One document record, validated; raises InputError naming file, document and field."""
     if not isinstance(raw, dict):
         raise InputError(f"{_where(file, position)}: expected an object, got {type(raw).__name__}")
-    doc_id = raw.get("doc_id")
-    if not isinstance(doc_id, str) or not doc_id:
-        raise InputError(f"{_where(file, position, 'doc_id')}: required, a non-empty string")
+    doc_id = _required_id(raw.get("doc_id"), _where(file, position, "doc_id"))
     where = _where(file, doc_id)
     title = _optional(raw, "title", str, where)
     source = _optional(raw, "source", str, where)
@@ -96,21 +136,20 @@ def parse_document(raw, file: str, position: int) -> Document:
         at = f"{where}: chunks[{i}]"
         if not isinstance(c, dict):
             raise InputError(f"{at}: expected an object, got {type(c).__name__}")
-        chunk_id = c.get("chunk_id")
-        if not isinstance(chunk_id, str) or not chunk_id:
-            raise InputError(f"{at}.chunk_id: required, a non-empty string")
+        chunk_id = _required_id(c.get("chunk_id"), f"{at}.chunk_id")
         at = f"{where}: chunk {chunk_id!r}"
         if c.get("doc_id", doc_id) != doc_id:
-            raise InputError(f"{at}.doc_id: {c['doc_id']!r} is not its document's {doc_id!r}")
+            raise InputError(f"{at}.doc_id: {_shown(c['doc_id'])} is not its document's {doc_id!r}")
         content = c.get("content")
         if not isinstance(content, str):
             raise InputError(f"{at}.content: required, a string (empty is allowed)")
-        if "\x00" in content:
-            raise InputError(
-                f"{at}.content: contains NUL characters, which PostgreSQL cannot store"
-            )
+        _storable(content, f"{at}.content")
         drop = _optional(c, "drop", bool, at, False)
         index = _optional(c, "chunk_index", int, at, i)
+        if not INT4_MIN <= index <= INT4_MAX:
+            raise InputError(
+                f"{at}.chunk_index: {index} is out of range ({INT4_MIN} to {INT4_MAX})"
+            )
         chunk_metadata = _optional(c, "metadata", dict, at) or {}
         chunks.append(Chunk(chunk_id, doc_id, index, content, drop, chunk_metadata))
     return Document(doc_id, title, source, metadata, tuple(chunks), file)
@@ -118,27 +157,33 @@ def parse_document(raw, file: str, position: int) -> Document:
 
 def read_records(path: Path) -> list:
     """The raw document records of one file; raises InputError for a file that is not JSON."""
-    text = path.read_text(encoding="utf-8")
     try:
-        if path.suffix == ".jsonl":
-            records = []
-            for n, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        records.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise InputError(f"{path}:{n}:{e.colno}: not JSON: {e.msg}") from None
-            return records
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{path}:{e.lineno}:{e.colno}: not JSON: {e.msg}") from None
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    if path.suffix == ".jsonl":
+        records = []
+        for n, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                records.append(_loads(line, path, n))
+        return records
+    data = _loads(text, path)
     if isinstance(data, dict) and isinstance(data.get("documents"), list):
         return data["documents"]
     if isinstance(data, list):
         return data
     raise InputError(f"{path}: expected a list of documents or an object with a 'documents' list")
+
+
+def _loads(text: str, path: Path, line: "int | None" = None):
+    """JSON text of a file (or of one line of a .jsonl file)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{line or e.lineno}:{e.colno}: not JSON: {e.msg}") from None
+    except (ValueError, RecursionError) as e:  # an integer of thousands of digits; nesting
+        where = f"{path}:{line}" if line else str(path)
+        raise InputError(f"{where}: not JSON this loader can read: {str(e)[:80]}") from None
 
 
 def read(paths) -> Corpus:

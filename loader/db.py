@@ -1,9 +1,41 @@
-"""The database connection: DATABASE_URL, or DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD."""
+"""Everything the loader and the report say to PostgreSQL: the connection, the SQL, and the
+binary COPY encoding of chunks. The connection comes from DATABASE_URL, or DB_HOST, DB_PORT,
+DB_NAME, DB_USER, DB_PASSWORD."""
 
+import io
+import json
 import os
+import struct
 from urllib.parse import quote
 
+import numpy as np
 import psycopg2
+import psycopg2.extras
+from pgvector import Vector
+
+# the columns the loader writes; the gate writes the rest
+COLUMNS = (
+    "chunk_id",
+    "doc_id",
+    "chunk_index",
+    "content",
+    "drop",
+    "metadata",
+    "embedding",
+    "embedding_raw",
+    "embedding_model",
+)
+_COLUMN_LIST = ", ".join(COLUMNS)
+_COPY = f"COPY public.chunks ({_COLUMN_LIST}) FROM STDIN WITH (FORMAT binary)"
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS loader_stage"
+    " (LIKE public.chunks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+_COPY_STAGE = f"COPY loader_stage ({_COLUMN_LIST}) FROM STDIN WITH (FORMAT binary)"
+_FROM_STAGE = (
+    f"INSERT INTO public.chunks ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM loader_stage"
+    " ON CONFLICT (chunk_id) DO NOTHING"
+)
 
 
 def database_url(environ=os.environ) -> str:
@@ -29,15 +61,193 @@ def connect(url: "str | None" = None):
     )
 
 
-def embedding_dim(conn) -> int:
-    """The dimension of chunks.embedding, as the deployment chose it."""
+def _one(conn, sql: str, params=()):
+    """The first row of a read-only query, its transaction ended."""
     with conn.cursor() as cur:
-        cur.execute(
-            "SELECT atttypmod FROM pg_catalog.pg_attribute"
-            " WHERE attrelid = 'public.chunks'::regclass AND attname = 'embedding'"
-        )
+        cur.execute(sql, params)
         row = cur.fetchone()
     conn.rollback()
-    if not row:
-        raise RuntimeError("no table chunks with an embedding column: run `alembic upgrade head`")
-    return row[0]
+    return row
+
+
+def embedding_dim(conn) -> int:
+    """The dimension of chunks.embedding, as the deployment chose it."""
+    try:
+        return _one(conn, "SELECT embedding_gate.embedding_dim()")[0]
+    except psycopg2.errors.UndefinedFunction:
+        conn.rollback()
+        raise RuntimeError(
+            "the embedding gate is not deployed: run `alembic upgrade head`"
+        ) from None
+
+
+# --- the corpus ---------------------------------------------------------------------------
+
+
+def stored_ids(conn, ids: list) -> set:
+    """The chunk_ids among ids already in chunks or in the quarantine."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT chunk_id FROM public.chunks WHERE chunk_id = ANY (%s)"
+            " UNION SELECT chunk_id FROM public.embedding_quarantine WHERE chunk_id = ANY (%s)",
+            [ids, ids],
+        )
+        found = {r[0] for r in cur.fetchall()}
+    conn.commit()
+    return found
+
+
+def insert_documents(conn, documents) -> int:
+    """Insert the documents not stored yet; returns how many were new."""
+    with conn.cursor() as cur:
+        psycopg2.extras.execute_values(
+            cur,
+            "INSERT INTO public.documents (doc_id, title, source, metadata) VALUES %s"
+            " ON CONFLICT (doc_id) DO NOTHING",
+            [
+                (d.doc_id, d.title, d.source, json.dumps(d.metadata, ensure_ascii=False))
+                for d in documents
+            ],
+            page_size=1000,
+        )
+        n = cur.rowcount
+    conn.commit()
+    return n
+
+
+def insert_chunks(conn, chunks, vectors: "np.ndarray | None", model: "str | None" = None) -> int:
+    """COPY a batch into chunks (binary format) and commit; returns how many were new.
+    vectors: one row per chunk (float32; NaN/Inf rows go to embedding_raw, for the gate to
+    flag), or None for chunks stored without an embedding. On a duplicate chunk_id (another
+    loader got there first) the batch goes through a staging table and INSERT ... ON
+    CONFLICT DO NOTHING instead."""
+    data = copy_binary(chunks, vectors, model)
+    try:
+        with conn.cursor() as cur:
+            cur.copy_expert(_COPY, io.BytesIO(data))
+            n = cur.rowcount
+        conn.commit()
+        return n
+    except psycopg2.errors.UniqueViolation:
+        conn.rollback()
+    with conn.cursor() as cur:
+        cur.execute(_STAGE)
+        cur.copy_expert(_COPY_STAGE, io.BytesIO(data))
+        cur.execute(_FROM_STAGE)
+        n = cur.rowcount
+    conn.commit()
+    return n
+
+
+# --- binary COPY --------------------------------------------------------------------------
+
+_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
+_TRAILER = struct.pack("!h", -1)
+_NULL = struct.pack("!i", -1)
+_FIELDS = struct.pack("!h", len(COLUMNS))
+_FLOAT4_OID = 700
+
+
+def _field(value: bytes) -> bytes:
+    return struct.pack("!i", len(value)) + value
+
+
+def _text(value: str) -> bytes:
+    return _field(value.encode("utf-8"))
+
+
+def _real_array(values: np.ndarray) -> bytes:
+    """A real[] in binary form: one dimension, each element a 4-byte big-endian float4
+    (NaN and Inf included, which pgvector's vector refuses)."""
+    elements = np.empty(len(values), dtype=[("size", ">i4"), ("value", ">f4")])
+    elements["size"] = 4
+    elements["value"] = values
+    header = struct.pack("!iiiii", 1, 0, _FLOAT4_OID, len(values), 1)
+    return _field(header + elements.tobytes())
+
+
+def copy_binary(chunks, vectors: "np.ndarray | None", model: "str | None") -> bytes:
+    """COPY ... (FORMAT binary) data of the COLUMNS of these chunks."""
+    out = [_HEADER]
+    model_field = _text(model) if model else _NULL
+    finite = np.isfinite(vectors).all(axis=1) if vectors is not None else None
+    for i, c in enumerate(chunks):
+        if vectors is None:
+            embedding = raw = row_model = _NULL
+        elif finite[i]:
+            embedding, raw, row_model = _field(Vector(vectors[i]).to_binary()), _NULL, model_field
+        else:
+            embedding, raw, row_model = _NULL, _real_array(vectors[i]), model_field
+        out += [
+            _FIELDS,
+            _text(c.chunk_id),
+            _text(c.doc_id),
+            _field(struct.pack("!i", c.chunk_index)),
+            _text(c.content),
+            _field(b"\x01" if c.drop else b"\x00"),
+            # jsonb's binary form: version 1, then the text
+            _field(b"\x01" + json.dumps(c.metadata, ensure_ascii=False).encode("utf-8")),
+            embedding,
+            raw,
+            row_model,
+        ]
+    out.append(_TRAILER)
+    return b"".join(out)
+
+
+# --- blank references ---------------------------------------------------------------------
+
+
+def has_blank_reference(conn, model: str) -> bool:
+    return (
+        _one(conn, "SELECT FROM embedding_gate.blank_references WHERE model = %s", [model])
+        is not None
+    )
+
+
+def set_blank_reference(conn, model: str, reference: np.ndarray) -> None:
+    """Record a model's embedding of empty text (the database keeps the first one)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT public.set_blank_reference(%s, %s::real[]::public.vector)",
+            [model, reference.astype(float).tolist()],
+        )
+    conn.commit()
+
+
+# --- the reports ----------------------------------------------------------------------------
+
+
+def summary(conn) -> dict:
+    """The row of embedding_quality_summary."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT * FROM public.embedding_quality_summary")
+        row = cur.fetchone()
+        names = [c.name for c in cur.description]
+    conn.rollback()
+    return dict(zip(names, row, strict=True))
+
+
+def low_quality(conn, limit: int) -> list:
+    """The newest rows of low_quality_embeddings: chunk_id, doc_id, reason, content_length,
+    content_preview, quarantined."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT chunk_id, doc_id, reason, content_length, content_preview, quarantined"
+            " FROM public.low_quality_embeddings LIMIT %s",
+            [limit],
+        )
+        rows = cur.fetchall()
+    conn.rollback()
+    return rows
+
+
+def measures(conn) -> "tuple[list, dict]":
+    """(norm, variance) of every stored finite embedding, and the current thresholds."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT norm, variance FROM public.embedding_measures() WHERE norm IS NOT NULL")
+        rows = cur.fetchall()
+        cur.execute("SELECT * FROM embedding_gate.settings")
+        settings = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
+    conn.rollback()
+    return rows, settings

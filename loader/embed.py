@@ -7,10 +7,10 @@ Retry-After), splits a batch the server refuses as too large (413, or 422 "batch
 maximum allowed batch size M"), and fails clearly on a wrong number of vectors, a wrong
 dimension, values that are not numbers, or a response that is not JSON.
 
-Vectors come back as pgvector text ('[0.1,0.2,...]') without parsing each float: the
-server's JSON numbers are already valid pgvector input. A vector with a JSON null (a
-text-embeddings-inference server normalises a zero vector to NaN and writes null) comes
-back as a list of floats with NaN instead, for embedding_raw: the database gate flags it.
+Vectors come back as one float32 array per batch (n, d). A JSON null (a
+text-embeddings-inference server normalises a zero vector to NaN and writes null) becomes
+NaN, and a value beyond float4's range (1e39) becomes Inf: such vectors go to embedding_raw,
+and the database's gate flags them nan_or_inf. The client judges no vector itself.
 """
 
 import http.client
@@ -19,14 +19,13 @@ import math
 import re
 import threading
 import time
-from dataclasses import dataclass
 from urllib.parse import urlsplit
+
+import numpy as np
 
 DEFAULT_URL = "http://localhost:8001/embed"
 
 _BATCH_LIMIT = re.compile(r"batch size (\d+) > maximum allowed batch size (\d+)")
-# the characters of a vector of JSON numbers: anything else means a value that is not one
-_NUMBERS = re.compile(r"[-+0-9.eE,\s]*")
 
 
 class EmbeddingError(RuntimeError):
@@ -43,15 +42,6 @@ class _TooLarge(Exception):
     def __init__(self, limit: "int | None"):
         super().__init__(limit)
         self.limit = limit
-
-
-@dataclass
-class Embedded:
-    """One vector: `text` (pgvector input) when every value is a number, else `raw` (floats,
-    NaN where the server sent null)."""
-
-    text: "str | None" = None
-    raw: "list | None" = None
 
 
 class Client:
@@ -148,13 +138,13 @@ class Client:
     def probe(self) -> int:
         """Embed one short text; returns the dimension the server answers with."""
         try:
-            return len(self._embed_with_retries(["dimension probe"], None, ["probe"])[0].raw)
+            return self._embed_with_retries(["dimension probe"], None, ["probe"]).shape[1]
         except _TooLarge:
             raise EmbeddingError("the embedding server refused a one-text batch") from None
 
-    def embed(self, texts: list, dim: int, names: "list | None" = None) -> list:
-        """One Embedded per text, in order; splits the batch when the server refuses its size.
-        `names` (chunk ids) name the inputs in errors."""
+    def embed(self, texts: list, dim: int, names: "list | None" = None) -> np.ndarray:
+        """The vectors of the texts, in order, as an (n, dim) float32 array; splits the batch
+        when the server refuses its size. `names` (chunk ids) name the inputs in errors."""
         names = names or [f"input {i}" for i in range(len(texts))]
         try:
             return self._embed_with_retries(texts, dim, names)
@@ -165,12 +155,13 @@ class Client:
                 ) from None
             size = e.limit if e.limit and e.limit < len(texts) else (len(texts) + 1) // 2
             self.batch_size = min(self.batch_size, size)
-            out = []
-            for start in range(0, len(texts), size):
-                out += self.embed(texts[start : start + size], dim, names[start : start + size])
-            return out
+            parts = [
+                self.embed(texts[start : start + size], dim, names[start : start + size])
+                for start in range(0, len(texts), size)
+            ]
+            return np.concatenate(parts)
 
-    def _embed_with_retries(self, texts, dim, names) -> list:
+    def _embed_with_retries(self, texts, dim, names) -> np.ndarray:
         if self.openai:
             payload = {"input": texts} | ({"model": self.model} if self.model else {})
         else:
@@ -181,7 +172,7 @@ class Client:
             try:
                 status, response, data = self._request("POST", self.path, body)
                 if status == 200:
-                    return self._vectors(data, len(texts), dim, names)
+                    return parse_vectors(data, names, dim, openai=self.openai)
                 self._refuse(status, response, data, names)
             except _Transient as e:
                 if attempt == self.retries:
@@ -210,68 +201,57 @@ class Client:
             f"the embedding server refused chunks {names[0]}..{names[-1]}: HTTP {status} {text!r}"
         )
 
-    def _vectors(self, data: bytes, n: int, dim: "int | None", names) -> list:
-        if not self.openai and dim is not None:
-            fast = _split_tei(data)
-            if fast is not None and len(fast) == n:
-                out = []
-                for name, inner in zip(names, fast, strict=True):
-                    if _NUMBERS.fullmatch(inner) and inner.count(",") + 1 == dim:
-                        out.append(Embedded(text="[" + inner + "]"))
-                    else:
-                        out.append(_one(_loads("[" + inner + "]", names), dim, name))
-                return out
-        parsed = _loads(data, names)
-        if self.openai:
-            items = parsed.get("data") if isinstance(parsed, dict) else None
-            if not isinstance(items, list):
-                raise EmbeddingError(
-                    f"the embedding server's answer has no 'data' list: {str(parsed)[:200]}"
-                )
-            items = sorted(items, key=lambda d: d.get("index", 0) if isinstance(d, dict) else 0)
-            vectors = [d.get("embedding") if isinstance(d, dict) else d for d in items]
-        else:
-            vectors = parsed
-        if not isinstance(vectors, list) or len(vectors) != n:
-            got = len(vectors) if isinstance(vectors, list) else type(vectors).__name__
-            raise EmbeddingError(
-                f"the embedding server returned {got} vectors for {n} inputs "
-                f"(chunks {names[0]}..{names[-1]})"
-            )
-        if dim is None:
-            return [Embedded(raw=v if isinstance(v, list) else []) for v in vectors]
-        return [_one(v, dim, name) for v, name in zip(vectors, names, strict=True)]
 
-
-def _loads(data, names):
+def parse_vectors(data: bytes, names: list, dim: "int | None", *, openai: bool) -> np.ndarray:
+    """The vectors of an embedding server's answer to len(names) inputs, as an (n, d)
+    float32 array: text-embeddings-inference's `[[...], ...]` or OpenAI's
+    `{"data": [{"index", "embedding"}, ...]}`. dim: the dimension the database expects
+    (None: any, the same for all). JSON null becomes NaN, a value beyond float4 Inf. Any
+    other answer raises EmbeddingError naming the chunks, never another exception."""
+    n = len(names)
+    span = f"chunks {names[0]}..{names[-1]}" if n else "no chunks"
     try:
-        return json.loads(data)
-    except ValueError:
-        text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+        parsed = json.loads(data)
+    except (ValueError, RecursionError):
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
         raise EmbeddingError(
-            f"the embedding server's answer for chunks {names[0]}..{names[-1]} is not JSON: "
-            f"{text[:200]!r}"
+            f"the embedding server's answer for {span} is not JSON: {text[:200]!r}"
         ) from None
+    if openai:
+        items = parsed.get("data") if isinstance(parsed, dict) else None
+        if not isinstance(items, list) or not all(isinstance(d, dict) for d in items):
+            raise EmbeddingError(
+                f"the embedding server's answer for {span} has no 'data' list of objects:"
+                f" {_shown(parsed)}"
+            )
+        order = [d.get("index", i) for i, d in enumerate(items)]
+        if [type(k) for k in order] != [int] * len(order) or sorted(order) != list(
+            range(len(items))
+        ):
+            raise EmbeddingError(
+                f"the embedding server's answer for {span} has the indexes {_shown(order)}"
+            )
+        vectors: list = [None] * len(items)
+        for i, d in zip(order, items, strict=True):
+            vectors[i] = d.get("embedding")
+    else:
+        vectors = parsed
+    if not isinstance(vectors, list) or len(vectors) != n:
+        got = len(vectors) if isinstance(vectors, list) else type(vectors).__name__
+        raise EmbeddingError(f"the embedding server returned {got} vectors for {n} inputs ({span})")
+    if dim is None and vectors:
+        dim = len(vectors[0]) if isinstance(vectors[0], list) else 0
+    out = np.empty((n, dim or 0), dtype=np.float32)
+    for i, (vector, name) in enumerate(zip(vectors, names, strict=True)):
+        out[i] = _vector(vector, dim or 0, name)
+    return out
 
 
-def parse_text(text: str, dim: int, name: str) -> Embedded:
-    """Check a pgvector text the fast path let through, value by value (float4 range)."""
-    return _one(json.loads(text), dim, name)
-
-
-def _split_tei(data: bytes) -> "list | None":
-    """The inner texts of a compact '[[...],[...]]' answer, or None when it has another shape."""
-    text = data.decode("utf-8", "replace").strip()
-    if not (text.startswith("[[") and text.endswith("]]")):
-        return None
-    return re.split(r"\]\s*,\s*\[", text[2:-2])
-
-
-def _one(vector, dim: int, name: str) -> Embedded:
-    """A parsed vector, checked: a list of dim numbers (null: NaN)."""
+def _vector(vector, dim: int, name: str) -> np.ndarray:
+    """One parsed vector, checked: a list of dim numbers (null: NaN)."""
     if not isinstance(vector, list):
-        raise EmbeddingError(f"chunk {name}: the embedding is not a list: {str(vector)[:80]}")
-    if len(vector) != dim:
+        raise EmbeddingError(f"chunk {name}: the embedding is not a list: {_shown(vector)}")
+    if len(vector) != dim or dim == 0:
         raise EmbeddingError(
             f"chunk {name}: the embedding server returned a {len(vector)}-dimension vector, "
             f"the database expects {dim} (chunks.embedding is vector({dim}))"
@@ -280,14 +260,24 @@ def _one(vector, dim: int, name: str) -> Embedded:
     for i, x in enumerate(vector):
         if x is None:
             values.append(math.nan)
-        elif isinstance(x, (int, float)) and not isinstance(x, bool):
-            values.append(float(x))
+        elif isinstance(x, float) or (isinstance(x, int) and not isinstance(x, bool)):
+            try:
+                values.append(float(x))
+            except OverflowError:  # an integer beyond float range
+                values.append(math.copysign(math.inf, x))
         else:
             raise EmbeddingError(
-                f"chunk {name}: component {i} of the embedding is not a number:"
-                f" {json.dumps(x)[:40]}"
+                f"chunk {name}: component {i} of the embedding is not a number: {_shown(x)}"
             )
-    # float4 overflow becomes Inf in the database: keep such vectors raw too
-    if all(math.isfinite(x) and abs(x) < 3.4e38 for x in values):
-        return Embedded(text="[" + ",".join(map(repr, values)) + "]")
-    return Embedded(raw=values)
+    # beyond float4's range becomes Inf, as the database would store it
+    with np.errstate(over="ignore"):
+        return np.array(values, dtype=np.float32)
+
+
+def _shown(value) -> str:
+    """A short, printable excerpt of a value from the server."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(type(value))
+    return text[:80]

@@ -3,20 +3,7 @@ terms, the top of low_quality_embeddings, and optionally a PNG histogram of the 
 
 from pathlib import Path
 
-from loader.db import embedding_dim
-
-SUMMARY_SQL = "SELECT * FROM embedding_quality_summary"
-LOW_QUALITY_SQL = (
-    "SELECT chunk_id, doc_id, reason, content_length, content_preview, quarantined"
-    " FROM low_quality_embeddings LIMIT %s"
-)
-
-
-def summary(conn) -> dict:
-    with conn.cursor() as cur:
-        cur.execute(SUMMARY_SQL)
-        row = cur.fetchone()
-        return dict(zip([c.name for c in cur.description], row, strict=True))
+from loader import db
 
 
 def format_report(s: dict, low_quality: list) -> str:
@@ -48,10 +35,7 @@ def format_report(s: dict, low_quality: list) -> str:
 
 
 def report(conn, limit: int = 10) -> str:
-    with conn.cursor() as cur:
-        cur.execute(LOW_QUALITY_SQL, [limit])
-        low_quality = cur.fetchall()
-    return format_report(summary(conn), low_quality)
+    return format_report(db.summary(conn), db.low_quality(conn, limit))
 
 
 def write_histogram(conn, path: Path) -> int:
@@ -62,19 +46,14 @@ def write_histogram(conn, path: Path) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with conn.cursor() as cur:
-        cur.execute("SELECT norm, variance FROM embedding_measures() WHERE norm IS NOT NULL")
-        rows = cur.fetchall()
-        cur.execute("SELECT min_norm, min_variance FROM embedding_gate.settings")
-        min_norm, min_variance = cur.fetchone()
-    conn.rollback()
-    dim = embedding_dim(conn)
+    rows, settings = db.measures(conn)
+    dim = db.embedding_dim(conn)
     norms = [r[0] for r in rows]
     variances = [r[1] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, values, threshold, name in (
-        (left, norms, min_norm, "L2 norm"),
-        (right, variances, min_variance, "variance of the components"),
+        (left, norms, settings["min_norm"], "L2 norm"),
+        (right, variances, settings["min_variance"], "variance of the components"),
     ):
         ax.hist(values, bins=60, color="#4a7ab7")
         ax.axvline(threshold, color="#c0392b", linestyle="--", label=f"threshold {threshold:g}")
