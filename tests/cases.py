@@ -1,12 +1,23 @@
 """Vectors at and around each check's default threshold, with the codes they must get.
 
-Shared by the unit tests of plpython/embedding_gate.py and the database tests, which run
-the same cases through the real trigger. d = 768 throughout.
+Shared by the unit tests of plpython/embedding_gate/checks.py and the database tests, which
+run the same cases through the real trigger. d = 768 throughout.
 """
 
 import numpy as np
+from embedding_gate.checks import Thresholds
 
 D = 768
+
+# The defaults of the contract (DESIGN.md): the database's settings hold them (a test reads
+# them back); the checks themselves have none.
+DEFAULTS = Thresholds(
+    min_norm=0.1,
+    min_variance=0.001,
+    near_zero_epsilon=0.001,
+    max_near_zero_ratio=0.9,
+    blank_similarity=0.4,
+)
 _rng = np.random.default_rng(7)
 
 

@@ -6,25 +6,21 @@ tests through `make test`, which runs them as the unprivileged user postgres.
 """
 
 import os
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg
 import pytest
 from pytest_postgresql import factories
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from tests.helpers import alembic, url_for
+from tests.embed_server import EmbedServer
+from tests.helpers import PG_CTL, alembic, url_for
 
 if hasattr(os, "geteuid") and os.geteuid() == 0:
     pytest.exit(
         "PostgreSQL refuses to run as root: run `make test`, which runs pytest as user postgres",
         returncode=2,
     )
-
-PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
-PG_CTL = str(PG_BINDIR / "pg_ctl") if (PG_BINDIR / "pg_ctl").exists() else shutil.which("pg_ctl")
 
 
 def deploy_head(host: str, port: int, user: str, dbname: str, password: str | None, **_) -> None:
@@ -41,6 +37,21 @@ def db(postgresql: psycopg.Connection) -> psycopg.Connection:
     """A connection to a fresh database at head, in autocommit mode."""
     postgresql.autocommit = True
     return postgresql
+
+
+@pytest.fixture
+def doc(db) -> psycopg.Connection:
+    """`db` with one document, d1, for chunks to belong to."""
+    db.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
+    return db
+
+
+@pytest.fixture
+def server() -> Iterator[EmbedServer]:
+    """A real HTTP embedding server on loopback (deterministic vectors, scripted faults)."""
+    s = EmbedServer()
+    yield s
+    s.close()
 
 
 @pytest.fixture

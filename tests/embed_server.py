@@ -10,7 +10,7 @@ from collections import deque
 
 import numpy as np
 
-from loader.server import make_server
+from embedding_server import make_server
 
 D = 768
 

@@ -1,6 +1,14 @@
-"""Helpers shared by the tests: driving alembic, reading the catalog."""
+"""Helpers shared by the tests, the one place for them: driving alembic, writing rows,
+reading the catalog, running the loader as a user does."""
 
 import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -8,8 +16,15 @@ import numpy as np
 import psycopg
 from alembic import command
 from alembic.config import Config
+from pgvector import Vector
+
+from loader import corpus, load
+from loader.db import connect
+from loader.embed import Client
 
 ROOT = Path(__file__).resolve().parent.parent
+PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+PG_CTL = str(PG_BINDIR / "pg_ctl") if (PG_BINDIR / "pg_ctl").exists() else shutil.which("pg_ctl")
 
 
 def url_for(host: str, port: int, user: str, dbname: str, password: str | None = None) -> str:
@@ -26,8 +41,8 @@ def alembic(url: str, cmd: str, target: str, **x: object) -> None:
 
 
 def vec(x) -> str:
-    """pgvector's text form."""
-    return "[" + ",".join(repr(float(v)) for v in np.asarray(x, dtype=np.float32)) + "]"
+    """pgvector's text form of a vector (float32, as the database stores it)."""
+    return Vector(np.asarray(x, dtype=np.float32)).to_text()
 
 
 def raw(x) -> str:
@@ -37,6 +52,100 @@ def raw(x) -> str:
         + ",".join(str(float(v)).replace("inf", "Infinity").replace("nan", "NaN") for v in x)
         + "}"
     )
+
+
+def chunk(chunk_id: str, embedding=None, embedding_raw=None, **columns) -> dict:
+    """One row of chunks for write_chunks(): vectors as arrays (None: NULL), embedding_raw
+    with NaN/Inf allowed; other columns by name (doc_id "d1" and content "text of <id>" by
+    default)."""
+    return {
+        "chunk_id": chunk_id,
+        "doc_id": "d1",
+        "content": f"text of {chunk_id}",
+        "embedding": None if embedding is None else vec(embedding),
+        "embedding_raw": None if embedding_raw is None else raw(embedding_raw),
+        **columns,
+    }
+
+
+def write_chunks(conn, rows: list, how: str = "insert") -> None:
+    """Store chunk() rows (all with the same columns) in one statement: one multi-row
+    INSERT, or one COPY (text format) with how="copy"."""
+    columns = list(rows[0])
+    names = ", ".join(columns)
+    if how == "copy":
+        with conn.cursor() as cur, cur.copy(f"COPY chunks ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        return
+    casts = {"embedding": "::vector", "embedding_raw": "::real[]", "metadata": "::jsonb"}
+    one = "(" + ", ".join("%s" + casts.get(c, "") for c in columns) + ")"
+    conn.execute(
+        f"INSERT INTO chunks ({names}) VALUES {', '.join([one] * len(rows))}",
+        [row[c] for row in rows for c in columns],
+    )
+
+
+KOREAN = "임베딩 품질은 데이터베이스가 지킵니다 — 한국어 본문 🙂 \t탭과\n줄바꿈, 역슬래시 \\ 도"
+
+
+def write_corpus(path: Path, documents: int = 5, chunks: int = 8, extra=None) -> Path:
+    """A corpus file of `documents` documents of `chunks` Korean chunks each, plus `extra`
+    document records as given."""
+    docs = [
+        {
+            "doc_id": f"doc{d}",
+            "title": f"문서 {d}",
+            "chunks": [
+                {"chunk_id": f"doc{d}-{i}", "content": f"{KOREAN} {d}/{i}"} for i in range(chunks)
+            ],
+        }
+        for d in range(documents)
+    ]
+    path.write_text(json.dumps(docs + (extra or []), ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def load_corpus(db_url: str, files, embed_url: str, **options):
+    """Load files in this process, as `embedding-gate load` does: (corpus, Stats). Without
+    the blank reference's extra request unless asked (blank_reference=True)."""
+    data = corpus.read([str(f) for f in files])
+    blank_reference = options.pop("blank_reference", False)
+    client = Client(embed_url, batch_size=options.pop("batch_size", 8), backoff=0.01, **options)
+    conn = connect(db_url)
+    try:
+        return data, load.load(conn, data, client, blank_reference=blank_reference)
+    finally:
+        conn.close()
+
+
+def loader_process(db_url: str, corpus_file: Path, embed_url: str, *options: str):
+    """`python -m loader load FILE --no-report ...` in a process of its own, as a user runs it."""
+    cmd = [sys.executable, "-m", "loader", "--database-url", db_url, "load", str(corpus_file)]
+    cmd += ["--embed-url", embed_url, "--no-report", *options]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def interrupted_load(
+    db_url: str, loader: subprocess.Popen, disrupt: Callable[[], None], once_stored: int
+) -> "tuple[int, str]":
+    """Let a running loader process store at least `once_stored` chunks, disrupt() it (kill
+    it, restart the database, stop its embedding server), and wait for it to end. Returns
+    how many chunks were stored by then (read on a new connection: the database may have
+    restarted), and what the loader printed on stderr."""
+    deadline = time.monotonic() + 30
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while count(conn) < once_stored and time.monotonic() < deadline:
+            time.sleep(0.01)
+    disrupt()
+    _, err = loader.communicate(timeout=60)
+    with psycopg.connect(db_url) as conn:
+        return count(conn), err.decode()
+
+
+def count(db, sql: str = "SELECT count(*) FROM chunks") -> int:
+    return db.execute(sql).fetchone()[0]
 
 
 # One row per object the deployment owns, in a form that does not depend on OIDs, so two

@@ -1,12 +1,12 @@
-"""The checks of plpython/embedding_gate.py as plain Python, without a database."""
+"""The checks of plpython/embedding_gate/checks.py as plain Python, without a database."""
 
-import embedding_gate as gate
 import numpy as np
 import pytest
+from embedding_gate import checks as gate
+from embedding_gate.codec import from_vector_text
 
-from tests.cases import CASES, D, alternating, one_hot
-
-DEFAULTS = gate.Thresholds()
+from tests.cases import CASES, DEFAULTS, D, alternating, one_hot
+from tests.helpers import vec
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -36,7 +36,7 @@ def test_nan_and_inf_are_counted_in_any_row_of_any_block():
 def test_a_value_exactly_at_the_threshold_does_not_fire():
     """All comparisons are strict: norm == min_norm, variance == min_variance and
     ratio == max_near_zero_ratio pass (values exact in binary floating point)."""
-    t = gate.Thresholds(min_norm=0.5, min_variance=0.25, max_near_zero_ratio=0.5)
+    t = DEFAULTS.with_values(min_norm=0.5, min_variance=0.25, max_near_zero_ratio=0.5)
     at_norm = one_hot(0.5)  # norm exactly 0.5
     at_variance = alternating(0.5)  # variance exactly 0.25
     half_zero = np.concatenate([np.zeros(D // 2), alternating(0.5)[: D // 2]])  # ratio 0.5
@@ -55,7 +55,7 @@ def test_nan_or_inf_is_the_only_code_and_names_the_count():
     assert v.issues(0) == ["nan_or_inf"] and v.issues(1) == ["nan_or_inf"]
     assert v.reason(0) == f"NaN or Inf in 1 of {D} components"
     assert v.reason(1) == f"NaN or Inf in 2 of {D} components"
-    assert v.measures(0)[:2] == (None, None)
+    assert v.measured(0)[:2] == (None, None)
 
 
 def test_reasons_carry_the_measured_values():
@@ -69,6 +69,13 @@ def test_reasons_carry_the_measured_values():
     ]
 
 
-def test_vector_text_round_trips_through_the_literal():
-    x = np.array([0.1, -2.5, 1e-7], dtype=np.float32)
-    assert np.array_equal(gate.from_vector_text(gate.vector_literal(x)), x)
+def test_pgvector_text_decodes_to_the_exact_float32_values():
+    """A row trigger reads pgvector's text form: what pgvector-python writes (the tests' and
+    the loader's one way) comes back as the same float32 values."""
+    x = np.array([0.1, -2.5, 1e-7, 3.4e38], dtype=np.float32)
+    assert np.array_equal(from_vector_text(vec(x)), x)
+
+
+def test_with_values_replaces_only_the_given_thresholds():
+    t = DEFAULTS.with_values(min_norm=0.5, blank_similarity=None)
+    assert (t.min_norm, t.blank_similarity, t.min_variance) == (0.5, 0.4, 0.001)

@@ -1,13 +1,13 @@
 """blank_like and duplicate_vector through the real triggers, with chosen vectors."""
 
-import embedding_gate as gate
 import numpy as np
 import psycopg
 import psycopg.sql
 import pytest
+from embedding_gate import queries
 
-from tests.helpers import alembic, vec
-from tests.test_gate import D, unit_random
+from tests.cases import D, unit_random
+from tests.helpers import alembic, chunk, vec, write_chunks
 
 
 @pytest.fixture
@@ -25,15 +25,9 @@ def with_similarity(reference: np.ndarray, s: float) -> np.ndarray:
 
 
 def insert(conn, rows, doc="d1") -> None:
-    """(chunk_id, content, vector, model) rows, one statement."""
-    with (
-        conn.cursor() as cur,
-        cur.copy(
-            "COPY chunks (chunk_id, doc_id, content, embedding, embedding_model) FROM STDIN"
-        ) as copy,
-    ):
-        for chunk_id, content, x, model in rows:
-            copy.write_row([chunk_id, doc, content, vec(x), model])
+    """(chunk_id, content, vector, model) rows, one COPY."""
+    rows = [chunk(k, x, content=text, embedding_model=m, doc_id=doc) for k, text, x, m in rows]
+    write_chunks(conn, rows, "copy")
 
 
 def verdicts(conn) -> dict:
@@ -131,7 +125,7 @@ def test_the_order_of_the_writes_decides_which_one_is_the_duplicate(docs):
 def test_the_duplicate_probe_is_one_index_descent_that_skips_the_row_itself(docs):
     """At millions of rows the check must stay an index probe: the index answers the hash
     and the (created_at, chunk_id) order, so neither the row itself nor a later one is read."""
-    query = gate._DUPLICATE_ROW_SQL.format(vector_schema="public")
+    query = queries.DUPLICATE_ROW
     docs.execute("SET enable_seqscan = off")
     # the simple query protocol: with psycopg's extended one, $1 would be the outer query's
     prepared = docs.pgconn.exec_(

@@ -11,8 +11,7 @@ from port_for import get_port
 from pytest_postgresql.executors import PostgreSQLExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from tests.conftest import PG_BINDIR
-from tests.helpers import ROOT, alembic, catalog, url_for
+from tests.helpers import PG_BINDIR, ROOT, alembic, catalog, url_for
 
 ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
 

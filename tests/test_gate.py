@@ -1,35 +1,18 @@
 """The quality gate in a real PostgreSQL: triggers, modes, COPY, updates, verify, recheck."""
 
-import embedding_gate as gate
 import numpy as np
 import psycopg
 import pytest
+from embedding_gate.codec import from_vector_bytes
+from embedding_gate.triggers import REJECTED_SQLSTATE
 
 from tests.cases import CASES, D, unit_random
-from tests.helpers import ROOT, raw, vec
+from tests.helpers import ROOT, chunk, vec, write_chunks
 
 
 def put(conn, chunk_id: str, x) -> None:
-    """Insert one chunk of document d1 with embedding x."""
-    conn.execute(
-        "INSERT INTO chunks (chunk_id, doc_id, embedding) VALUES (%s, 'd1', %s)", [chunk_id, vec(x)]
-    )
-
-
-@pytest.fixture
-def doc(db):
-    db.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
-    return db
-
-
-def copy_chunks(conn, rows) -> None:
-    """COPY (chunk_id, embedding, embedding_raw) text rows into chunks, doc d1."""
-    with conn.cursor() as cur:
-        with cur.copy(
-            "COPY chunks (chunk_id, doc_id, content, embedding, embedding_raw) FROM STDIN"
-        ) as copy:
-            for chunk_id, embedding, embedding_raw in rows:
-                copy.write_row((chunk_id, "d1", f"text of {chunk_id}", embedding, embedding_raw))
+    """Insert one chunk of document d1 with embedding x and no content."""
+    write_chunks(conn, [chunk(chunk_id, x, content=None)])
 
 
 def issues(conn) -> dict:
@@ -46,7 +29,7 @@ def test_stored_bytes_decode_to_the_stored_floats(db):
         "SELECT embedding_gate.vector_bytes(v::vector) FROM unnest(%s::text[]) AS v",
         [[vec(x) for x in values]],
     ).fetchall()
-    got = gate.from_vector_bytes([r[0] for r in rows])
+    got = from_vector_bytes([r[0] for r in rows])
     assert got.dtype == np.float32 and got.shape == values.shape
     assert got.tobytes() == values.tobytes()  # -0.0 included
     assert len(rows[0][0]) == 4 + 4 * 4
@@ -54,11 +37,7 @@ def test_stored_bytes_decode_to_the_stored_floats(db):
 
 def test_every_boundary_case_gets_its_codes_through_the_insert_trigger(doc):
     """The shared boundary cases, inserted in one multi-row INSERT, read back from chunks."""
-    with doc.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO chunks (chunk_id, doc_id, embedding) VALUES (%s, 'd1', %s)",
-            [(name, vec(x)) for name, (x, _) in CASES.items()],
-        )
+    write_chunks(doc, [chunk(name, x) for name, (x, _) in CASES.items()])
     stored = issues(doc)
     assert {name: stored[name] or [] for name in CASES} == {n: c for n, (_, c) in CASES.items()}
 
@@ -98,7 +77,7 @@ def ten_thousand_rows(with_nan: bool = False):
         if x is None:
             x = rng.standard_normal(D).astype(np.float32)
             x /= np.linalg.norm(x)
-        yield f"c{i:05d}", vec(x), None
+        yield chunk(f"c{i:05d}", x)
 
 
 @pytest.mark.parametrize("mode", ["flag", "quarantine", "reject"])
@@ -112,12 +91,12 @@ def test_modes_on_ten_thousand_rows_with_three_bad(doc, mode, how):
         with pytest.raises(
             psycopg.Error, match=r'embedding of chunk "c00017" rejected: norm too low \(0\)'
         ) as e:
-            load(doc, rows, how)
-        assert e.value.sqlstate == "QG001"
+            write_chunks(doc, rows, how)
+        assert e.value.sqlstate == REJECTED_SQLSTATE == "QG001"
         assert doc.execute("SELECT count(*) FROM chunks").fetchone() == (0,)
         assert doc.execute("SELECT count(*) FROM embedding_quarantine").fetchone() == (0,)
         return
-    load(doc, rows, how)
+    write_chunks(doc, rows, how)
     counts = doc.execute("SELECT count(*), count(quality_issues) FROM chunks").fetchone()
     quarantined = doc.execute(
         "SELECT chunk_id, quality_issues, embedding_raw FROM embedding_quarantine ORDER BY chunk_id"
@@ -136,15 +115,6 @@ def test_modes_on_ten_thousand_rows_with_three_bad(doc, mode, how):
             assert np.array_equal(np.array(stored_raw, dtype=np.float32), BAD[int(chunk_id[1:])])
 
 
-def load(conn, rows, how: str) -> None:
-    if how == "copy":
-        copy_chunks(conn, rows)
-    else:
-        values = ",".join(["(%s, 'd1', %s)"] * len(rows))
-        params = [p for chunk_id, v, _ in rows for p in (chunk_id, v)]
-        conn.execute(f"INSERT INTO chunks (chunk_id, doc_id, embedding) VALUES {values}", params)
-
-
 @pytest.mark.parametrize("mode", ["flag", "quarantine"])
 def test_nan_and_inf_reach_the_gate_and_the_rest_of_the_copy_loads(doc, mode):
     """pgvector refuses NaN/Inf, so writers send such vectors to embedding_raw: they are
@@ -155,14 +125,15 @@ def test_nan_and_inf_reach_the_gate_and_the_rest_of_the_copy_loads(doc, mode):
     inf = unit_random().astype(np.float64)
     inf[0] = np.inf
     finite_raw = unit_random()
-    copy_chunks(
+    write_chunks(
         doc,
         [
-            ("a", vec(unit_random()), None),
-            ("b", None, raw(nan)),
-            ("c", None, raw(inf)),
-            ("d", None, raw(finite_raw)),  # a finite vector sent raw is stored as a vector
+            chunk("a", unit_random()),
+            chunk("b", embedding_raw=nan),
+            chunk("c", embedding_raw=inf),
+            chunk("d", embedding_raw=finite_raw),  # a finite vector sent raw is stored as a vector
         ],
+        "copy",
     )
     where = "chunks" if mode == "flag" else "embedding_quarantine"
     kept = dict(
@@ -298,10 +269,11 @@ def test_override_needs_the_right_to_change_settings(doc):
 
 
 def test_verify_embeddings_reports_a_sample_with_counts_per_code(doc):
-    copy_chunks(
+    write_chunks(
         doc,
-        [(f"g{i}", vec(unit_random()), None) for i in range(50)]
-        + [("z", vec(np.zeros(D)), None), ("k", vec(np.full(D, 0.5)), None)],
+        [chunk(f"g{i}", unit_random()) for i in range(50)]
+        + [chunk("z", np.zeros(D)), chunk("k", np.full(D, 0.5))],
+        "copy",
     )
     checked, low, rate, counts = doc.execute("SELECT * FROM verify_embeddings(1000)").fetchone()
     assert (checked, low) == (52, 2) and rate == pytest.approx(2 / 52)
@@ -319,7 +291,7 @@ def test_verify_embeddings_reports_a_sample_with_counts_per_code(doc):
 
 def test_recheck_applies_new_thresholds_to_every_stored_row_in_batches(doc):
     """Stricter thresholds flag rows stored earlier; reverting them clears the flags."""
-    copy_chunks(doc, [(f"g{i:03d}", vec(unit_random()), None) for i in range(120)])
+    write_chunks(doc, [chunk(f"g{i:03d}", unit_random()) for i in range(120)], "copy")
     assert doc.execute("SELECT count(quality_issues) FROM chunks").fetchone() == (0,)
     doc.execute("UPDATE embedding_gate.settings SET min_norm = 0.2, min_variance = 0.01")
     checked, low = doc.execute("CALL recheck_embeddings(50)").fetchone()
@@ -345,10 +317,24 @@ def test_rolled_back_transaction_leaves_no_trace_in_the_quarantine(doc):
     assert doc.execute("SELECT count(*) FROM embedding_quarantine").fetchone() == (0,)
 
 
-def test_installed_module_is_the_current_plpython_source_with_colons_intact(db):
-    """One source of truth: the function body embeds plpython/embedding_gate.py verbatim,
-    slices like [:20] included (alembic's text() would have read `:20` as a parameter)."""
-    source = (ROOT / "plpython/embedding_gate.py").read_text(encoding="utf-8")
-    body = db.execute("SELECT prosrc FROM pg_proc WHERE proname = '_python_module'").fetchone()[0]
-    assert "r'''" + source + "'''" in body
-    assert "[:20]" in source
+def test_installed_package_is_the_current_plpython_source_with_colons_intact(db):
+    """One source of truth: the loader function embeds every module of
+    plpython/embedding_gate/ verbatim, slices like [:20] included (alembic's text() would
+    have read `:20` as a parameter), and the server imports them as one package."""
+    body = db.execute("SELECT prosrc FROM pg_proc WHERE proname = '_python_package'").fetchone()[0]
+    modules = sorted((ROOT / "plpython/embedding_gate").glob("*.py"))
+    assert {m.stem for m in modules} >= {"checks", "codec", "queries", "triggers", "scans"}
+    for module in modules:
+        assert f"'{module.stem}': r'''" + module.read_text(encoding="utf-8") + "'''" in body
+    assert "[:20]" in (ROOT / "plpython/embedding_gate/triggers.py").read_text()
+    notices: list = []
+    db.add_notice_handler(lambda d: notices.append(d.message_primary))
+    db.execute(
+        """DO LANGUAGE plpython3u $$
+import sys
+plpy.execute("SELECT embedding_gate._python_package()")
+names = sorted(n.split(".")[1] for n in sys.modules if n.startswith("embedding_gate_") and "." in n)
+plpy.notice(",".join(names))
+$$"""
+    )
+    assert notices == [",".join(m.stem for m in modules if m.stem != "__init__")]

@@ -6,79 +6,36 @@ import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 
-from loader import corpus, load
-from loader.db import connect
-from loader.embed import Client, EmbeddingError
-from tests.conftest import PG_CTL
-from tests.embed_server import EmbedServer
-from tests.helpers import ROOT
-
-KOREAN = "임베딩 품질은 데이터베이스가 지킵니다 — 한국어 본문 🙂 \t탭과\n줄바꿈, 역슬래시 \\ 도"
-
-
-@pytest.fixture
-def server():
-    s = EmbedServer()
-    yield s
-    s.close()
-
-
-def write_corpus(path, documents: int = 5, chunks: int = 8, extra=None):
-    docs = []
-    for d in range(documents):
-        docs.append(
-            {
-                "doc_id": f"doc{d}",
-                "title": f"문서 {d}",
-                "chunks": [
-                    {"chunk_id": f"doc{d}-{i}", "content": f"{KOREAN} {d}/{i}"}
-                    for i in range(chunks)
-                ],
-            }
-        )
-    docs += extra or []
-    path.write_text(json.dumps(docs, ensure_ascii=False), encoding="utf-8")
-    return path
-
-
-def run(db_url, files, server, **kw):
-    data = corpus.read([str(f) for f in files])
-    blank_reference = kw.pop("blank_reference", False)  # an extra request: tested on its own
-    client = Client(server.url, batch_size=kw.pop("batch_size", 8), backoff=0.01, **kw)
-    conn = connect(db_url)
-    try:
-        return data, load.load(conn, data, client, blank_reference=blank_reference, progress=False)
-    finally:
-        conn.close()
-
-
-def loader_process(db_url, corpus_file, server, *options) -> subprocess.Popen:
-    """`python -m loader load` in a process of its own, as a user runs it."""
-    cmd = [sys.executable, "-m", "loader", "--database-url", db_url, "load", str(corpus_file)]
-    cmd += ["--embed-url", server.url, "--no-report", *options]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def count(db, sql="SELECT count(*) FROM chunks"):
-    return db.execute(sql).fetchone()[0]
+from loader.embed import EmbeddingError
+from tests.embed_server import EmbedServer, vector_for
+from tests.helpers import (
+    KOREAN,
+    PG_CTL,
+    ROOT,
+    count,
+    interrupted_load,
+    load_corpus,
+    loader_process,
+    write_corpus,
+)
 
 
 def test_load_stores_everything_once_and_a_rerun_embeds_nothing(db, db_url, server, tmp_path):
     f = write_corpus(tmp_path / "a.json")
-    _, stats = run(db_url, [f], server)
+    _, stats = load_corpus(db_url, [f], server.url)
     assert (stats.documents, stats.chunks, stats.embedded, stats.skipped) == (5, 40, 40, 0)
     requests = server.requests
-    _, again = run(db_url, [f], server)
+    _, again = load_corpus(db_url, [f], server.url)
     assert (again.documents, again.chunks, again.skipped) == (0, 0, 40)
     assert server.requests == requests  # nothing embedded twice
     assert count(db) == 40 and count(db, "SELECT count(*) FROM documents") == 5
 
 
 def test_korean_content_round_trips_byte_for_byte(db, db_url, server, tmp_path):
-    run(db_url, [write_corpus(tmp_path / "a.json", documents=1, chunks=2)], server)
+    load_corpus(db_url, [write_corpus(tmp_path / "a.json", documents=1, chunks=2)], server.url)
     stored = dict(db.execute("SELECT chunk_id, content FROM chunks"))
     assert stored["doc0-1"].encode() == f"{KOREAN} 0/1".encode()
     length = db.execute("SELECT content_length FROM chunks WHERE chunk_id = 'doc0-1'").fetchone()
@@ -96,7 +53,7 @@ def test_dropped_and_empty_chunks_are_stored_but_not_embedded(db, db_url, server
     }
     f = tmp_path / "d.json"
     f.write_text(json.dumps([doc]))
-    _, stats = run(db_url, [f], server)
+    _, stats = load_corpus(db_url, [f], server.url)
     assert (stats.chunks, stats.embedded, stats.not_embedded) == (3, 1, 2)
     assert server.texts_seen == ["text"]
     rows = dict(db.execute("SELECT chunk_id, embedding IS NOT NULL FROM chunks"))
@@ -114,14 +71,14 @@ def test_transient_failures_are_retried_and_oversized_batches_split(db, db_url, 
             (422, '{"error": "batch size 8 > maximum allowed batch size 3"}'),
         ]
     )
-    _, stats = run(db_url, [f], server, batch_size=8)
+    _, stats = load_corpus(db_url, [f], server.url, batch_size=8)
     assert stats.chunks == 16 and count(db) == 16
 
 
 def test_a_timeout_is_retried(db, db_url, server, tmp_path):
     f = write_corpus(tmp_path / "a.json", documents=1, chunks=3)
     server.faults.append(("sleep", 1.5))
-    _, stats = run(db_url, [f], server, timeout=0.5)
+    _, stats = load_corpus(db_url, [f], server.url, timeout=0.5)
     assert stats.chunks == 3
 
 
@@ -133,7 +90,7 @@ def test_wrong_number_of_vectors_fails_clearly_and_stores_nothing_of_it(
     with pytest.raises(
         EmbeddingError, match=r"returned 2 vectors for 3 inputs \(chunks doc0-0..doc0-2\)"
     ):
-        run(db_url, [f], server)
+        load_corpus(db_url, [f], server.url)
     assert count(db) == 0
 
 
@@ -143,12 +100,12 @@ def test_wrong_dimension_fails_clearly(db, db_url, server, tmp_path):
     with pytest.raises(
         EmbeddingError, match=r"chunk doc0-0: .* 384-dimension vector, the database expects 768"
     ):
-        run(db_url, [f], server)
+        load_corpus(db_url, [f], server.url)
     server.faults.append(("vectors", [[]]))
     with pytest.raises(
         EmbeddingError, match=r"chunk doc0-0: .* 0-dimension vector, the database expects 768"
     ):
-        run(db_url, [f], server)
+        load_corpus(db_url, [f], server.url)
     assert count(db) == 0
 
 
@@ -158,7 +115,7 @@ def test_a_megabyte_of_content_loads_and_one_the_server_refuses_is_named(
     big = "임베딩 " * 262_144  # 1,048,576 characters, 2.8 MB of UTF-8
     extra = [{"doc_id": "big", "chunks": [{"chunk_id": "big-0", "content": big}]}]
     f = write_corpus(tmp_path / "a.json", documents=1, chunks=2, extra=extra)
-    _, stats = run(db_url, [f], server)
+    _, stats = load_corpus(db_url, [f], server.url)
     assert stats.chunks == 3
     row = db.execute(
         "SELECT content = %s, content_length, embedding IS NOT NULL FROM chunks"
@@ -172,7 +129,7 @@ def test_a_megabyte_of_content_loads_and_one_the_server_refuses_is_named(
     f = write_corpus(tmp_path / "b.json", documents=0, extra=extra)
     server.faults.append((413, '{"error": "payload too large"}'))
     with pytest.raises(EmbeddingError, match="refused chunk big-1 alone as too large"):
-        run(db_url, [f], server)
+        load_corpus(db_url, [f], server.url)
     assert count(db) == 3
 
 
@@ -180,17 +137,17 @@ def test_non_numeric_values_and_non_json_answers_fail_clearly(db, db_url, server
     f = write_corpus(tmp_path / "a.json", documents=1, chunks=1)
     server.faults.append(("vectors", [["x"] * 768]))
     with pytest.raises(EmbeddingError, match="component 0 of the embedding is not a number"):
-        run(db_url, [f], server)
+        load_corpus(db_url, [f], server.url)
     server.faults.append((200, "<html>gateway</html>"))
     with pytest.raises(EmbeddingError, match="is not JSON"):
-        run(db_url, [f], server)
+        load_corpus(db_url, [f], server.url)
     assert count(db) == 0
 
 
 def test_nan_from_the_server_reaches_the_gate_and_the_rest_loads(db, db_url, server, tmp_path):
     extra = [{"doc_id": "z", "chunks": [{"chunk_id": "z-0", "content": "<zero>"}]}]
     f = write_corpus(tmp_path / "a.json", documents=1, chunks=3, extra=extra)
-    _, stats = run(db_url, [f], server)
+    _, stats = load_corpus(db_url, [f], server.url)
     assert stats.chunks == 4
     row = db.execute(
         "SELECT quality_issues, cardinality(embedding_raw), embedding IS NULL FROM chunks"
@@ -200,12 +157,57 @@ def test_nan_from_the_server_reaches_the_gate_and_the_rest_loads(db, db_url, ser
     assert count(db, "SELECT count(*) FROM chunks WHERE quality_issues IS NULL") == 3
 
 
+def test_a_value_beyond_float4_is_stored_raw_and_flagged_and_the_rest_loads(
+    db, db_url, server, tmp_path
+):
+    """1e39 does not fit a float4: pgvector would refuse it (SQLSTATE 22003). The loader
+    stores it as Inf in embedding_raw, the gate flags it nan_or_inf, and the batch loads."""
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=3)
+    huge = vector_for("huge")
+    huge[5] = 1e39
+    server.faults.append(("vectors", [vector_for("a"), huge, vector_for("b")]))
+    _, stats = load_corpus(db_url, [f], server.url)
+    assert stats.chunks == 3
+    rows = db.execute(
+        "SELECT chunk_id, quality_issues, embedding_raw[6] FROM chunks ORDER BY chunk_id"
+    ).fetchall()
+    assert rows == [
+        ("doc0-0", None, None),
+        ("doc0-1", ["nan_or_inf"], float("inf")),
+        ("doc0-2", None, None),
+    ]
+
+
+def test_the_cli_ends_without_a_traceback_on_a_value_beyond_float4(db_url, server, tmp_path):
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=1)
+    server.faults.append(("vectors", [[1e39] * 768]))
+    proc = loader_process(db_url, f, server.url)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert b"Traceback" not in err and b"1 new chunks (1 embedded" in out
+
+
+def test_a_chunk_index_beyond_integer_is_a_corpus_error_naming_the_field(
+    db, db_url, server, tmp_path
+):
+    extra = [
+        {"doc_id": "big", "chunks": [{"chunk_id": "big-0", "content": "x", "chunk_index": 2**40}]}
+    ]
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=1, extra=extra)
+    data, stats = load_corpus(db_url, [f], server.url)
+    assert data.errors == [
+        f"{f}: document 'big': chunk 'big-0'.chunk_index: 1099511627776 is out of range"
+        " (-2147483648 to 2147483647)"
+    ]
+    assert stats.chunks == 1 and count(db) == 1
+
+
 def test_server_down_is_reported_with_what_to_do(db, db_url, tmp_path):
     f = write_corpus(tmp_path / "a.json", documents=1, chunks=1)
     dead = EmbedServer()
     dead.close()
     with pytest.raises(EmbeddingError, match="is not reachable .* start it, or set EMBED_API_URL"):
-        run(db_url, [f], dead)
+        load_corpus(db_url, [f], dead.url)
 
 
 def test_bad_input_names_file_document_and_field_and_loads_the_rest(db, db_url, server, tmp_path):
@@ -226,7 +228,7 @@ def test_bad_input_names_file_document_and_field_and_loads_the_rest(db, db_url, 
     )
     broken = tmp_path / "broken.json"
     broken.write_text('[{"doc_id": "x",\n "chunks": [}]')
-    data, stats = run(db_url, [good, bad, broken], server)
+    data, stats = load_corpus(db_url, [good, bad, broken], server.url)
     assert data.errors == [
         f"{bad}: document 'nochunkid': chunks[0].chunk_id: required, a non-empty string",
         f"{bad}: document 'dup': chunk 'doc0-0': chunk_id already in {good}: document 'doc0'",
@@ -244,29 +246,33 @@ def test_bad_input_names_file_document_and_field_and_loads_the_rest(db, db_url, 
     )
 
 
+def rerun_completes(db_url: str, f, embed_url: str, stored: int) -> None:
+    """The same load again stores exactly what the interrupted one had not: 200 chunks,
+    each once."""
+    _, stats = load_corpus(db_url, [f], embed_url)
+    assert stats.chunks == 200 - stored
+    with psycopg.connect(db_url) as conn:
+        assert count(conn, "SELECT count(*) FROM chunks") == 200
+        assert count(conn, "SELECT count(DISTINCT chunk_id) FROM chunks") == 200
+
+
 def test_a_loader_killed_mid_run_resumes_without_duplicates_or_gaps(db, db_url, server, tmp_path):
     f = write_corpus(tmp_path / "a.json", documents=10, chunks=20)
     server.delay = 0.05
-    proc = loader_process(db_url, f, server, "--batch-size", "5", "--in-flight", "1")
-    deadline = time.monotonic() + 30
-    while count(db) < 30 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait()
-    partial = count(db)
-    assert 30 <= partial < 200
+    proc = loader_process(db_url, f, server.url, "--batch-size", "5", "--in-flight", "1")
+    stored, _ = interrupted_load(db_url, proc, proc.kill, once_stored=30)
+    assert 30 <= stored < 200
     server.delay = 0
     time.sleep(0.3)  # the killed loader's request in flight finishes on the server
     server.texts_seen.clear()
-    _, stats = run(db_url, [f], server)
-    assert count(db) == 200 and stats.chunks == 200 - partial
+    rerun_completes(db_url, f, server.url, stored)
     # the rerun embedded only what was missing
-    assert len(server.texts_seen) == 200 - partial
+    assert len(server.texts_seen) == 200 - stored
 
 
 def test_two_loaders_at_once_store_each_chunk_once(db, db_url, server, tmp_path):
     f = write_corpus(tmp_path / "a.json", documents=10, chunks=20)
-    procs = [loader_process(db_url, f, server, "--batch-size", "7") for _ in range(2)]
+    procs = [loader_process(db_url, f, server.url, "--batch-size", "7") for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert count(db) == 200
@@ -301,35 +307,18 @@ def test_a_database_restart_mid_load_fails_clearly_and_a_rerun_completes(
 ):
     f = write_corpus(tmp_path / "a.json", documents=10, chunks=20)
     server.delay = 0.05
-    proc = loader_process(db_url, f, server, "--batch-size", "5", "--in-flight", "1")
-    deadline = time.monotonic() + 30
-    while count(db) < 30 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    subprocess.run(
-        [
-            PG_CTL,
-            "restart",
-            "-D",
-            postgresql_proc.datadir,
-            "-m",
-            "fast",
-            "-w",
-            "-l",
-            str(tmp_path / "restart.log"),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
+    proc = loader_process(db_url, f, server.url, "--batch-size", "5", "--in-flight", "1")
+    restart = [PG_CTL, "restart", "-D", postgresql_proc.datadir, "-m", "fast", "-w"]
+    restart += ["-l", str(tmp_path / "restart.log")]
+    stored, err = interrupted_load(
+        db_url, proc, lambda: subprocess.run(restart, check=True, stdout=subprocess.DEVNULL), 30
     )
-    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
-    assert "lost the connection to the database" in err.decode()
-    assert "run the same command again to finish" in err.decode()
+    assert "lost the connection to the database" in err
+    assert "run the same command again to finish" in err
     server.delay = 0
-    _, stats = run(db_url, [f], server)
-    with connect(db_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*), count(DISTINCT chunk_id) FROM chunks")
-        assert cur.fetchone() == (200, 200)
-    assert 0 < stats.chunks < 200
+    rerun_completes(db_url, f, server.url, stored)
+    assert 30 <= stored < 200
 
 
 def test_the_embedding_server_dying_mid_run_fails_clearly_and_a_rerun_completes(
@@ -341,30 +330,14 @@ def test_the_embedding_server_dying_mid_run_fails_clearly_and_a_rerun_completes(
         [sys.executable, "-m", "tests.embed_server"], env=env, stdout=subprocess.PIPE, text=True
     )
     url = doomed.stdout.readline().strip()
-    proc = loader_process(
-        db_url,
-        f,
-        type("Server", (), {"url": url}),
-        "--batch-size",
-        "2",
-        "--in-flight",
-        "1",
-        "--retries",
-        "2",
-    )
-    deadline = time.monotonic() + 30
-    while count(db) < 20 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    doomed.kill()
-    doomed.wait()
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1, err.decode()
-    assert "the embedding server failed 3 times" in err.decode()
-    partial = count(db)
-    assert 20 <= partial < 200
+    options = ["--batch-size", "2", "--in-flight", "1", "--retries", "2"]
+    proc = loader_process(db_url, f, url, *options)
+    stored, err = interrupted_load(db_url, proc, lambda: (doomed.kill(), doomed.wait()), 20)
+    assert proc.returncode == 1, err
+    assert "the embedding server failed 3 times" in err
+    assert 20 <= stored < 200
     server = EmbedServer()
     try:
-        _, stats = run(db_url, [f], server)
+        rerun_completes(db_url, f, server.url, stored)
     finally:
         server.close()
-    assert count(db) == 200 and stats.chunks == 200 - partial

@@ -4,12 +4,12 @@ embedding_measures() and preview_thresholds()."""
 
 from collections import Counter
 
-import embedding_gate as gate
 import numpy as np
 import pytest
+from embedding_gate.checks import CODES, evaluate
 
-from tests.cases import D, one_hot, unit_random
-from tests.helpers import raw, vec
+from tests.cases import DEFAULTS, D, one_hot, unit_random
+from tests.helpers import chunk, write_chunks
 
 KOREAN = "임베딩 품질을 데이터베이스가 직접 지킵니다. 빈 청크는 검색을 망칩니다. " * 4
 
@@ -38,19 +38,14 @@ DOCUMENTS = ("d-en", "d-ko", "d-mix")
 
 def expected_codes(spec) -> list:
     x = spec[3] if spec[3] is not None else spec[4]
-    return [] if x is None else gate.evaluate(x.reshape(1, -1), gate.Thresholds()).issues(0)
+    return [] if x is None else evaluate(x.reshape(1, -1), DEFAULTS).issues(0)
 
 
 def insert(conn, corpus) -> None:
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO chunks (chunk_id, doc_id, content, drop, embedding, embedding_raw)"
-            " VALUES (%s, %s, %s, %s, %s, %s)",
-            [
-                (k, d, c, drop, None if e is None else vec(e), None if r is None else raw(r))
-                for k, (d, c, drop, e, r) in corpus.items()
-            ],
-        )
+    rows = [
+        chunk(k, e, r, doc_id=d, content=c, drop=drop) for k, (d, c, drop, e, r) in corpus.items()
+    ]
+    write_chunks(conn, rows)
 
 
 @pytest.fixture
@@ -189,7 +184,7 @@ def test_preview_predicts_exactly_what_recheck_then_flags(corpus):
             ).fetchall()
         )
         counts["any"] = corpus.execute("SELECT count(quality_issues) FROM chunks").fetchone()[0]
-        return {code: counts.get(code, 0) for code in (*gate.CODES, "any")}
+        return {code: counts.get(code, 0) for code in (*CODES, "any")}
 
     assert before == flagged_per_code()
     corpus.execute(

@@ -10,8 +10,7 @@ import pytest
 from loader import report
 from loader.db import connect
 from tests.embed_server import EmbedServer
-from tests.helpers import ROOT, raw, vec
-from tests.test_loader import run, write_corpus
+from tests.helpers import ROOT, load_corpus, raw, vec, write_corpus
 
 
 def insert_doc(conn) -> None:
@@ -23,15 +22,15 @@ def test_the_loader_role_loads_a_corpus_and_reads_every_report(db, loader_url, t
     try:
         extra = [{"doc_id": "z", "chunks": [{"chunk_id": "z-0", "content": "<zero>"}]}]
         f = write_corpus(tmp_path / "a.json", documents=2, chunks=3, extra=extra)
-        _, stats = run(loader_url, [f], server)
+        _, stats = load_corpus(loader_url, [f], server.url)
         assert stats.chunks == 7
         # a rerun reads the quarantine's chunk_ids: quarantine mode, one more bad chunk
         db.execute("UPDATE embedding_gate.settings SET mode = 'quarantine'")
         extra.append({"doc_id": "y", "chunks": [{"chunk_id": "y-0", "content": "<zero>"}]})
         f = write_corpus(tmp_path / "a.json", documents=2, chunks=3, extra=extra)
-        _, stats = run(loader_url, [f], server)
+        _, stats = load_corpus(loader_url, [f], server.url)
         assert (stats.chunks, stats.skipped) == (1, 7)
-        _, stats = run(loader_url, [f], server)
+        _, stats = load_corpus(loader_url, [f], server.url)
         assert (stats.chunks, stats.skipped) == (0, 8)
     finally:
         server.close()
@@ -167,61 +166,79 @@ def test_a_hostile_search_path_does_not_change_what_the_gate_finds(db, as_loader
     assert summary == (3, {"low_norm": 2, "low_variance": 2, "nan_or_inf": 1, "sparse": 2})
 
 
-def _sql_sources(tree: ast.AST):
-    """The first argument of every plpy.execute / prepare / cursor call and of _plan()."""
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call) or not node.args:
-            continue
-        f = node.func
-        if isinstance(f, ast.Attribute) and f.attr in ("execute", "prepare", "cursor"):
-            yield node.args[0]
-        elif isinstance(f, ast.Name) and f.id == "_plan":
-            yield node.args[2]
+PACKAGE = ROOT / "plpython/embedding_gate"
 
 
-def test_the_pl_python_module_builds_no_sql_from_data():
-    """Every statement is a constant, or a constant template filled with constants and the
-    quoted schema name of pgvector: values always travel as parameters."""
-    tree = ast.parse((ROOT / "plpython/embedding_gate.py").read_text())
-    constants = {
-        t.id
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        for t in node.targets
-        if isinstance(t, ast.Name) and t.id.isupper()
-    }
+def _statement_constants() -> dict:
+    """The statements of queries.py: module-level names bound to text built only from
+    string constants, other such names, + and * (no f-string, format or call)."""
+    tree = ast.parse((PACKAGE / "queries.py").read_text())
+    found: dict = {}
 
-    def safe(node, local: dict) -> bool:
+    def constant(node) -> bool:
         if isinstance(node, ast.Constant):
             return isinstance(node.value, (str, int))
         if isinstance(node, ast.Name):
-            if node.id in constants:
-                return True
-            return node.id in local and all(safe(v, local) for v in local[node.id])
-        if isinstance(node, ast.Subscript):  # a cached plan
-            return isinstance(node.value, ast.Name) and node.value.id == "plans"
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr == "format" and safe(node.func.value, local):
-                return all(safe(k.value, local) for k in node.keywords) and not node.args
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            return node.func.id in ("vector_schema", "_plan")
+            return found.get(node.id, False)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            return constant(node.left) and constant(node.right)
+        if isinstance(node, ast.List):
+            return all(constant(e) for e in node.elts)
         return False
 
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name.lstrip("_").isupper():
+                found[name] = constant(node.value)
+    return found
+
+
+def names_a_statement(node, fn: ast.FunctionDef, statements: dict) -> bool:
+    """queries.X, a choice between such (a if c else b), or a local name only ever bound
+    to those."""
+    if isinstance(node, ast.Attribute):
+        return ast.unparse(node.value) == "queries" and statements.get(node.attr, False)
+    if isinstance(node, ast.IfExp):
+        return all(names_a_statement(n, fn, statements) for n in (node.body, node.orelse))
+    if isinstance(node, ast.Name):
+        bound = [
+            a.value
+            for a in ast.walk(fn)
+            if isinstance(a, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == node.id for t in a.targets)
+        ]
+        return bool(bound) and all(names_a_statement(v, fn, statements) for v in bound)
+    return False
+
+
+def test_the_pl_python_package_builds_no_sql_from_data():
+    """Every statement the package runs is a constant of queries.py, built from constants
+    alone: values always travel as parameters. Every call that runs SQL (plpy.execute,
+    prepare, cursor; queries.run, plan) names one of them."""
+    statements = _statement_constants()
+    assert statements and all(statements.values()), statements
     checked = 0
-    for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
-        local: dict = {}
-        for node in ast.walk(fn):
-            if isinstance(node, ast.Assign):
-                for t in node.targets:
-                    if isinstance(t, ast.Name):
-                        local.setdefault(t.id, []).append(node.value)
-        if fn.name == "_plan":  # its callers' statements are checked where they call it
-            local["sql"] = []
-        for source in _sql_sources(fn):
-            checked += 1
-            assert safe(source, local), (
-                f"{fn.name}, line {source.lineno}: SQL built from {ast.unparse(source)}"
-            )
+    for path in PACKAGE.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
+            if path.name == "queries.py" and fn.name in ("plan", "run"):
+                continue  # they run what their callers pass: checked at the callers
+            for call in [n for n in ast.walk(fn) if isinstance(n, ast.Call)]:
+                f = call.func
+                if not isinstance(f, ast.Attribute):
+                    continue
+                runs_sql = (
+                    f.attr in ("execute", "prepare", "cursor") and ast.unparse(f.value) == "plpy"
+                )
+                via_queries = f.attr in ("run", "plan") and ast.unparse(f.value) == "queries"
+                if not (runs_sql or via_queries):
+                    continue
+                sql = call.args[1] if via_queries else call.args[0]
+                checked += 1
+                assert names_a_statement(sql, fn, statements), (
+                    f"{path.name}: {fn.name}, line {sql.lineno}: SQL from {ast.unparse(sql)}"
+                )
     assert checked >= 15
 
 
