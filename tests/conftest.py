@@ -64,8 +64,18 @@ def db_url(postgresql: psycopg.Connection) -> str:
 @pytest.fixture
 def empty_db(postgresql_proc, request) -> Iterator[str]:
     """The URL of a new, empty database (no template): for deployment tests."""
+    yield from _new_database(postgresql_proc, f"empty_{request.node.name}")
+
+
+@pytest.fixture
+def other_empty_db(postgresql_proc, request) -> Iterator[str]:
+    """A second new, empty database, to compare two deployments."""
+    yield from _new_database(postgresql_proc, f"other_{request.node.name}")
+
+
+def _new_database(postgresql_proc, name: str) -> Iterator[str]:
     p = postgresql_proc
-    name = f"empty_{request.node.name}"[:60].replace("[", "_").replace("]", "_").lower()
+    name = name[:60].replace("[", "_").replace("]", "_").lower()
     with DatabaseJanitor(
         user=p.user,
         host=p.host,

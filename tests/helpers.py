@@ -32,10 +32,13 @@ def url_for(host: str, port: int, user: str, dbname: str, password: str | None =
     return f"postgresql://{auth}@{host}:{port}/{dbname}"
 
 
-def alembic(url: str, cmd: str, target: str, **x: object) -> None:
-    """Run `alembic -x k=v ... <cmd> <target>` against url, in process."""
+def alembic(url: str, cmd: str, target: str, migrations: "Path | None" = None, **x: object):
+    """Run `alembic -x k=v ... <cmd> <target>` against url, in process (migrations: another
+    copy of the migrations folder)."""
     cfg = Config(str(ROOT / "alembic.ini"))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if migrations is not None:
+        cfg.set_main_option("script_location", str(migrations))
     cfg.cmd_opts = argparse.Namespace(x=[f"{k}={v}" for k, v in x.items()])
     getattr(command, cmd)(cfg, target)
 

@@ -1,5 +1,6 @@
 """Deployment: `alembic upgrade head` / `downgrade base` on a real PostgreSQL."""
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -11,6 +12,8 @@ from port_for import get_port
 from pytest_postgresql.executors import PostgreSQLExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from migrations import sources
+from tests.cases import DEFAULTS
 from tests.helpers import PG_BINDIR, ROOT, alembic, catalog, url_for
 
 ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
@@ -196,3 +199,100 @@ def test_upgrade_without_pgvector_says_what_is_missing_and_how_to_get_it(server_
             "SELECT count(*) FROM pg_namespace WHERE nspname = 'embedding_gate'"
         ).fetchone()
     assert leftovers == (0,)
+
+
+LATER_REVISION = '''"""A later release's revision, for the upgrade test: one incremental change.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from migrations.sources import execute
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    execute("ALTER TABLE embedding_gate.settings ADD COLUMN max_norm double precision;")
+
+
+def downgrade() -> None:
+    execute("ALTER TABLE embedding_gate.settings DROP COLUMN max_norm;")
+'''
+
+FUNCTION_VERSIONS = (
+    "SELECT p.oid::regprocedure::text, p.xmin::text FROM pg_proc AS p"
+    " WHERE p.pronamespace IN ('public'::regnamespace, 'embedding_gate'::regnamespace)"
+    " AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'internal')"
+    " AND NOT EXISTS (SELECT FROM pg_depend AS d WHERE d.objid = p.oid AND d.deptype = 'e')"
+)
+
+
+@pytest.fixture
+def later_release(tmp_path):
+    """The tree of a later release: the migrations with revision 0002 added, and one
+    function changed in sql/idempotent/ (its comment). Returns both folders."""
+    migrations = tmp_path / "migrations"
+    shutil.copytree(ROOT / "migrations", migrations, ignore=shutil.ignore_patterns("__pycache__"))
+    (migrations / "versions/0002_later.py").write_text(LATER_REVISION)
+    idempotent = tmp_path / "idempotent"
+    shutil.copytree(ROOT / "sql/idempotent", idempotent)
+    verify = idempotent / "020_verify_embeddings.sql"
+    verify.write_text(verify.read_text().replace("Changes nothing.", "Changes nothing (0.2)."))
+    return migrations, idempotent
+
+
+def test_an_upgrade_from_release_0_1_applies_the_revision_and_recreates_only_what_changed(
+    empty_db, other_empty_db, later_release, monkeypatch
+):
+    """A database deployed at 0.1.0 (the baseline) and upgraded to a later release has the
+    catalog of a fresh install of that release. The upgrade runs the new revision's
+    incremental SQL once and re-creates only the function whose definition changed."""
+    alembic(empty_db, "upgrade", "head")
+    with psycopg.connect(empty_db) as conn:
+        before = dict(conn.execute(FUNCTION_VERSIONS).fetchall())
+    later_release, idempotent = later_release
+    monkeypatch.setattr(sources, "IDEMPOTENT", idempotent)
+    alembic(empty_db, "upgrade", "head", migrations=later_release)
+    with psycopg.connect(empty_db) as conn:
+        after = dict(conn.execute(FUNCTION_VERSIONS).fetchall())
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
+        comment = conn.execute(
+            "SELECT obj_description('public.verify_embeddings(integer)'::regprocedure)"
+        ).fetchone()[0]
+    assert comment.endswith("Changes nothing (0.2).")
+    assert [f for f in before if before[f] != after[f]] == ["verify_embeddings(integer)"]
+    alembic(other_empty_db, "upgrade", "head", migrations=later_release)
+    assert catalog(empty_db) == catalog(other_empty_db)
+    # again at head: nothing changed, nothing is re-created
+    alembic(empty_db, "upgrade", "head", migrations=later_release)
+    with psycopg.connect(empty_db) as conn:
+        assert dict(conn.execute(FUNCTION_VERSIONS).fetchall()) == after
+    # and back: 0001's tables, then nothing
+    alembic(empty_db, "downgrade", "0001", migrations=later_release)
+    assert not any("max_norm" in line for line in catalog(empty_db))
+    alembic(empty_db, "downgrade", "base", migrations=later_release)
+    assert catalog(empty_db) == ["extension plpgsql in pg_catalog"]
+
+
+def test_the_released_baseline_is_pinned_and_unchanged():
+    """0.1.0 is released: its incremental file carries a pin, and still has that hash."""
+    from importlib import import_module
+
+    baseline = import_module("migrations.versions.0001_baseline")
+    name, pin = baseline.BASELINE
+    assert pin is not None
+    assert sources.sha256((ROOT / "sql/incremental" / name).read_text(encoding="utf-8")) == pin
+
+
+def test_the_settings_hold_the_contracts_defaults(db):
+    """The one source of the thresholds' defaults is the settings table: it holds what
+    DESIGN.md promises."""
+    row = db.execute(
+        "SELECT mode, min_norm, min_variance, near_zero_epsilon, max_near_zero_ratio,"
+        " blank_similarity, min_content_length FROM embedding_gate.settings"
+    ).fetchone()
+    assert row == ("flag", *dataclasses.astuple(DEFAULTS), 10)
