@@ -264,7 +264,7 @@ def _vector(vector, dim: int, name: str) -> np.ndarray:
             try:
                 values.append(float(x))
             except OverflowError:  # an integer beyond float range
-                values.append(math.copysign(math.inf, x))
+                values.append(math.inf if x > 0 else -math.inf)
         else:
             raise EmbeddingError(
                 f"chunk {name}: component {i} of the embedding is not a number: {_shown(x)}"
