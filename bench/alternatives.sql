@@ -4,10 +4,10 @@
 
 CREATE SCHEMA IF NOT EXISTS bench;
 
--- The deployed module, whichever version is installed.
+-- The deployed package, whichever version is installed.
 CREATE OR REPLACE FUNCTION bench.gate_module() RETURNS void LANGUAGE plpython3u AS $python$
 if "bench_gate" not in GD:
-    plpy.execute("SELECT embedding_gate._python_module()")
+    plpy.execute("SELECT embedding_gate._python_package()")
     GD["bench_gate"] = next(m for k, m in GD.items() if k.startswith("embedding_gate:"))
 $python$;
 
@@ -17,8 +17,8 @@ if "bench_gate" not in GD:
     plpy.execute("SELECT bench.gate_module()")
 g = GD["bench_gate"]
 if "bench_t" not in GD:
-    GD["bench_t"] = g.current_settings(plpy)[1]
-verdicts = g.evaluate(g.from_vector_bytes([v]), GD["bench_t"])
+    GD["bench_t"] = g.settings.current_settings(plpy)[1]
+verdicts = g.checks.evaluate(g.codec.from_vector_bytes([v]), GD["bench_t"])
 return verdicts.issues(0) or None
 $python$;
 
@@ -36,14 +36,12 @@ CREATE OR REPLACE FUNCTION bench.one_blob() RETURNS trigger LANGUAGE plpython3u 
 if "bench_gate" not in GD:
     plpy.execute("SELECT bench.gate_module()")
 g = GD["bench_gate"]
-_, t = g.current_settings(plpy)
+_, t = g.settings.current_settings(plpy)
 r = plpy.execute(
     "SELECT array_agg(chunk_id) AS ids, string_agg(embedding_gate.vector_bytes(embedding), ''::bytea) AS blob"
     " FROM inserted WHERE embedding IS NOT NULL"
 )[0]
 if r["ids"]:
-    v = g.evaluate(g.from_vector_blob(r["blob"], len(r["ids"])), t)
-    idx = g.np.flatnonzero(v.flagged)
-    if len(idx):
-        g._act(plpy, "flag", [r["ids"][i] for i in idx], v, idx)
+    v = g.checks.evaluate(g.codec.from_vector_blob(r["blob"], len(r["ids"])), t)
+    g.triggers.apply_verdicts(plpy, r["ids"], [False] * len(r["ids"]), v, "flag")
 $python$;

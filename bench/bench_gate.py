@@ -6,10 +6,8 @@ another order. Each COPY's wall time and its server process's CPU time (which th
 machine's I/O stalls do not reach), divided by the ungated COPY of the same round: the
 machine's speed drifts between rounds by more than the gate costs. Median (lowest-highest).
 The gate runs all six checks: every row names a model with a blank reference (blank_like)
-and is looked up by its stored hash (duplicate_vector). The baseline, "ungated", and
-"4 checks" COPY into a second database deployed at revision 0004, before those two checks
-existed, without and with its gate; "hash only" is this revision's table with the triggers
-off, which still computes embedding_hash and maintains its index.
+and is looked up by its stored hash (duplicate_vector). The baseline, "ungated", is the
+same table with its triggers off (it still computes embedding_hash and keeps its indexes).
 With --alternatives, also the designs the gate did not choose (bench/alternatives.sql): a
 row-level trigger, and a statement trigger reading the whole transition table as one bytea.
 Then CALL recheck_embeddings() throughput in vectors per second, in both databases.
@@ -22,7 +20,6 @@ import argparse
 import io
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +29,7 @@ import numpy as np
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.cluster import ROOT, throwaway_database  # noqa: E402
+from bench.cluster import throwaway_database  # noqa: E402
 
 D = 768
 
@@ -116,9 +113,7 @@ def paired(base: list, other: list) -> str:
 
 
 NOTES = {
-    "ungated": "revision 0004's table, triggers off",
-    "4 checks": "revision 0004's gate",
-    "hash only": "this revision's table, triggers off: embedding_hash and its index",
+    "ungated": "the same table, triggers off",
     "gate": "6 checks; target >= 0.80x, goal 0.90x",
 }
 
@@ -139,7 +134,6 @@ def report(designs: list, times: dict, cpus: dict, rows: int) -> None:
             f"  {paired(times['ungated'], times[design]):24s}{used}"
             f"  ({NOTES.get(design, 'an alternative design')})"
         )
-    print(f"ingest, six checks vs revision 0004's four: {paired(times['4 checks'], times['gate'])}")
 
 
 def prepare(conn) -> None:
@@ -150,27 +144,6 @@ def prepare(conn) -> None:
         reference = "[" + ",".join(["0.036"] * D) + "]"
         cur.execute("SELECT set_blank_reference('bench', %s::vector)", [reference])
     conn.commit()
-
-
-def before_0005(url: str):
-    """A connection to a second database of the same cluster, at revision 0004."""
-    admin = psycopg2.connect(url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS bench_0004")
-        cur.execute("CREATE DATABASE bench_0004")
-    admin.close()
-    other = url.rsplit("/", 1)[0] + "/bench_0004"
-    subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", ROOT / "alembic.ini", "upgrade", "0004"],
-        check=True,
-        env={"DATABASE_URL": other, "PATH": "/usr/bin:/bin"},
-    )
-    conn = psycopg2.connect(other)
-    with conn.cursor() as cur:
-        cur.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
-    conn.commit()
-    return conn
 
 
 def main() -> None:
@@ -185,22 +158,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.url, Path(tmp)) as url:
         conn = psycopg2.connect(url)
         prepare(conn)
-        # a second database at revision 0004, before blank_like and duplicate_vector: its
-        # table without the gate is the baseline (no embedding_hash column, no hash index),
-        # and its gate runs the four checks
-        at_0004 = before_0005(url)
-        targets = {
-            "ungated": (at_0004, "ungated"),
-            "4 checks": (at_0004, "gate"),
-            "hash only": (conn, "ungated"),
-        }
         t0 = time.perf_counter()
         data = copy_text(args.rows)
         print(
             f"{args.rows} rows of {D}-d text COPY ({len(data) / 1e6:.0f} MB)"
             f" built in {time.perf_counter() - t0:.1f} s"
         )
-        designs = ["ungated", "4 checks", "hash only", "gate"]
+        designs = ["ungated", "gate"]
         if args.alternatives:
             with conn.cursor() as cur:
                 cur.execute((Path(__file__).parent / "alternatives.sql").read_text())
@@ -211,21 +175,17 @@ def main() -> None:
         for r in range(args.repeat):
             # each round in another order: no design always runs first, or last
             for design in designs[r % len(designs) :] + designs[: r % len(designs)]:
-                target, as_design = targets.get(design, (conn, design))
-                elapsed, cpu = timed_copy(target, data, as_design)
+                elapsed, cpu = timed_copy(conn, data, design)
                 times[design].append(elapsed)
                 cpus[design].append(cpu)
                 used = f", server CPU {cpu:.2f} s" if cpu is not None else ""
                 print(f"  round {r + 1} {design:12s} {elapsed:.2f} s{used}", flush=True)
         report(designs, times, cpus, args.rows)
-        # leave both tables as the gate loaded them, for the recheck
-        rechecked = {"gate": conn, "4 checks": targets["4 checks"][0]}
-        for target in rechecked.values():
-            timed_copy(target, data, "gate")
-            target.autocommit = True
-            with target.cursor() as cur:
-                cur.execute("VACUUM ANALYZE chunks")
+        # leave the table as the gate loaded it, for the recheck
+        timed_copy(conn, data, "gate")
+        conn.autocommit = True
         with conn.cursor() as cur:
+            cur.execute("VACUUM ANALYZE chunks")
             cur.execute("SELECT count(*), count(quality_issues) FROM chunks")
             stored, flagged = cur.fetchone()
             print(f"the gate flagged {flagged} of {stored} rows")
@@ -233,28 +193,20 @@ def main() -> None:
             start = time.perf_counter()
             cur.execute("SELECT sum(length(embedding_gate.vector_bytes(embedding))) FROM chunks")
             read = time.perf_counter() - start
-        rechecks = {name: [] for name in rechecked}
-        found = {}
-        for _ in range(args.repeat):
-            for name, target in rechecked.items():
-                with target.cursor() as cur:
-                    start = time.perf_counter()
-                    cur.execute("CALL recheck_embeddings()")
-                    found[name] = cur.fetchone()
-                    rechecks[name].append(time.perf_counter() - start)
+            rechecks = []
+            for _ in range(args.repeat):
+                start = time.perf_counter()
+                cur.execute("CALL recheck_embeddings()")
+                checked, low = cur.fetchone()
+                rechecks.append(time.perf_counter() - start)
+        elapsed = statistics.median(rechecks)
         print(f"reading every vector (baseline): {stored / read:,.0f} vectors/s")
-        for name, elapsed in rechecks.items():
-            elapsed = statistics.median(elapsed)
-            checked, low = found[name]
-            print(
-                f"recheck_embeddings() {name:8s}: {checked} vectors in {elapsed:.2f} s"
-                f" = {checked / elapsed:,.0f} vectors/s, {read / elapsed:.2f}x of the bare read"
-                + (f" ({low} low quality; target >= 100,000/s)" if name == "gate" else "")
-            )
-        ratio = statistics.median(rechecks["4 checks"]) / statistics.median(rechecks["gate"])
-        print(f"recheck, six checks vs revision 0004's four: {ratio:.2f}x")
-        for target in rechecked.values():
-            target.close()
+        print(
+            f"recheck_embeddings(): {checked} vectors in {elapsed:.2f} s"
+            f" = {checked / elapsed:,.0f} vectors/s, {read / elapsed:.2f}x of the bare read"
+            f" ({low} low quality; target >= 100,000/s)"
+        )
+        conn.close()
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@ Each design COPYs N rows, and in a second session 2N rows, in a single-user back
 (postgres --single) under cachegrind, each after a 10-row COPY that loads the PL/Python
 module; (I(2N) - I(N)) / N is what one row costs the server: parsing, storing, indexing and
 the trigger. Not counted: the kernel (writes, temp files) and cache misses, which time
-includes. The designs are those of bench_gate.py: revision 0004's table without and with its
-gate (four checks), and this revision's table without and with its triggers (six checks).
+includes. The designs are those of bench_gate.py: the same table without and with its gate's
+triggers (six checks).
 
     make bench-instructions                     # a throwaway PostgreSQL, N = 2,000
 """
@@ -22,24 +22,21 @@ from pathlib import Path
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_gate import NOTES, before_0005, copy_text, prepare  # noqa: E402
+from bench.bench_gate import NOTES, copy_text, prepare  # noqa: E402
 from bench.cluster import BINDIR, throwaway_database  # noqa: E402
 
 # design -> (database, whether the user triggers run)
 DESIGNS = {
-    "ungated": ("bench_0004", False),
-    "4 checks": ("bench_0004", True),
-    "hash only": ("postgres", False),
+    "ungated": ("postgres", False),
     "gate": ("postgres", True),
 }
 
 
 def setup(url: str) -> None:
-    """As bench_gate.py: blank_like on for every row, and a database at revision 0004."""
+    """As bench_gate.py: blank_like on for every row."""
     conn = psycopg2.connect(url)
     prepare(conn)
     conn.close()
-    before_0005(url).close()
 
 
 def instructions(data: Path, database: str, triggers: bool, files: list) -> int:
@@ -106,7 +103,6 @@ def main() -> None:
     for design, cost in per_row.items():
         ratio = per_row["ungated"] / cost
         print(f"{design:10s} {cost:16,.0f}  {ratio:9.3f}x  ({NOTES[design]})")
-    print(f"six checks vs revision 0004's four: {per_row['4 checks'] / per_row['gate']:.3f}x")
 
 
 if __name__ == "__main__":

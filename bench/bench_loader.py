@@ -5,8 +5,9 @@ An embedding server on loopback (its own process, so its CPU is not the loader's
 instantly with precomputed 768-d vectors, one per text (and one for "", the blank_like
 reference the loader records first), already serialised. The loader
 reads and validates the JSON files, asks the server, and COPYs into chunks with the gate
-on. The baseline COPYs the very rows the loader stored, from memory, into the same gated
-table. Runs interleaved, median of --repeat; the loader's own CPU per chunk is printed.
+on. The baseline COPYs the very rows the loader stored, from memory, in binary format, into
+the same gated table. Runs interleaved, median of --repeat; the loader's own CPU per chunk
+is printed.
 
     make bench-loader                                   # a throwaway PostgreSQL, 20,000 chunks
     python bench/bench_loader.py --url postgresql://... --chunks 5000
@@ -28,7 +29,7 @@ import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.cluster import throwaway_database  # noqa: E402
-from loader import corpus, load  # noqa: E402
+from loader import corpus, db, load  # noqa: E402
 from loader.embed import Client  # noqa: E402
 
 D = 768
@@ -103,20 +104,23 @@ def timed_loader(conn, folder: Path, client: Client) -> "tuple[float, float, int
     reset(conn)
     wall, cpu = time.perf_counter(), time.process_time()
     data = corpus.read([folder])
-    stats = load.load(conn, data, client, progress=False)
+    stats = load.load(conn, data, client)
     return time.perf_counter() - wall, time.process_time() - cpu, stats.embedded
 
 
+CHUNK_COLUMNS = ", ".join(db.COLUMNS)
+
+
 def stored_copy(conn) -> "tuple[bytes, bytes]":
-    """What the loader stored, as COPY text: the baseline's input."""
+    """What the loader stored, as binary COPY data: the baseline's input."""
     out = []
     for table, columns in (
         ("documents", "doc_id, title, source, metadata"),
-        ("chunks", load.COLUMNS),
+        ("chunks", CHUNK_COLUMNS),
     ):
         buffer = io.BytesIO()
         with conn.cursor() as cur:
-            cur.copy_expert(f"COPY {table} ({columns}) TO STDOUT", buffer)
+            cur.copy_expert(f"COPY {table} ({columns}) TO STDOUT WITH (FORMAT binary)", buffer)
         out.append(buffer.getvalue())
     conn.commit()
     return out[0], out[1]
@@ -127,9 +131,12 @@ def timed_copy(conn, documents: bytes, chunks: bytes) -> float:
     start = time.perf_counter()
     with conn.cursor() as cur:
         cur.copy_expert(
-            "COPY documents (doc_id, title, source, metadata) FROM STDIN", io.BytesIO(documents)
+            "COPY documents (doc_id, title, source, metadata) FROM STDIN WITH (FORMAT binary)",
+            io.BytesIO(documents),
         )
-        cur.copy_expert(f"COPY chunks ({load.COLUMNS}) FROM STDIN", io.BytesIO(chunks))
+        cur.copy_expert(
+            f"COPY chunks ({CHUNK_COLUMNS}) FROM STDIN WITH (FORMAT binary)", io.BytesIO(chunks)
+        )
     conn.commit()
     return time.perf_counter() - start
 
@@ -174,9 +181,11 @@ def main() -> None:
         loader, copy = statistics.median(times["loader"]), statistics.median(times["copy"])
         cpu = statistics.median(times["cpu"])
         print(f"{'':12s} {'chunks/s':>9s}  vs plain COPY")
-        print(f"{'plain COPY':12s} {args.chunks / copy:9,.0f}  1.00x")
+        print(
+            f"{'plain COPY':12s} {args.chunks / copy:9,.0f}  1.00x  (binary, the same rows, gated)"
+        )
         ratio = copy / loader
-        print(f"{'loader':12s} {args.chunks / loader:9,.0f}  {ratio:.2f}x  (target >= 0.70x)")
+        print(f"{'loader':12s} {args.chunks / loader:9,.0f}  {ratio:.2f}x")
         print(f"loader CPU: {cpu / args.chunks * 1e6:.0f} µs per chunk ({cpu:.2f} s in all)")
 
 

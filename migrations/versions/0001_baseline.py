@@ -22,7 +22,7 @@ branch_labels = None
 depends_on = None
 
 # released in 0.1.0: the file's sha256, which must never change
-BASELINE = ("0001_baseline.sql", None)
+BASELINE = ("0001_baseline.sql", "8f781492ba8ce4e58ddb88bf7d63fa90a4cfa96afb8516b9e6711bd9359b367c")
 
 
 def embedding_dim() -> int:
