@@ -1,5 +1,5 @@
 """A real HTTP embedding server on loopback for the tests: the text-embeddings-inference
-API of loader/server.py with a deterministic stand-in model, and scripted faults."""
+API of embedding_server.py with a deterministic stand-in model, and scripted faults."""
 
 import hashlib
 import io
