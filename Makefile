@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@# torch first, pinned: the local CPU build, not the registry's newest with CUDA
 	@$(VENV)/bin/pip install -q --disable-pip-version-check torch==2.13.0
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,server]'
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,server,servers]'
 	@touch $@
 
 test: server venv  ## the whole test suite against a real PostgreSQL

@@ -59,19 +59,30 @@ def _stopped(why: str) -> int:
     return 1
 
 
+def client_for(args, **options):
+    """The embedding client the command line describes: URL, API, model, key, headers."""
+    from loader.embed import Client, parse_headers
+
+    lines = os.environ.get("EMBED_API_HEADERS", "").splitlines() + (args.header or [])
+    return Client(
+        args.embed_url,
+        api=args.api,
+        model=args.model,
+        api_key=args.api_key,
+        headers=parse_headers(lines),
+        **options,
+    )
+
+
 def cmd_load(args) -> int:
     from loader import corpus, load
-    from loader.embed import Client, EmbeddingError
+    from loader.embed import EmbeddingError
 
     data = corpus.read(args.files)
     for error in data.errors:
         print(f"error: {error}", file=sys.stderr)
-    client = Client(
-        args.embed_url,
-        model=args.model,
-        batch_size=args.batch_size,
-        retries=args.retries,
-        timeout=args.timeout,
+    client = client_for(
+        args, batch_size=args.batch_size, retries=args.retries, timeout=args.timeout
     )
     conn = connect(args.database_url)
     progress = Progress()
@@ -111,18 +122,14 @@ def cmd_load(args) -> int:
 
 
 def cmd_check_server(args) -> int:
-    from loader.embed import Client, EmbeddingError
-
-    client = Client(args.embed_url, model=args.model)
-    try:
-        client.health()
-        info = client.info()
-        dim = client.probe()
-    except EmbeddingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    model = info.get("model_id", "model not named")
-    print(f"{args.embed_url}: healthy; {model}, {dim} dimensions, batch size {client.batch_size}")
+    client = client_for(args)
+    client.check()
+    dim = client.probe()
+    model = client.model or "model not named (pass --model)"
+    print(
+        f"{client.scrub(args.embed_url)}: answers as {client.api}; {model}, {dim} dimensions,"
+        f" batch size {client.batch_size}"
+    )
     return 0
 
 
@@ -146,10 +153,31 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--embed-url",
             default=os.environ.get("EMBED_API_URL", DEFAULT_URL),
-            help=f"EMBED_API_URL: .../embed (text-embeddings-inference) or .../v1/embeddings"
-            f" (OpenAI-compatible); default {DEFAULT_URL}",
+            help=f"EMBED_API_URL: .../embed (text-embeddings-inference), .../embeddings"
+            f" (OpenAI-compatible) or .../api/embed (Ollama); default {DEFAULT_URL}",
         )
-        p.add_argument("--model", help="the model name to send (OpenAI-compatible servers)")
+        p.add_argument(
+            "--api",
+            choices=("tei", "openai", "ollama"),
+            help="the API the server speaks (default: read from the URL's path)",
+        )
+        p.add_argument(
+            "--model",
+            help="the model to ask for and record on chunks (default: the one the server names)",
+        )
+        p.add_argument(
+            "--api-key",
+            default=os.environ.get("EMBED_API_KEY") or None,
+            help="the server's API key, sent as 'Authorization: Bearer ...' and never shown"
+            " (default: EMBED_API_KEY)",
+        )
+        p.add_argument(
+            "--header",
+            action="append",
+            metavar="'NAME: VALUE'",
+            help="an HTTP header to send, e.g. 'api-key: ...' for Azure OpenAI (repeatable;"
+            " also EMBED_API_HEADERS, one per line); values are never shown",
+        )
 
     ld = sub.add_parser("load", help="embed and store JSON corpus files (idempotent)")
     ld.add_argument("files", nargs="+", help=".json/.jsonl files or directories of them")
@@ -180,10 +208,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from loader.embed import EmbeddingError
+
     args = parser().parse_args(argv)
     if args.database_url is None:
         args.database_url = database_url()
-    return args.func(args)
+    try:
+        return args.func(args)
+    except EmbeddingError as e:  # before any work: a URL, a header, a server that is not there
+        print(f"error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

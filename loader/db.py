@@ -205,12 +205,12 @@ def has_blank_reference(conn, model: str) -> bool:
     )
 
 
-def set_blank_reference(conn, model: str, reference: np.ndarray) -> None:
-    """Record a model's embedding of empty text (the database keeps the first one)."""
+def set_blank_reference(conn, model: str, reference: np.ndarray, text: str = "") -> None:
+    """Record a model's embedding of a blank text (the database keeps the first one)."""
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT public.set_blank_reference(%s, %s::real[]::public.vector)",
-            [model, reference.astype(float).tolist()],
+            "SELECT public.set_blank_reference(%s, %s::real[]::public.vector, %s)",
+            [model, reference.astype(float).tolist(), text],
         )
     conn.commit()
 

@@ -1,11 +1,17 @@
-"""The embedding client: text-embeddings-inference (`POST /embed`) or OpenAI-compatible
-(`POST /v1/embeddings`) servers, over plain HTTP keep-alive connections.
+"""The embedding client: text-embeddings-inference (`POST /embed`), OpenAI-compatible servers
+(`POST .../embeddings`: OpenAI, Azure OpenAI, infinity-emb, vLLM, Together, Mistral, ...)
+and Ollama (`POST /api/embed`), over plain HTTP keep-alive connections.
 
-It checks `GET /health` first, caps its batch size at the server's `max_client_batch_size`
-(`GET /info`), retries timeouts, 429 and 5xx with exponential backoff (honouring
-Retry-After), splits a batch the server refuses as too large (413, or 422 "batch size N >
-maximum allowed batch size M"), and fails clearly on a wrong number of vectors, a wrong
-dimension, values that are not numbers, or a response that is not JSON.
+The URL's path says which API a server speaks (`--api` overrides it). An API key goes in an
+`Authorization: Bearer` header, other headers (Azure's `api-key`) as given; neither ever
+appears in a message. It checks the server first with what that kind of server has (TEI:
+/health and /info; OpenAI-compatible: /health and /models under the same prefix, or one
+small request; Ollama: /api/tags), learns the model when the server names exactly one, caps
+its batch size at TEI's `max_client_batch_size`, retries timeouts, 429 and 5xx with
+exponential backoff (honouring Retry-After), splits a batch the server refuses as too large
+(413, or 422 "batch size N > maximum allowed batch size M"), and fails clearly on a refused
+key, a wrong number of vectors, a wrong dimension, values that are not numbers, or a
+response that is not JSON.
 
 Vectors come back as one float32 array per batch (n, d). A JSON null (a
 text-embeddings-inference server normalises a zero vector to NaN and writes null) becomes
@@ -24,6 +30,8 @@ from urllib.parse import urlsplit
 import numpy as np
 
 DEFAULT_URL = "http://localhost:8001/embed"
+# the APIs, and the end of the path that names each (the longest first)
+APIS = {"ollama": "/api/embed", "openai": "/embeddings", "tei": "/embed"}
 
 _BATCH_LIMIT = re.compile(r"batch size (\d+) > maximum allowed batch size (\d+)")
 
@@ -44,12 +52,39 @@ class _TooLarge(Exception):
         self.limit = limit
 
 
+class Refused(EmbeddingError):
+    """The server refused the request itself (HTTP 4xx): sending it again will not help."""
+
+
+def guess_api(path: str) -> "str | None":
+    """The API a URL path names: "ollama", "openai" or "tei"; None when it names none."""
+    path = path.rstrip("/")
+    return next((api for api, end in APIS.items() if path.endswith(end)), None)
+
+
+def parse_headers(lines) -> dict:
+    """`Name: value` lines (the --header options, EMBED_API_HEADERS's lines) as a dict."""
+    headers = {}
+    for line in lines:
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip() or any(c in name for c in " \t\r\n"):
+            shown = name.strip()[:40] or "(empty)"
+            raise EmbeddingError(f"a header must read 'Name: value' (the one named {shown!r})")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
 class Client:
     def __init__(
         self,
         url: str = DEFAULT_URL,
         *,
+        api: "str | None" = None,
         model: "str | None" = None,
+        api_key: "str | None" = None,
+        headers: "dict | None" = None,
         timeout: float = 60.0,
         retries: int = 5,
         backoff: float = 0.5,
@@ -59,19 +94,37 @@ class Client:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise EmbeddingError(f"EMBED_API_URL {url!r} is not an http(s) URL")
-        self.openai = parts.path.rstrip("/").endswith("/v1/embeddings")
-        self.path = parts.path or "/embed"
-        root = parts.path.rstrip("/")
-        for suffix in ("/v1/embeddings", "/embed"):
-            if root.endswith(suffix):
-                root = root[: -len(suffix)]
-                break
-        self.root = root
+        path = parts.path or "/embed"
+        self.api = api or guess_api(path)
+        if self.api not in APIS:
+            raise EmbeddingError(
+                f"cannot tell which API {url} speaks: its path ends in none of /embed"
+                " (text-embeddings-inference), /embeddings (OpenAI-compatible), /api/embed"
+                " (Ollama); pass --api tei|openai|ollama"
+            )
+        self.target = path + (f"?{parts.query}" if parts.query else "")
+        # what /health, /info, /models are under: the path without its API's own end
+        end = APIS[self.api]
+        self.prefix = path.rstrip("/")[: -len(end)] if guess_api(path) == self.api else ""
+        self.query = f"?{parts.query}" if parts.query else ""
         self.scheme, self.host, self.port = parts.scheme, parts.hostname, parts.port
         self.model = model
+        self.headers = dict(headers or {})
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+        # what must never be shown: the key and every header value given
+        self._secrets = sorted({v for v in [api_key, *self.headers.values()] if v}, key=len)[::-1]
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.batch_size = batch_size
         self._local = threading.local()
+
+    def scrub(self, text: str) -> str:
+        """text with the API key and header values replaced by ***."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+            if secret.startswith("Bearer "):
+                text = text.replace(secret[len("Bearer ") :], "***")
+        return text
 
     # --- HTTP ---------------------------------------------------------------------------
 
@@ -86,52 +139,96 @@ class Client:
             conn = self._local.conn = cls(self.host, self.port, timeout=self.timeout)
         return conn
 
-    def _request(self, method: str, path: str, body: "bytes | None" = None):
-        """(status, headers, body bytes); connection errors and timeouts raise _Transient."""
+    def _request(self, method: str, target: str, body: "bytes | None" = None):
+        """(status, response, body bytes); connection errors and timeouts raise _Transient."""
         conn = self._connection()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
+        headers = dict(self.headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            conn.request(method, path, body=body, headers=headers)
+            conn.request(method, target, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
         except (OSError, http.client.HTTPException) as e:
             conn.close()
             self._local.conn = None
-            raise _Transient(f"{type(e).__name__}: {e}") from None
+            raise _Transient(self.scrub(f"{type(e).__name__}: {e}")) from None
         if response.getheader("Connection", "").lower() == "close":
             conn.close()
             self._local.conn = None
         return response.status, response, data
 
-    def health(self) -> None:
-        """GET /health; raises EmbeddingError with what to do when the server is not there."""
+    def _get(self, path: str) -> "tuple[int, object]":
+        """GET prefix + path: (status, parsed JSON or None); the server must be reachable."""
         try:
-            status, _, body = self._request("GET", self.root + "/health")
+            status, _, body = self._request("GET", self.prefix + path + self.query)
         except _Transient as e:
             raise EmbeddingError(
-                f"the embedding server at {self.url} is not reachable ({e}); start it, or set "
-                f"EMBED_API_URL (the demo's own: `embedding-gate serve`)"
+                f"the embedding server at {self.scrub(self.url)} is not reachable ({e});"
+                " start it, or set EMBED_API_URL (the demo's own: `embedding-gate serve`)"
             ) from None
-        if status == 404 and self.openai:
-            return  # OpenAI-compatible servers need not have /health
-        if status != 200:
-            raise EmbeddingError(
-                f"the embedding server at {self.url} is not healthy: GET {self.root}/health "
-                f"answered {status} {body[:200].decode('utf-8', 'replace')!r}"
-            )
-
-    def info(self) -> dict:
-        """GET /info where the server has it (text-embeddings-inference), else {}; lowers
-        the batch size to the server's max_client_batch_size."""
+        self._refuse_key(status, f"GET {self.prefix}{path}")
         try:
-            status, _, body = self._request("GET", self.root + "/info")
-            data = json.loads(body) if status == 200 else {}
-        except (_Transient, ValueError):
-            return {}
-        limit = data.get("max_client_batch_size") if isinstance(data, dict) else None
-        if isinstance(limit, int) and limit > 0:
+            return status, json.loads(body) if status == 200 else None
+        except ValueError:
+            return status, None
+
+    def _refuse_key(self, status: int, what: str) -> None:
+        if status not in (401, 403):
+            return
+        if self._secrets:
+            raise Refused(
+                f"the embedding server refused the API key ({what} answered HTTP {status});"
+                " check EMBED_API_KEY (or --api-key) and --header"
+            )
+        raise Refused(
+            f"the embedding server wants an API key ({what} answered HTTP {status}):"
+            " set EMBED_API_KEY (or --api-key), or the header it expects with --header"
+        )
+
+    def check(self) -> dict:
+        """Check that the server is there and answers, with what that kind of server has,
+        and learn what it says of itself: {"model": the model when it names exactly one,
+        "max_batch": its batch limit}. Sets the model when none was given, and lowers the
+        batch size to the limit."""
+        found: dict = {}
+        if self.api == "tei":
+            status, _ = self._get("/health")
+            if status != 200:
+                raise EmbeddingError(
+                    f"the embedding server at {self.scrub(self.url)} is not healthy:"
+                    f" GET {self.prefix}/health answered {status}"
+                )
+            _, info = self._get("/info")
+            if isinstance(info, dict):
+                found["model"] = info.get("model_id")
+                found["max_batch"] = info.get("max_client_batch_size")
+        elif self.api == "ollama":
+            status, tags = self._get("/api/tags")
+            if status != 200:
+                raise EmbeddingError(
+                    f"the Ollama server at {self.scrub(self.url)} answered GET /api/tags"
+                    f" with {status}"
+                )
+            found["model"] = _only(tags, "models", "name")
+        else:
+            health, _ = self._get("/health")
+            status, models = self._get("/models")
+            found["model"] = _only(models, "data", "id")
+            if health != 200 and status != 200:
+                self.probe()  # neither: one small request tells
+        if not isinstance(found.get("model"), str):
+            found["model"] = None
+        if self.model is None:
+            self.model = found["model"]
+        limit = found.get("max_batch")
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
             self.batch_size = min(self.batch_size, limit)
-        return data if isinstance(data, dict) else {}
+        if self.api == "ollama" and not self.model:
+            raise EmbeddingError(
+                "Ollama needs a model name: pass --model (GET /api/tags lists the models)"
+            )
+        return found
 
     # --- embedding ----------------------------------------------------------------------
 
@@ -161,18 +258,19 @@ class Client:
             ]
             return np.concatenate(parts)
 
+    def _payload(self, texts: list) -> dict:
+        if self.api == "tei":
+            return {"inputs": texts}
+        return {"input": texts} | ({"model": self.model} if self.model else {})
+
     def _embed_with_retries(self, texts, dim, names) -> np.ndarray:
-        if self.openai:
-            payload = {"input": texts} | ({"model": self.model} if self.model else {})
-        else:
-            payload = {"inputs": texts}
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        body = json.dumps(self._payload(texts), ensure_ascii=False).encode("utf-8")
         delay = self.backoff
         for attempt in range(self.retries + 1):
             try:
-                status, response, data = self._request("POST", self.path, body)
+                status, response, data = self._request("POST", self.target, body)
                 if status == 200:
-                    return parse_vectors(data, names, dim, openai=self.openai)
+                    return parse_vectors(data, names, dim, api=self.api)
                 self._refuse(status, response, data, names)
             except _Transient as e:
                 if attempt == self.retries:
@@ -185,7 +283,8 @@ class Client:
         raise AssertionError("unreachable")
 
     def _refuse(self, status: int, response, data: bytes, names) -> None:
-        text = data[:300].decode("utf-8", "replace")
+        text = self.scrub(data[:300].decode("utf-8", "replace"))
+        self._refuse_key(status, f"POST {self.target.split('?')[0]}")
         if status == 413:
             raise _TooLarge(None)
         if status == 422 and (m := _BATCH_LIMIT.search(text)):
@@ -197,15 +296,25 @@ class Client:
             except ValueError:
                 wait = None
             raise _Transient(f"HTTP {status} {text!r}", wait)
-        raise EmbeddingError(
+        raise Refused(
             f"the embedding server refused chunks {names[0]}..{names[-1]}: HTTP {status} {text!r}"
         )
 
 
-def parse_vectors(data: bytes, names: list, dim: "int | None", *, openai: bool) -> np.ndarray:
+def _only(listing, key: str, field: str) -> "str | None":
+    """The one model a listing names ({key: [{field: name}, ...]}), or None."""
+    items = listing.get(key) if isinstance(listing, dict) else None
+    if isinstance(items, list) and len(items) == 1 and isinstance(items[0], dict):
+        name = items[0].get(field)
+        return name if isinstance(name, str) and name else None
+    return None
+
+
+def parse_vectors(data: bytes, names: list, dim: "int | None", *, api: str) -> np.ndarray:
     """The vectors of an embedding server's answer to len(names) inputs, as an (n, d)
-    float32 array: text-embeddings-inference's `[[...], ...]` or OpenAI's
-    `{"data": [{"index", "embedding"}, ...]}`. dim: the dimension the database expects
+    float32 array: text-embeddings-inference's `[[...], ...]`, OpenAI's
+    `{"data": [{"index", "embedding"}, ...]}` or Ollama's `{"embeddings": [[...], ...]}`.
+    dim: the dimension the database expects
     (None: any, the same for all). JSON null becomes NaN, a value beyond float4 Inf. Any
     other answer raises EmbeddingError naming the chunks, never another exception."""
     n = len(names)
@@ -217,7 +326,9 @@ def parse_vectors(data: bytes, names: list, dim: "int | None", *, openai: bool) 
         raise EmbeddingError(
             f"the embedding server's answer for {span} is not JSON: {text[:200]!r}"
         ) from None
-    if openai:
+    if api == "ollama":
+        vectors = parsed.get("embeddings") if isinstance(parsed, dict) else None
+    elif api == "openai":
         items = parsed.get("data") if isinstance(parsed, dict) else None
         if not isinstance(items, list) or not all(isinstance(d, dict) for d in items):
             raise EmbeddingError(

@@ -18,7 +18,7 @@ import psycopg2
 
 from loader import db
 from loader.corpus import Corpus
-from loader.embed import Client, EmbeddingError
+from loader.embed import Client, EmbeddingError, Refused
 
 
 @dataclass
@@ -32,23 +32,44 @@ class Stats:
     notes: list = field(default_factory=list)  # what the user should know, one line each
 
 
+# what a model's blank reference embeds: the empty text, or, where a server refuses it
+# (OpenAI's API does), a text of whitespace alone
+BLANK_TEXTS = ("", " ")
+
+
 def record_blank_reference(conn, client: Client, model: str, dim: int) -> "str | None":
     """Embed the empty text and record it as the model's reference for the blank_like check
-    (the database keeps the first one; replacing it is the owner's). None when done, else
-    why not."""
+    (the database keeps the first one; replacing it is the owner's); where the server
+    refuses "", a text of one space instead. None when recorded as the empty text, else a
+    note saying what was done."""
     if db.has_blank_reference(conn, model):
         return None
-    try:
-        reference = client.embed([""], dim, ["(the empty text)"])[0]
-    except EmbeddingError as e:
-        return f"no blank reference recorded for {model}, blank_like is not checked: {e}"
+    refused = []
+    for text in BLANK_TEXTS:
+        try:
+            reference = client.embed([text], dim, [f"(the blank text {text!r})"])[0]
+            break
+        except Refused as e:
+            refused.append(f"{text!r}: {e}")
+        except EmbeddingError as e:
+            return f"no blank reference recorded for {model}, blank_like is not checked: {e}"
+    else:
+        return (
+            f"no blank reference recorded for {model}: the embedding server refuses every"
+            f" blank text, so blank_like is not checked for it ({'; '.join(refused)})"
+        )
     if not np.isfinite(reference).all():
-        return f"no blank reference recorded for {model}: its embedding of empty text is not finite"
+        return f"no blank reference recorded for {model}: its embedding of {text!r} is not finite"
     try:
-        db.set_blank_reference(conn, model, reference)
+        db.set_blank_reference(conn, model, reference, text)
     except psycopg2.Error as e:
         conn.rollback()
         return f"no blank reference recorded for {model}: {str(e).splitlines()[0]}"
+    if text:
+        return (
+            f"the embedding server refuses the empty text: the blank reference of {model} is"
+            f" its embedding of {text!r} instead"
+        )
     return None
 
 
@@ -85,12 +106,12 @@ def load(
     to_embed = [c for c in todo if c.embeddable]
     if not to_embed:
         return stats
-    client.health()
-    stats.model = client.info().get("model_id") or client.model
+    client.check()
+    stats.model = client.model
     if not stats.model:
         stats.notes.append(
-            "the embedding server names no model (no /info; pass --model): blank_like is not"
-            " checked for these chunks"
+            "the embedding server names no model (pass --model): blank_like is not checked"
+            " for these chunks"
         )
     elif blank_reference and (note := record_blank_reference(conn, client, stats.model, dim)):
         stats.notes.append(note)

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
@@ -75,6 +76,96 @@ class EmbedServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/embed"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class ShapedServer:
+    """A loopback server of another shape than text-embeddings-inference, for the client's
+    tests: OpenAI-compatible (at `path`, e.g. /v1/embeddings or an Azure deployment's
+    path with its api-version) or Ollama (/api/embed, /api/tags). With `key`, every request
+    must carry it (`Authorization: Bearer <key>`, or the header `key_header`), and a wrong
+    one is refused with the key quoted back, as some servers do. `refuse` lists texts the
+    server refuses with 400, as OpenAI's API refuses "". `listing`: whether it has /models
+    (OpenAI) and /health."""
+
+    def __init__(
+        self,
+        api: str = "openai",
+        path: str = "/v1/embeddings",
+        *,
+        key: "str | None" = None,
+        key_header: str = "Authorization",
+        refuse: tuple = (),
+        listing: bool = True,
+        model: str = "shaped-model",
+        dim: int = D,
+    ):
+        outer = self
+        self.requests: list = []  # (method, path, headers)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def send(self, status: int, payload) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def allowed(self) -> bool:
+                outer.requests.append((self.command, self.path, dict(self.headers)))
+                if key is None:
+                    return True
+                given = self.headers.get(key_header)
+                wanted = f"Bearer {key}" if key_header == "Authorization" else key
+                if given == wanted:
+                    return True
+                status = 403 if given else 401
+                self.send(status, {"error": {"message": f"Incorrect API key provided: {given}"}})
+                return False
+
+            def do_GET(self) -> None:
+                if not self.allowed():
+                    return
+                if api == "ollama" and self.path == "/api/tags":
+                    return self.send(200, {"models": [{"name": model}]})
+                prefix = path.rsplit("/", 1)[0]
+                if listing and self.path == f"{prefix}/models":
+                    return self.send(200, {"object": "list", "data": [{"id": model}]})
+                if listing and self.path == f"{prefix}/health":
+                    return self.send(200, {})
+                self.send(404, {"error": "not found"})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                if not self.allowed():
+                    return
+                if self.path != path:
+                    return self.send(404, {"error": "not found"})
+                texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+                if any(t in refuse for t in texts):
+                    return self.send(400, {"error": {"message": "'$.input' is invalid."}})
+                vectors = [vector_for(t, dim) for t in texts]
+                if api == "ollama":
+                    return self.send(200, {"model": body.get("model"), "embeddings": vectors})
+                data = [
+                    {"object": "embedding", "index": i, "embedding": v}
+                    for i, v in enumerate(vectors)
+                ]
+                self.send(200, {"object": "list", "model": model, "data": data})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()

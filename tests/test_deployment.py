@@ -8,6 +8,7 @@ import sys
 
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from port_for import get_port
 from pytest_postgresql.executors import PostgreSQLExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
@@ -203,14 +204,13 @@ def test_upgrade_without_pgvector_says_what_is_missing_and_how_to_get_it(server_
 
 LATER_REVISION = '''"""A later release's revision, for the upgrade test: one incremental change.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 9999
 """
 
 from migrations.sources import execute
 
-revision = "0002"
-down_revision = "0001"
+revision = "9999"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -237,7 +237,8 @@ def later_release(tmp_path):
     function changed in sql/idempotent/ (its comment). Returns both folders."""
     migrations = tmp_path / "migrations"
     shutil.copytree(ROOT / "migrations", migrations, ignore=shutil.ignore_patterns("__pycache__"))
-    (migrations / "versions/0002_later.py").write_text(LATER_REVISION)
+    head = ScriptDirectory(str(ROOT / "migrations")).get_current_head()
+    (migrations / "versions/9999_later.py").write_text(LATER_REVISION.replace("{head}", head))
     idempotent = tmp_path / "idempotent"
     shutil.copytree(ROOT / "sql/idempotent", idempotent)
     verify = idempotent / "020_verify_embeddings.sql"
@@ -245,12 +246,12 @@ def later_release(tmp_path):
     return migrations, idempotent
 
 
-def test_an_upgrade_from_release_0_1_applies_the_revision_and_recreates_only_what_changed(
+def test_an_upgrade_to_a_later_release_applies_its_revision_and_recreates_only_what_changed(
     empty_db, other_empty_db, later_release, monkeypatch
 ):
-    """A database deployed at 0.1.0 (the baseline) and upgraded to a later release has the
-    catalog of a fresh install of that release. The upgrade runs the new revision's
-    incremental SQL once and re-creates only the function whose definition changed."""
+    """A database deployed at this release and upgraded to a later one has the catalog of a
+    fresh install of the later one. The upgrade runs the new revision's incremental SQL once
+    and re-creates only the function whose definition changed."""
     alembic(empty_db, "upgrade", "head")
     with psycopg.connect(empty_db) as conn:
         before = dict(conn.execute(FUNCTION_VERSIONS).fetchall())
@@ -259,7 +260,7 @@ def test_an_upgrade_from_release_0_1_applies_the_revision_and_recreates_only_wha
     alembic(empty_db, "upgrade", "head", migrations=later_release)
     with psycopg.connect(empty_db) as conn:
         after = dict(conn.execute(FUNCTION_VERSIONS).fetchall())
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("9999",)
         comment = conn.execute(
             "SELECT obj_description('public.verify_embeddings(integer)'::regprocedure)"
         ).fetchone()[0]
@@ -271,8 +272,8 @@ def test_an_upgrade_from_release_0_1_applies_the_revision_and_recreates_only_wha
     alembic(empty_db, "upgrade", "head", migrations=later_release)
     with psycopg.connect(empty_db) as conn:
         assert dict(conn.execute(FUNCTION_VERSIONS).fetchall()) == after
-    # and back: 0001's tables, then nothing
-    alembic(empty_db, "downgrade", "0001", migrations=later_release)
+    # and back: this release's tables, then nothing
+    alembic(empty_db, "downgrade", "-1", migrations=later_release)
     assert not any("max_norm" in line for line in catalog(empty_db))
     alembic(empty_db, "downgrade", "base", migrations=later_release)
     assert catalog(empty_db) == ["extension plpgsql in pg_catalog"]

@@ -151,6 +151,7 @@ answers = st.one_of(
     st.binary(max_size=100),
     json_values.map(json.dumps),
     near_vectors.map(json.dumps),
+    near_vectors.map(lambda v: json.dumps({"embeddings": v})),
     st.tuples(near_vectors, st.lists(json_values | st.integers(-1, 4), min_size=4)).map(
         lambda a: json.dumps(openai_shape(*a))
     ),
@@ -158,11 +159,11 @@ answers = st.one_of(
 
 
 @FUZZ
-@given(answers, st.booleans(), st.sampled_from([4, None]))
-def test_any_server_answer_gives_vectors_or_an_error_naming_the_chunks(answer, openai, dim):
+@given(answers, st.sampled_from(["tei", "openai", "ollama"]), st.sampled_from([4, None]))
+def test_any_server_answer_gives_vectors_or_an_error_naming_the_chunks(answer, api, dim):
     data = answer if isinstance(answer, bytes) else answer.encode("utf-8", "surrogatepass")
     try:
-        x = parse_vectors(data, NAMES, dim, openai=openai)
+        x = parse_vectors(data, NAMES, dim, api=api)
     except EmbeddingError as e:
         assert re.search(r"chunks? c[123]", str(e)), str(e)
         return
@@ -170,11 +171,11 @@ def test_any_server_answer_gives_vectors_or_an_error_naming_the_chunks(answer, o
     assert dim is None or x.shape[1] == dim
 
 
-@pytest.mark.parametrize("openai", [False, True])
-def test_null_becomes_nan_and_beyond_float4_becomes_inf(openai):
+@pytest.mark.parametrize("api", ["tei", "openai", "ollama"])
+def test_null_becomes_nan_and_beyond_float4_becomes_inf(api):
     vectors = [[0.5, None, 1e39, -(10**400)], [1, 2, 3, 4], [0, 0, 0, 0]]
-    body = json.dumps(openai_shape(vectors, [2, 0, 1]) if openai else vectors)
-    x = parse_vectors(body.encode(), NAMES, 4, openai=openai)
-    first = x[2] if openai else x[0]  # OpenAI answers carry their order in "index"
+    shaped = {"openai": openai_shape(vectors, [2, 0, 1]), "ollama": {"embeddings": vectors}}
+    x = parse_vectors(json.dumps(shaped.get(api, vectors)).encode(), NAMES, 4, api=api)
+    first = x[2] if api == "openai" else x[0]  # OpenAI answers carry their order in "index"
     assert first[0] == 0.5 and math.isnan(first[1]) and first[2] == math.inf
     assert first[3] == -math.inf
