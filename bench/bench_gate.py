@@ -137,12 +137,17 @@ def report(designs: list, times: dict, cpus: dict, rows: int) -> None:
 
 
 def prepare(conn) -> None:
-    """Document d1, and blank_like on: every row names a model that has a reference."""
+    """Document d1, and blank_like on: every row names a model that has a reference and a
+    calibration."""
+    mean = np.random.default_rng(2).standard_normal(D) * 0.01
     with conn.cursor() as cur:
         cur.execute("INSERT INTO documents (doc_id) VALUES ('d1') ON CONFLICT DO NOTHING")
         cur.execute("ALTER TABLE chunks ALTER COLUMN embedding_model SET DEFAULT 'bench'")
         reference = "[" + ",".join(["0.036"] * D) + "]"
         cur.execute("SELECT set_blank_reference('bench', %s::vector)", [reference])
+        cur.execute(
+            "SELECT set_blank_calibration('bench', %s::real[]::vector, 40)", [mean.tolist()]
+        )
     conn.commit()
 
 

@@ -2,10 +2,10 @@
 COPY of the same rows, measured in one run.
 
 An embedding server on loopback (its own process, so its CPU is not the loader's) answers
-instantly with precomputed 768-d vectors, one per text (and one for "", the blank_like
-reference the loader records first), already serialised. The loader
-reads and validates the JSON files, asks the server, and COPYs into chunks with the gate
-on. The baseline COPYs the very rows the loader stored, from memory, in binary format, into
+instantly with precomputed 768-d vectors, one per text (and for "" and the calibration
+sentences, the blank_like reference and calibration the loader records first), already
+serialised. The loader reads and validates the JSON files, asks the server, and COPYs into
+chunks with the gate on. The baseline COPYs the very rows the loader stored, from memory, in binary format, into
 the same gated table. Runs interleaved, median of --repeat; the loader's own CPU per chunk
 is printed.
 
@@ -30,6 +30,7 @@ import psycopg2
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.cluster import throwaway_database  # noqa: E402
 from loader import corpus, db, load  # noqa: E402
+from loader.calibration import SENTENCES  # noqa: E402
 from loader.embed import Client  # noqa: E402
 
 D = 768
@@ -61,9 +62,11 @@ def serve(texts: list, port_queue) -> None:
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         for text, row in zip(texts[start : start + len(x)], x, strict=True):
             answers[text] = "[" + ",".join(f"{v:.7g}" for v in row.tolist()) + "]"
-    # the loader asks once for the embedding of "", the model's blank_like reference
-    blank = rng.standard_normal(D)
-    answers[""] = "[" + ",".join(f"{v:.7g}" for v in (blank / np.linalg.norm(blank))) + "]"
+    # the loader asks once for the embedding of "", the model's blank_like reference, and
+    # of its calibration sentences
+    for text in ["", *SENTENCES]:
+        x = rng.standard_normal(D)
+        answers[text] = "[" + ",".join(f"{v:.7g}" for v in (x / np.linalg.norm(x))) + "]"
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"

@@ -215,6 +215,21 @@ def set_blank_reference(conn, model: str, reference: np.ndarray, text: str = "")
     conn.commit()
 
 
+def has_calibration(conn, model: str) -> bool:
+    row = _one(conn, "SELECT FROM embedding_gate.model_calibrations WHERE model = %s", [model])
+    return row is not None
+
+
+def set_calibration(conn, model: str, mean: np.ndarray, sample_size: int) -> None:
+    """Record a model's mean embedding over the loader's sample of ordinary sentences."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT public.set_blank_calibration(%s, %s::real[]::public.vector, %s, 'sample')",
+            [model, mean.astype(float).tolist(), sample_size],
+        )
+    conn.commit()
+
+
 # --- the reports ----------------------------------------------------------------------------
 
 

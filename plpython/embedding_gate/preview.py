@@ -72,12 +72,13 @@ def preview(plpy, proposed: dict) -> list:
             f" {now.near_zero_epsilon:g} -> {new.near_zero_epsilon:g}",
         ),
         (
-            "similarity to the embedding of empty text",
+            "cosine to the embedding of empty text, the model's mean removed",
             now.blank_similarity,
             new.blank_similarity,
             spread("similarity"),
-            "flags cosine similarity >= threshold to the model's embedding of empty text;"
-            " only chunks whose model has a reference (embedding_gate.blank_references)",
+            "flags that cosine >= threshold; only chunks whose model has a blank reference and"
+            " a calibration (embedding_gate.blank_references, model_calibrations); ordinary"
+            " text sits near 0 whatever the model",
         ),
         (
             "identical embedding, other content",

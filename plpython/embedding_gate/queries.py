@@ -13,7 +13,24 @@ SETTINGS = (
 # a per-transaction override: SET LOCAL embedding_gate.<name> = ...
 OVERRIDE = "SELECT pg_catalog.current_setting('embedding_gate.' || $1, true) AS v"
 CALLER_MAY_TUNE = "SELECT embedding_gate._caller_may_tune() AS ok"
-REFERENCES = "SELECT model, reference FROM embedding_gate.blank_references WHERE model = ANY ($1)"
+# the blank references of models that also have a calibration (blank_like needs both)
+REFERENCES = (
+    "SELECT b.model, b.reference, c.mean FROM embedding_gate.blank_references AS b"
+    " JOIN embedding_gate.model_calibrations AS c ON c.model = b.model"
+    " WHERE b.model = ANY ($1)"
+)
+# each model's mean over its stored rows, where it has at least $1 of them: the calibration
+# recheck_embeddings() records (pgvector's avg(vector), in C)
+CALIBRATE = (
+    "INSERT INTO embedding_gate.model_calibrations AS c (model, mean, sample_size, source)"
+    " SELECT embedding_model, public.avg(embedding)::real[], pg_catalog.count(*)::integer,"
+    "  'stored rows' FROM public.chunks"
+    " WHERE embedding IS NOT NULL AND embedding_model IS NOT NULL"
+    " GROUP BY embedding_model HAVING pg_catalog.count(*) >= $1"
+    " ON CONFLICT (model) DO UPDATE SET mean = excluded.mean,"
+    " sample_size = excluded.sample_size, source = excluded.source,"
+    " recorded_at = pg_catalog.now(), recorded_by = SESSION_USER"
+)
 EMBEDDING_DIM = "SELECT embedding_gate.embedding_dim() AS d"
 
 # --- the insert trigger --------------------------------------------------------------------

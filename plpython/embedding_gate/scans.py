@@ -11,6 +11,9 @@ from .codec import from_vector_blob, from_vector_bytes
 from .settings import current_settings, references_for
 from .triggers import apply_verdicts
 
+# recheck_embeddings() calibrates a model from its stored rows once it has this many
+CALIBRATION_ROWS = 50
+
 # How much of the vectors one read brings into Python. Bigger reads cost more per row:
 # 768-d, 100,000 vectors read 2,000 rows (6 MB) at a time took 0.65 s, 10,000 rows 0.98 s.
 READ_BYTES = 6 << 20
@@ -107,10 +110,13 @@ def scan(plpy):
 def recheck_batch(plpy, after, batch_size: int, twin_hashes) -> dict:
     """One batch of recheck_embeddings(): re-evaluate the next rows in chunk_id order with the
     current thresholds and write what changed (always in flag mode: a recheck never moves or
-    deletes stored rows). twin_hashes: twins() as the first batch returned it (None: compute
-    them), so that a recheck groups the hashes once, not once per batch."""
+    deletes stored rows). twin_hashes: twins() as the first batch returned it (None: this is
+    the first batch, which also records each model's mean over its stored rows as its
+    calibration, where it has CALIBRATION_ROWS of them), so that a recheck groups the hashes
+    once, not once per batch."""
     _, t = current_settings(plpy)
-    if twin_hashes is None:
+    if twin_hashes is None:  # the first batch
+        queries.run(plpy, queries.CALIBRATE, ["integer"], [CALIBRATION_ROWS])
         twin_hashes = twins(plpy)
     batch_size = max(batch_size, 1)
     checked = low = 0

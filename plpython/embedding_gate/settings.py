@@ -1,10 +1,11 @@
 """What the gate is set to: the mode and thresholds of embedding_gate.settings (overridable
-per transaction by roles that may change them), and each model's blank reference."""
+per transaction by roles that may change them), and each model's blank reference and
+calibration."""
 
 import math
 
 from . import queries
-from .checks import Thresholds, unit_reference
+from .checks import Thresholds, blank_reference
 
 MODES = ("flag", "quarantine", "reject")
 
@@ -54,11 +55,13 @@ def _parse_override(plpy, name: str, text: str):
 
 
 def references_for(plpy, models: list) -> list:
-    """Per row, its model's blank reference as a unit vector (one object per model), or
-    None where the row names no model or its model has no reference."""
+    """Per row, its model's BlankReference (one object per model), or None where the row
+    names no model, or its model has no blank reference or no calibration yet (then
+    blank_like is not checked: a model's common direction is unknown, and for an
+    anisotropic model every chunk would look blank)."""
     wanted = sorted({m for m in models if m is not None})
     if not wanted:
         return [None] * len(models)
     rows = queries.run(plpy, queries.REFERENCES, ["text[]"], [wanted])
-    found = {r["model"]: unit_reference(r["reference"]) for r in rows}
+    found = {r["model"]: blank_reference(r["reference"], r["mean"]) for r in rows}
     return [found.get(m) for m in models]
