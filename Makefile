@@ -7,12 +7,15 @@ PYTHON ?= $(or $(wildcard /usr/bin/python3),python3)
 AS_USER := $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
 PYTEST_ENV := env PYTHONDONTWRITEBYTECODE=1 HOME=$(if $(AS_USER),/tmp,$(HOME))
 
-.PHONY: all server venv test lint bench bench-instructions bench-reports bench-loader demo clean
+.PHONY: all server tools venv test lint bench bench-instructions bench-reports bench-loader demo clean
 
 all: test
 
 server:  ## PostgreSQL 15, plpython3u, pgvector, numpy for the server (idempotent)
 	@bash scripts/install-server.sh
+
+tools:  ## headless Chromium and a CJK font, for the report's tests and pictures (idempotent)
+	@bash scripts/install-test-tools.sh
 
 venv: $(VENV)/.installed  ## the project's virtual environment
 
@@ -23,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,server,servers]'
 	@touch $@
 
-test: server venv  ## the whole test suite against a real PostgreSQL
+test: server tools venv  ## the whole test suite against a real PostgreSQL
 	@bash scripts/check-readable.sh "$(AS_USER)" "$(CURDIR)"
 	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -34,7 +37,7 @@ lint: venv
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-demo: server venv  ## the main job end to end: local PostgreSQL, embedding server, sample corpus, report
+demo: server tools venv  ## the main job end to end: local PostgreSQL, embedding server, sample corpus, report
 	@bash scripts/check-readable.sh "$(AS_USER)" "$(CURDIR)"
 	@VENV=$(abspath $(VENV)) bash scripts/demo.sh
 

@@ -46,11 +46,25 @@ def cmd_report(args) -> int:
     try:
         print(report.report(conn, limit=args.limit))
         if args.png:
-            n = report.write_histogram(conn, Path(args.png))
-            print(f"\nwrote {args.png} ({n:,} embeddings)")
+            n = report.write_png(conn, Path(args.png))
+            print(f"\nwrote {args.png} (the measures of {n:,} embeddings)")
+        if args.html:
+            report.write_html(conn, Path(args.html))
+            print(f"wrote {args.html} (open it in a browser; it fetches nothing)")
     finally:
         conn.close()
     return 0
+
+
+def cmd_watch(args) -> int:
+    from loader import watch
+
+    return watch.watch(
+        args.database_url,
+        max_flagged_share=args.max_flagged_share,
+        command=args.exec,
+        events=args.events,
+    )
 
 
 def _stopped(why: str) -> int:
@@ -202,8 +216,26 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="print the quality summary and the low-quality chunks")
     r.add_argument("--limit", type=int, default=10, help="low-quality chunks to show (10)")
-    r.add_argument("--png", metavar="FILE", help="also write a histogram of norms and variances")
+    r.add_argument("--png", metavar="FILE", help="also draw the measures the checks use")
+    r.add_argument("--html", metavar="FILE", help="also write the whole report as one HTML file")
     r.set_defaults(func=cmd_report)
+
+    w = sub.add_parser(
+        "watch", help="print a line for every statement that stores flagged embeddings"
+    )
+    w.add_argument(
+        "--max-flagged-share",
+        type=float,
+        metavar="X",
+        help="when a statement's flagged share passes X (0-1): run --exec, or exit with 3",
+    )
+    w.add_argument(
+        "--exec",
+        metavar="COMMAND",
+        help="the shell command to run when the share is passed (the event's JSON on stdin)",
+    )
+    w.add_argument("--events", type=int, help="stop after this many events")
+    w.set_defaults(func=cmd_watch)
     return p
 
 

@@ -233,36 +233,83 @@ def set_calibration(conn, model: str, mean: np.ndarray, sample_size: int) -> Non
 # --- the reports ----------------------------------------------------------------------------
 
 
-def summary(conn) -> dict:
-    """The row of embedding_quality_summary."""
+def _rows(conn, sql: str, params=()) -> "tuple[list, list]":
+    """(column names, rows) of a read-only query, its transaction ended."""
     with conn.cursor() as cur:
-        cur.execute("SELECT * FROM public.embedding_quality_summary")
-        row = cur.fetchone()
+        cur.execute(sql, params)
+        rows = cur.fetchall()
         names = [c.name for c in cur.description]
     conn.rollback()
-    return dict(zip(names, row, strict=True))
+    return names, rows
+
+
+def _dicts(conn, sql: str, params=()) -> list:
+    names, rows = _rows(conn, sql, params)
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def summary(conn) -> dict:
+    """The row of embedding_quality_summary."""
+    return _dicts(conn, "SELECT * FROM public.embedding_quality_summary")[0]
 
 
 def low_quality(conn, limit: int) -> list:
     """The newest rows of low_quality_embeddings: chunk_id, doc_id, reason, content_length,
-    content_preview, quarantined."""
-    with conn.cursor() as cur:
-        cur.execute(
-            "SELECT chunk_id, doc_id, reason, content_length, content_preview, quarantined"
-            " FROM public.low_quality_embeddings LIMIT %s",
-            [limit],
-        )
-        rows = cur.fetchall()
-    conn.rollback()
-    return rows
+    content_preview, quarantined (and issues, embedding_model)."""
+    return _rows(
+        conn,
+        "SELECT chunk_id, doc_id, reason, content_length, content_preview, quarantined, issues,"
+        " embedding_model FROM public.low_quality_embeddings LIMIT %s",
+        [limit],
+    )[1]
 
 
-def measures(conn) -> "tuple[list, dict]":
-    """(norm, variance) of every stored finite embedding, and the current thresholds."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT norm, variance FROM public.embedding_measures() WHERE norm IS NOT NULL")
-        rows = cur.fetchall()
-        cur.execute("SELECT * FROM embedding_gate.settings")
-        settings = dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True))
-    conn.rollback()
-    return rows, settings
+def settings(conn) -> dict:
+    """The gate's mode and thresholds."""
+    return _dicts(conn, "SELECT * FROM embedding_gate.settings")[0]
+
+
+def measures(conn) -> dict:
+    """Every stored embedding's measures, as columns: norm, variance, near_zero_ratio,
+    blank_similarity (None where not measured), embedding_model, issues."""
+    names, rows = _rows(
+        conn,
+        "SELECT norm, variance, near_zero_ratio, blank_similarity, embedding_model, issues"
+        " FROM public.embedding_measures()",
+    )
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+
+def twin_groups(conn) -> list:
+    """How many chunks share each embedding stored more than once, largest first."""
+    return [
+        n
+        for (n,) in _rows(
+            conn,
+            "SELECT count(*) FROM public.chunks WHERE embedding_hash IS NOT NULL"
+            " GROUP BY embedding_hash, embedding_gate.vector_bytes(embedding)"
+            " HAVING count(*) > 1 ORDER BY 1 DESC",
+        )[1]
+    ]
+
+
+def quality_by_day(conn) -> list:
+    """The rows of embedding_quality_by_day, oldest first."""
+    return _dicts(conn, "SELECT * FROM public.embedding_quality_by_day")
+
+
+def flagged_by(conn, group: str, limit: int = 20) -> list:
+    """Embedded and flagged chunks per model ("model") or per document ("document"), the
+    most flagged first: (name, embedded, flagged). Read through the views, so the loader's
+    role may run it too."""
+    column = {"model": "embedding_model", "document": "doc_id"}[group]
+    return _rows(
+        conn,
+        f"SELECT g, sum(embedded)::bigint AS embedded, sum(flagged)::bigint AS flagged FROM ("
+        f" SELECT {column} AS g, count(*) AS embedded, 0 AS flagged FROM public.chunks"
+        "  WHERE embedding IS NOT NULL OR embedding_raw IS NOT NULL GROUP BY 1"
+        f" UNION ALL SELECT {column}, count(*) FILTER (WHERE quarantined), count(*)"
+        "  FROM public.low_quality_embeddings GROUP BY 1) AS c"
+        " GROUP BY g ORDER BY flagged DESC, embedded DESC, g LIMIT %s",
+        [limit],
+    )[1]

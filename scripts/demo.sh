@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: the main job end to end on embedded defaults. A PostgreSQL of its own under
 # .demo/ (started once, left running for the next run), `alembic upgrade head`, the bundled
-# embedding server (all-MiniLM-L6-v2, 384 dimensions), the sample corpus, the report.
+# embedding server (all-MiniLM-L6-v2, 384 dimensions), the sample corpus, the report (in the
+# terminal, and as .demo/report.html and .demo/quality.png).
 # Set EMBED_API_URL to use your own embedding server instead (then set EMBEDDING_DIM too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,9 +54,11 @@ fi
 
 "$venv/bin/alembic" -c "$root/alembic.ini" upgrade head
 "$venv/bin/embedding-gate" load "$root/data/sample" --no-report
-"$venv/bin/embedding-gate" report --png "$demo/quality.png"
+"$venv/bin/embedding-gate" report --png "$demo/quality.png" --html "$demo/report.html"
 cat <<MSG
 
+demo: the report, to open in a browser: $demo/report.html
+demo: the measures the checks use, drawn: $demo/quality.png
 demo: PostgreSQL keeps running for the next run:
   psql "$DATABASE_URL" -c 'SELECT * FROM low_quality_embeddings'
   ${as_pg[*]} $pgbin/pg_ctl -D $demo/pg stop      # to stop it

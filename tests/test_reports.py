@@ -152,10 +152,11 @@ def test_embedding_measures_match_numpy(corpus):
     stored = {k for k, s in CORPUS.items() if s[3] is not None or s[4] is not None}
     assert set(rows) == stored
     x = CORPUS["en-1"][3].astype(np.float64)
-    norm, variance, ratio, codes = rows["en-1"]
+    norm, variance, ratio, similarity, model, codes = rows["en-1"]
     assert norm == pytest.approx(np.linalg.norm(x)) and variance == pytest.approx(x.var())
     assert ratio == pytest.approx(np.mean(np.abs(x) < 0.001)) and codes == []
-    assert rows["nan"] == (None, None, 0.0, ["nan_or_inf"])
+    assert (similarity, model) == (None, None)  # no model, so no blank_like measure
+    assert rows["nan"] == (None, None, 0.0, None, None, ["nan_or_inf"])
     # another epsilon counts other components as near zero
     wide = dict(corpus.execute("SELECT chunk_id, near_zero_ratio FROM embedding_measures(1.0)"))
     assert wide["en-1"] == 1.0
@@ -234,9 +235,13 @@ def test_every_view_and_column_a_user_reads_has_a_comment(db):
         " AND (obj_description(c.oid, 'pg_class') IS NULL"
         "      OR (a.attname IS NOT NULL AND col_description(c.oid, a.attnum) IS NULL))"
     ).fetchall()
-    assert db.execute("SELECT count(*) FROM pg_views WHERE schemaname = 'public'").fetchone() == (
-        3,
-    )
+    views = db.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public' ORDER BY 1")
+    assert [v for (v,) in views] == [
+        "embedding_quality_by_day",
+        "embedding_quality_summary",
+        "low_quality_embeddings",
+        "short_content_chunks",
+    ]
     assert missing == []
 
 
@@ -251,7 +256,7 @@ def test_cli_report_prints_the_summary_and_writes_a_valid_png(corpus, db_url, tm
     assert "Total documents:                  3" in out
     assert "Low-quality embeddings:           6 (46.15%)" in out  # of 13 embedded
     assert out.count("    reason: ") == 3 and "Low-quality chunks (first 3, newest first)" in out
-    assert f"wrote {png} (11 embeddings)" in out  # 12 in chunks; NaN has no norm to draw
+    assert f"wrote {png} (the measures of 12 embeddings)" in out  # in chunks, NaN included
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = matplotlib.image.imread(png).shape
-    assert (width, height) == (1100, 420)
+    assert (width, height) == (1560, 760)  # five measures and the days, 3 x 2

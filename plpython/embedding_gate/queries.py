@@ -19,14 +19,22 @@ REFERENCES = (
     " JOIN embedding_gate.model_calibrations AS c ON c.model = b.model"
     " WHERE b.model = ANY ($1)"
 )
-# each model's mean over its stored rows, where it has at least $1 of them: the calibration
-# recheck_embeddings() records (pgvector's avg(vector), in C)
+# each model's mean over its stored rows, where it has at least $1 of them, recorded as its
+# calibration when it has none from its stored rows yet, or its rows have doubled since
+# (pgvector's avg(vector), in C: 4 µs a 768-d row, so not on every recheck)
 CALIBRATE = (
-    "INSERT INTO embedding_gate.model_calibrations AS c (model, mean, sample_size, source)"
+    "WITH counts AS (SELECT embedding_model AS model, pg_catalog.count(*) AS n"
+    "  FROM public.chunks WHERE embedding IS NOT NULL AND embedding_model IS NOT NULL"
+    "  GROUP BY embedding_model),"
+    " due AS (SELECT c.model FROM counts AS c"
+    "  LEFT JOIN embedding_gate.model_calibrations AS m ON m.model = c.model"
+    "  WHERE c.n >= $1 AND (m.model IS NULL OR m.source <> 'stored rows'"
+    "   OR c.n >= 2 * m.sample_size))"
+    " INSERT INTO embedding_gate.model_calibrations AS c (model, mean, sample_size, source)"
     " SELECT embedding_model, public.avg(embedding)::real[], pg_catalog.count(*)::integer,"
     "  'stored rows' FROM public.chunks"
-    " WHERE embedding IS NOT NULL AND embedding_model IS NOT NULL"
-    " GROUP BY embedding_model HAVING pg_catalog.count(*) >= $1"
+    " WHERE embedding IS NOT NULL AND embedding_model IN (SELECT model FROM due)"
+    " GROUP BY embedding_model"
     " ON CONFLICT (model) DO UPDATE SET mean = excluded.mean,"
     " sample_size = excluded.sample_size, source = excluded.source,"
     " recorded_at = pg_catalog.now(), recorded_by = SESSION_USER"
@@ -111,6 +119,8 @@ PROMOTE_RAW = (
     "UPDATE public.chunks SET embedding = embedding_raw::public.vector, embedding_raw = NULL"
     " WHERE chunk_id = ANY ($1::text[])"
 )
+# what a statement that stored flagged rows tells listeners (LISTEN embedding_gate)
+NOTIFY = "SELECT pg_catalog.pg_notify('embedding_gate', $1)"
 # why the statement must fail; the PL/pgSQL trigger embedding_gate_reject raises it
 REJECT = "SELECT pg_catalog.set_config('embedding_gate.rejected', $1, true)"
 

@@ -111,9 +111,10 @@ def recheck_batch(plpy, after, batch_size: int, twin_hashes) -> dict:
     """One batch of recheck_embeddings(): re-evaluate the next rows in chunk_id order with the
     current thresholds and write what changed (always in flag mode: a recheck never moves or
     deletes stored rows). twin_hashes: twins() as the first batch returned it (None: this is
-    the first batch, which also records each model's mean over its stored rows as its
-    calibration, where it has CALIBRATION_ROWS of them), so that a recheck groups the hashes
-    once, not once per batch."""
+    the first batch, which also records a model's mean over its stored rows as its
+    calibration where it has CALIBRATION_ROWS of them, and none from its stored rows yet or
+    twice as many rows as that one), so that a recheck groups the hashes once, not once per
+    batch."""
     _, t = current_settings(plpy)
     if twin_hashes is None:  # the first batch
         queries.run(plpy, queries.CALIBRATE, ["integer"], [CALIBRATION_ROWS])
@@ -136,12 +137,12 @@ def recheck_batch(plpy, after, batch_size: int, twin_hashes) -> dict:
 
 
 def embedding_measures(plpy, near_zero_epsilon):
-    """embedding_measures(): norm, variance, near-zero ratio and the issue codes under the
-    current thresholds of every stored embedding, batch by batch."""
+    """embedding_measures(): norm, variance, near-zero ratio, blank_like similarity, model
+    and the issue codes under the current thresholds of every stored embedding, batch by
+    batch."""
     _, t = current_settings(plpy)
     t = t.with_values(near_zero_epsilon=near_zero_epsilon)
     for ids, _, x, models, duplicates in scan(plpy):
         v = evaluate(x, t, references_for(plpy, models), duplicates)
         for i, chunk_id in enumerate(ids):
-            norm, variance, ratio, _ = v.measured(i)
-            yield chunk_id, norm, variance, ratio, v.issues(i)
+            yield (chunk_id, *v.measured(i), models[i], v.issues(i))

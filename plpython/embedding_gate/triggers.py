@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from . import queries
-from .checks import Thresholds, Verdicts, evaluate
+from .checks import CODES, Thresholds, Verdicts, evaluate
 from .codec import from_vector_bytes, from_vector_text
 from .settings import current_settings, references_for
 
@@ -15,6 +15,9 @@ REJECTED_SQLSTATE = "QG001"
 
 # how many transition-table rows one numpy batch holds (768-d: 3 MiB of float32 per 1,000)
 BATCH_ROWS = 4096
+
+# the table the triggers guard, as listeners and reports name it
+TABLE = "public.chunks"
 
 # what a verdict writes on a chunk (NULL when clean)
 VERDICT_COLUMNS = (
@@ -34,8 +37,10 @@ class Rejected(Exception):
 
 def check_inserted(plpy) -> None:
     """Statement-level AFTER INSERT trigger on chunks, transition table `inserted`: check
-    every new embedding in vectorised batches; write back only what is flagged."""
+    every new embedding in vectorised batches; write back only what is flagged, and tell
+    listeners when anything was."""
     mode, t = current_settings(plpy)
+    tally = Tally()
     # not a prepared plan: the transition table exists only for this trigger call
     cursor = plpy.cursor(queries.INSERTED)
     try:
@@ -50,11 +55,43 @@ def check_inserted(plpy) -> None:
                 )
                 ids = [r["chunk_id"] for r in stored]
                 apply_verdicts(plpy, ids, [r["had_issues"] for r in stored], verdicts, mode)
+                tally.add(verdicts.codes)
             raw = [r for r in rows if r["v"] is None]
             if raw:
-                _check_raw(plpy, raw, mode, t)
+                tally.add(_check_raw(plpy, raw, mode, t))
     except Rejected:
         cursor.close()
+        return
+    tally.notify(plpy, mode)
+
+
+class Tally:
+    """What one statement's checks found, for listeners: rows checked, flagged per code."""
+
+    def __init__(self):
+        self.checked = 0
+        self.per_code = np.zeros(len(CODES), dtype=np.int64)
+        self.flagged = 0
+
+    def add(self, codes: np.ndarray) -> None:
+        self.checked += len(codes)
+        self.per_code += codes.sum(axis=0)
+        self.flagged += int(codes.any(axis=1).sum())
+
+    def notify(self, plpy, mode: str) -> None:
+        """NOTIFY embedding_gate with a small JSON payload when rows were flagged; a clean
+        statement sends nothing (and costs nothing)."""
+        if not self.flagged:
+            return
+        payload = {
+            "table": TABLE,
+            "mode": mode,
+            "checked": self.checked,
+            "flagged": self.flagged,
+            "flagged_share": round(self.flagged / self.checked, 4),
+            "issues": {c: int(n) for c, n in zip(CODES, self.per_code, strict=True) if n},
+        }
+        queries.run(plpy, queries.NOTIFY, ["text"], [json.dumps(payload)])
 
 
 def apply_verdicts(plpy, ids, had_issues, verdicts: Verdicts, mode: str) -> None:
@@ -69,10 +106,11 @@ def apply_verdicts(plpy, ids, had_issues, verdicts: Verdicts, mode: str) -> None
         _act(plpy, mode, [ids[i] for i in idx], verdicts, idx)
 
 
-def _check_raw(plpy, rows, mode: str, t: Thresholds) -> None:
+def _check_raw(plpy, rows, mode: str, t: Thresholds) -> np.ndarray:
     """Rows written to embedding_raw. Those pgvector can hold are moved into `embedding`
-    (the update trigger then checks them again and sets their quality columns), unless the
-    mode quarantines or rejects them; NaN/Inf ones stay raw, flagged nan_or_inf."""
+    (the update trigger then checks them again, sets their quality columns and tells
+    listeners), unless the mode quarantines or rejects them; NaN/Inf ones stay raw, flagged
+    nan_or_inf. Returns the codes of the rows acted on here."""
     if len({len(r["raw"]) for r in rows}) != 1:
         plpy.error(
             "embedding_raw vectors of different dimensions in one statement", sqlstate="22000"
@@ -87,6 +125,7 @@ def _check_raw(plpy, rows, mode: str, t: Thresholds) -> None:
         queries.run(plpy, queries.PROMOTE_RAW, ["text[]"], [[rows[i]["chunk_id"] for i in promote]])
     if len(act):
         _act(plpy, mode, [rows[i]["chunk_id"] for i in act], v, act)
+    return v.codes[act]
 
 
 def _verdict_params(ids, verdicts: Verdicts, idx) -> list:
@@ -161,6 +200,11 @@ def check_updated(plpy, TD) -> str:
             reject(plpy, [new["chunk_id"]], [v.reason(0)])
         except Rejected:
             pass  # the row is written flagged; embedding_gate_reject then fails the statement
+    elif v.flagged[0]:
+        # one notification per flagged row (PostgreSQL folds identical ones of a transaction)
+        tally = Tally()
+        tally.add(v.codes)
+        tally.notify(plpy, mode)
     if v.flagged[0] and mode == "quarantine":
         norm, variance, ratio, similarity = v.measured(0)
         queries.run(

@@ -1,7 +1,8 @@
 -- The measures of every stored embedding, computed now (clean rows store none).
 CREATE OR REPLACE FUNCTION public.embedding_measures(near_zero_epsilon double precision DEFAULT NULL)
 RETURNS TABLE (chunk_id text, norm double precision, variance double precision,
-               near_zero_ratio double precision, issues text[])
+               near_zero_ratio double precision, blank_similarity double precision,
+               embedding_model text, issues text[])
 LANGUAGE plpython3u
 STABLE
 SECURITY INVOKER
@@ -13,6 +14,8 @@ if "{{python_key}}" not in GD:
 return GD["{{python_key}}"].scans.embedding_measures(plpy, near_zero_epsilon)
 $python$;
 COMMENT ON FUNCTION public.embedding_measures(double precision) IS
-    'Norm, variance and near-zero ratio of every stored embedding, and the issue codes the '
-    'current thresholds give it (near_zero_epsilon: count near-zero components with this '
-    'epsilon instead). Computed on the fly, in batches; changes nothing.';
+    'Norm, variance, near-zero ratio and blank_like similarity (the model''s mean removed; '
+    'NULL where the model has no reference or calibration) of every stored embedding, its '
+    'model, and the issue codes the current thresholds give it (near_zero_epsilon: count '
+    'near-zero components with this epsilon instead). Computed on the fly, in batches; '
+    'changes nothing.';
