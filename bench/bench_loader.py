@@ -5,9 +5,9 @@ An embedding server on loopback (its own process, so its CPU is not the loader's
 instantly with precomputed 768-d vectors, one per text (and for "" and the calibration
 sentences, the blank_like reference and calibration the loader records first), already
 serialised. The loader reads and validates the JSON files, asks the server, and COPYs into
-chunks with the gate on. The baseline COPYs the very rows the loader stored, from memory, in binary format, into
-the same gated table. Runs interleaved, median of --repeat; the loader's own CPU per chunk
-is printed.
+chunks with the gate on. The baseline COPYs the very rows the loader stored, from memory, in
+binary format, into the same gated table. Runs interleaved, median of --repeat; the loader's
+own CPU per chunk is printed.
 
     make bench-loader                                   # a throwaway PostgreSQL, 20,000 chunks
     python bench/bench_loader.py --url postgresql://... --chunks 5000

@@ -18,7 +18,7 @@ BINDIR = Path("/usr/lib/postgresql/15/bin")
 
 
 @contextlib.contextmanager
-def throwaway_database(url: "str | None", tmp: Path) -> Iterator[str]:
+def throwaway_database(url: "str | None", tmp: Path, embedding_dim: int = 768) -> Iterator[str]:
     if url:
         yield url
         return
@@ -57,7 +57,8 @@ def throwaway_database(url: "str | None", tmp: Path) -> Iterator[str]:
     try:
         url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
         subprocess.run(
-            [sys.executable, "-m", "alembic", "-c", ROOT / "alembic.ini", "upgrade", "head"],
+            [sys.executable, "-m", "alembic", "-c", ROOT / "alembic.ini"]
+            + ["-x", f"embedding_dim={embedding_dim}", "upgrade", "head"],
             check=True,
             env={"DATABASE_URL": url, "PATH": "/usr/bin:/bin"},
         )
