@@ -158,8 +158,9 @@ class Client:
             self._local.conn = None
         return response.status, response, data
 
-    def _get(self, path: str) -> "tuple[int, object]":
-        """GET prefix + path: (status, parsed JSON or None); the server must be reachable."""
+    def _get(self, path: str, required: bool = False) -> "tuple[int, object]":
+        """GET prefix + path: (status, parsed JSON or None); the server must be reachable,
+        and answer 200 when `required`."""
         try:
             status, _, body = self._request("GET", self.prefix + path + self.query)
         except _Transient as e:
@@ -168,6 +169,11 @@ class Client:
                 " start it, or set EMBED_API_URL (the demo's own: `embedding-gate serve`)"
             ) from None
         self._refuse_key(status, f"GET {self.prefix}{path}")
+        if required and status != 200:
+            raise EmbeddingError(
+                f"the embedding server at {self.scrub(self.url)} is not healthy:"
+                f" GET {self.prefix}{path} answered {status}"
+            )
         try:
             return status, json.loads(body) if status == 200 else None
         except ValueError:
@@ -193,23 +199,13 @@ class Client:
         batch size to the limit."""
         found: dict = {}
         if self.api == "tei":
-            status, _ = self._get("/health")
-            if status != 200:
-                raise EmbeddingError(
-                    f"the embedding server at {self.scrub(self.url)} is not healthy:"
-                    f" GET {self.prefix}/health answered {status}"
-                )
+            self._get("/health", required=True)
             _, info = self._get("/info")
             if isinstance(info, dict):
                 found["model"] = info.get("model_id")
                 found["max_batch"] = info.get("max_client_batch_size")
         elif self.api == "ollama":
-            status, tags = self._get("/api/tags")
-            if status != 200:
-                raise EmbeddingError(
-                    f"the Ollama server at {self.scrub(self.url)} answered GET /api/tags"
-                    f" with {status}"
-                )
+            _, tags = self._get("/api/tags", required=True)
             found["model"] = _only(tags, "models", "name")
         else:
             health, _ = self._get("/health")

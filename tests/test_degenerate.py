@@ -222,16 +222,29 @@ def test_duplicates_follow_the_mode(docs):
     assert e.value.sqlstate == "QG001"
 
 
-def test_a_loader_records_the_first_reference_but_cannot_replace_it(docs, as_loader):
+@pytest.mark.parametrize(
+    "record",
+    ["set_blank_reference('m', %s)", "set_blank_calibration('m', %s, 40)"],
+    ids=["reference", "calibration"],
+)
+def test_a_loader_records_a_model_s_first_vector_but_cannot_replace_it(docs, as_loader, record):
     r1, r2 = unit_random(), unit_random()
-    as_loader.execute("SELECT set_blank_reference('m', %s)", [vec(r1)])
-    as_loader.execute("SELECT set_blank_reference('m', %s)", [vec(r1)])  # the same: fine
+    as_loader.execute(f"SELECT {record}", [vec(r1)])
+    as_loader.execute(f"SELECT {record}", [vec(r1)])  # the same: fine
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="already has a different"):
-        as_loader.execute("SELECT set_blank_reference('m', %s)", [vec(r2)])
+        as_loader.execute(f"SELECT {record}", [vec(r2)])
+    with pytest.raises(psycopg.errors.DataException, match=f"has 384 dimensions.* has {D}"):
+        as_loader.execute(f"SELECT {record}".replace("'m'", "'small'"), [vec(np.ones(384))])
+    docs.execute(f"SELECT {record}", [vec(r2)])  # the owner may
+
+
+def test_a_blank_reference_must_have_a_direction_and_the_owner_s_replacement_is_kept(
+    docs, as_loader
+):
+    r1, r2 = unit_random(), unit_random()
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="zero vector"):
         as_loader.execute("SELECT set_blank_reference('z', %s)", [vec(np.zeros(D))])
-    with pytest.raises(psycopg.errors.DataException, match=f"has 384 dimensions.* has {D}"):
-        as_loader.execute("SELECT set_blank_reference('small', %s)", [vec(np.ones(384))])
+    as_loader.execute("SELECT set_blank_reference('m', %s)", [vec(r1)])
     docs.execute("SELECT set_blank_reference('m', %s)", [vec(r2)])  # the owner may
     stored = docs.execute("SELECT reference FROM embedding_gate.blank_references").fetchone()[0]
     assert np.allclose(stored, r2, atol=1e-6)

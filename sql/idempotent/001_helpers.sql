@@ -30,3 +30,40 @@ $$;
 COMMENT ON FUNCTION embedding_gate._caller_may_tune() IS
     'True when the calling role (SET ROLE, else the session user) may UPDATE '
     'embedding_gate.settings: override a setting, replace a blank reference.';
+
+-- Whether to write a model's vector (its blank reference, its calibration): refuses another
+-- dimension than chunks.embedding's, and replacing a different one without the right to
+-- tune the gate (the first one of a model anyone with the loader's rights may record);
+-- false when the vector is already the one recorded.
+CREATE OR REPLACE FUNCTION embedding_gate._may_record(
+    what text, model text, new_values real[], old_values real[])
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dim integer := embedding_gate.embedding_dim();
+BEGIN
+    IF dim > 0 AND cardinality(new_values) <> dim THEN
+        RAISE EXCEPTION 'the % of model "%" has % dimensions, chunks.embedding has %',
+            what, model, cardinality(new_values), dim
+            USING ERRCODE = 'data_exception',
+                  HINT = 'record it from the model that embeds the chunks';
+    END IF;
+    IF old_values = new_values THEN
+        RETURN false;
+    END IF;
+    IF old_values IS NOT NULL AND NOT embedding_gate._caller_may_tune() THEN
+        RAISE EXCEPTION 'model "%" already has a different %', model, what
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'replacing it needs UPDATE on embedding_gate.settings (the '
+                         'deployment''s owner); the first one of a model anyone may record';
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._may_record(text, text, real[], real[]) IS
+    'Whether set_blank_reference or set_blank_calibration writes a model''s vector: checks '
+    'its dimension, and the right to replace a different one.';

@@ -11,7 +11,6 @@ AS $$
 DECLARE
     new_values real[] := reference::real[];
     old_values real[];
-    dim integer := embedding_gate.embedding_dim();
 BEGIN
     IF model IS NULL OR model = '' OR reference IS NULL THEN
         RAISE EXCEPTION 'set_blank_reference needs a model name and a vector'
@@ -28,22 +27,10 @@ BEGIN
                   HINT = 'a zero vector has no direction to compare with: the low_norm check '
                          'already catches this model''s blank chunks';
     END IF;
-    IF dim > 0 AND cardinality(new_values) <> dim THEN
-        RAISE EXCEPTION 'the blank reference of model "%" has % dimensions, chunks.embedding has %',
-            model, cardinality(new_values), dim
-            USING ERRCODE = 'data_exception',
-                  HINT = 'record the embedding of "" by the model that embeds the chunks';
-    END IF;
     SELECT b.reference INTO old_values FROM embedding_gate.blank_references AS b
     WHERE b.model = set_blank_reference.model FOR UPDATE;
-    IF old_values = new_values THEN
+    IF NOT embedding_gate._may_record('blank reference', model, new_values, old_values) THEN
         RETURN;
-    END IF;
-    IF old_values IS NOT NULL AND NOT embedding_gate._caller_may_tune() THEN
-        RAISE EXCEPTION 'model "%" already has a different blank reference', model
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'replacing it needs UPDATE on embedding_gate.settings (the '
-                         'deployment''s owner); the first reference of a model anyone may record';
     END IF;
     INSERT INTO embedding_gate.blank_references AS b (model, reference, blank_text)
     VALUES (set_blank_reference.model, new_values, set_blank_reference.blank_text)

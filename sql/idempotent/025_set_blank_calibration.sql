@@ -10,7 +10,6 @@ AS $$
 DECLARE
     new_values real[] := mean::real[];
     old_values real[];
-    dim integer := embedding_gate.embedding_dim();
 BEGIN
     IF model IS NULL OR model = '' OR mean IS NULL OR sample_size IS NULL OR sample_size < 1 THEN
         RAISE EXCEPTION 'set_blank_calibration needs a model name, a vector and a sample size of 1 or more'
@@ -22,22 +21,10 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'CALL recheck_embeddings() computes one from the stored rows';
     END IF;
-    IF dim > 0 AND cardinality(new_values) <> dim THEN
-        RAISE EXCEPTION 'the calibration of model "%" has % dimensions, chunks.embedding has %',
-            model, cardinality(new_values), dim
-            USING ERRCODE = 'data_exception';
-    END IF;
     SELECT c.mean INTO old_values FROM embedding_gate.model_calibrations AS c
     WHERE c.model = set_blank_calibration.model FOR UPDATE;
-    IF old_values = new_values THEN
+    IF NOT embedding_gate._may_record('calibration', model, new_values, old_values) THEN
         RETURN;
-    END IF;
-    IF old_values IS NOT NULL AND NOT embedding_gate._caller_may_tune() THEN
-        RAISE EXCEPTION 'model "%" already has a different calibration', model
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'replacing it needs UPDATE on embedding_gate.settings (the '
-                         'deployment''s owner); recheck_embeddings() recomputes it from the '
-                         'stored rows';
     END IF;
     INSERT INTO embedding_gate.model_calibrations AS c (model, mean, sample_size, source)
     VALUES (set_blank_calibration.model, new_values, set_blank_calibration.sample_size,
