@@ -7,7 +7,7 @@ Each design COPYs N rows, and in a second session 2N rows, in a single-user back
 module; (I(2N) - I(N)) / N is what one row costs the server: parsing, storing, indexing and
 the trigger. Not counted: the kernel (writes, temp files) and cache misses, which time
 includes. The designs are those of bench_gate.py: the same table without and with its gate's
-triggers (six checks).
+triggers (six checks), by binary COPY (the baseline) and by text COPY.
 
     make bench-instructions                     # a throwaway PostgreSQL, N = 2,000
 """
@@ -19,16 +19,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.bench_gate import NOTES, copy_text, prepare  # noqa: E402
+from bench import data  # noqa: E402
+from bench.bench_gate import NOTES, D, prepare  # noqa: E402
 from bench.cluster import BINDIR, throwaway_database  # noqa: E402
 
 # design -> (database, whether the user triggers run)
 DESIGNS = {
     "ungated": ("postgres", False),
     "gate": ("postgres", True),
+    "ungated text": ("postgres", False),
+    "gate text": ("postgres", True),
 }
 
 
@@ -39,12 +43,12 @@ def setup(url: str) -> None:
     conn.close()
 
 
-def instructions(data: Path, database: str, triggers: bool, files: list) -> int:
+def instructions(datadir: Path, database: str, triggers: bool, files: list, form: str) -> int:
     """Instructions a single-user backend executes to COPY `files` in turn."""
     script = f"ALTER TABLE chunks {'ENABLE' if triggers else 'DISABLE'} TRIGGER USER;\n"
     script += "TRUNCATE chunks;\n"
     for f in files:
-        script += f"COPY chunks (chunk_id, doc_id, content, embedding) FROM '{f}';\n"
+        script += f"COPY chunks ({data.COLUMNS}) FROM '{f}' WITH (FORMAT {form});\n"
     run = subprocess.run(
         [
             "valgrind",
@@ -54,7 +58,7 @@ def instructions(data: Path, database: str, triggers: bool, files: list) -> int:
             BINDIR / "postgres",
             "--single",
             "-D",
-            data,
+            datadir,
             "-c",
             "fsync=off",
             "-c",
@@ -88,21 +92,27 @@ def main() -> None:
             setup(url)
         # the cluster is stopped: single-user backends may open its data directory
         n = args.rows
-        rows = copy_text(2 * n).splitlines(keepends=True)
-        warm, small, large = tmp / "warm.copy", tmp / "small.copy", tmp / "large.copy"
-        warm.write_bytes(b"".join(b"w" + r[1:] for r in rows[:10]))  # other chunk_ids
-        small.write_bytes(b"".join(rows[:n]))
-        large.write_bytes(b"".join(rows))
+        x = data.vectors(0, 2 * n, D, np.random.default_rng(1))
+        files = {}
+        for form, write in (("binary", data.binary), ("text", data.text)):
+            files[form] = [tmp / f"{name}.{form}" for name in ("warm", "small", "large")]
+            # the warm-up COPY loads the PL/Python package; its chunk_ids are others
+            files[form][0].write_bytes(write(10**8, x[:10]))
+            files[form][1].write_bytes(write(0, x[:n]))
+            files[form][2].write_bytes(write(0, x))
         per_row = {}
         for design, (database, triggers) in DESIGNS.items():
-            once = instructions(tmp / "data", database, triggers, [warm, small])
-            twice = instructions(tmp / "data", database, triggers, [warm, large])
+            form = "text" if design.endswith(" text") else "binary"
+            warm, small, large = files[form]
+            once = instructions(tmp / "data", database, triggers, [warm, small], form)
+            twice = instructions(tmp / "data", database, triggers, [warm, large], form)
             per_row[design] = (twice - once) / n
             print(f"  {design:10s} {once:,} and {twice:,} instructions", flush=True)
-    print(f"{'design':10s} {'instructions/row':>16s}  vs ungated")
+    print(f"{'design':12s} {'instructions/row':>16s}  vs ungated binary COPY")
     for design, cost in per_row.items():
         ratio = per_row["ungated"] / cost
-        print(f"{design:10s} {cost:16,.0f}  {ratio:9.3f}x  ({NOTES[design]})")
+        print(f"{design:12s} {cost:16,.0f}  {ratio:9.3f}x  ({NOTES[design]})")
+    print(f"text COPY, gate vs no gate: {per_row['ungated text'] / per_row['gate text']:.3f}x")
 
 
 if __name__ == "__main__":

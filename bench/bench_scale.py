@@ -14,7 +14,6 @@ each step. The summary is timed right after the load and again after VACUUM ANAL
 
 import argparse
 import io
-import struct
 import sys
 import tempfile
 import time
@@ -24,32 +23,8 @@ import numpy as np
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench import data  # noqa: E402
 from bench.cluster import throwaway_database  # noqa: E402
-
-
-def copy_batch(start: int, n: int, dim: int, rng) -> bytes:
-    """Binary COPY data of chunks start..start+n (chunk_id, doc_id, content, embedding)."""
-    x = rng.standard_normal((n, dim)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    x[(np.arange(start, start + n) % 1000) == 999] = 0.0
-    big = x.astype(">f4")
-    head = struct.pack("!hh", dim, 0)
-    vector_size = struct.pack("!i", 4 + 4 * dim)
-    out = [b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)]
-    for i in range(n):
-        k = start + i
-        chunk_id = f"c{k:09d}".encode()
-        doc_id = f"d{k // 10:08d}".encode()
-        content = f"chunk {k}".encode()
-        out += [
-            struct.pack("!h", 4),
-            struct.pack("!i", len(chunk_id)) + chunk_id,
-            struct.pack("!i", len(doc_id)) + doc_id,
-            struct.pack("!i", len(content)) + content,
-            vector_size + head + big[i].tobytes(),
-        ]
-    out.append(struct.pack("!h", -1))
-    return b"".join(out)
 
 
 def peak_memory(conn) -> str:
@@ -129,13 +104,13 @@ def main() -> None:
         for stop in stops:
             while stored < stop:
                 n = min(args.batch, stop - stored)
-                data = copy_batch(stored, n, args.dim, rng)
+                x = data.vectors(stored, n, args.dim, rng)
+                payload = data.binary(stored, x, doc_id=lambda k: f"d{k // 10:08d}")
                 t = time.perf_counter()
                 with conn.cursor() as cur:
                     cur.copy_expert(
-                        "COPY chunks (chunk_id, doc_id, content, embedding)"
-                        " FROM STDIN WITH (FORMAT binary)",
-                        io.BytesIO(data),
+                        f"COPY chunks ({data.COLUMNS}) FROM STDIN WITH (FORMAT binary)",
+                        io.BytesIO(payload),
                     )
                 conn.commit()
                 copy_time += time.perf_counter() - t

@@ -19,6 +19,7 @@ NaN, and a value beyond float4's range (1e39) becomes Inf: such vectors go to em
 and the database's gate flags them nan_or_inf. The client judges no vector itself.
 """
 
+import base64
 import http.client
 import json
 import math
@@ -116,6 +117,7 @@ class Client:
         self._secrets = sorted({v for v in [api_key, *self.headers.values()] if v}, key=len)[::-1]
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.batch_size = batch_size
+        self.base64 = self.api == "openai"
         self._local = threading.local()
 
     def scrub(self, text: str) -> str:
@@ -254,13 +256,28 @@ class Client:
             ]
             return np.concatenate(parts)
 
-    def _payload(self, texts: list) -> dict:
+    def _payload(self, texts: list, base64: bool) -> dict:
         if self.api == "tei":
             return {"inputs": texts}
-        return {"input": texts} | ({"model": self.model} if self.model else {})
+        payload = {"input": texts} | ({"model": self.model} if self.model else {})
+        # OpenAI-compatible servers send each vector as base64 of its float32 bytes: a
+        # quarter of the bytes of JSON numbers, and no float to parse per component
+        return payload | ({"encoding_format": "base64"} if base64 else {})
 
     def _embed_with_retries(self, texts, dim, names) -> np.ndarray:
-        body = json.dumps(self._payload(texts), ensure_ascii=False).encode("utf-8")
+        if not self.base64:
+            return self._send(texts, dim, names, False)
+        try:
+            return self._send(texts, dim, names, True)
+        except Refused:
+            # a server that knows no encoding_format: once more without it, and from then on
+            # (refused again: the texts were the cause, and base64 stays on)
+            vectors = self._send(texts, dim, names, False)
+            self.base64 = False
+            return vectors
+
+    def _send(self, texts, dim, names, base64: bool) -> np.ndarray:
+        body = json.dumps(self._payload(texts, base64), ensure_ascii=False).encode("utf-8")
         delay = self.backoff
         for attempt in range(self.retries + 1):
             try:
@@ -347,15 +364,40 @@ def parse_vectors(data: bytes, names: list, dim: "int | None", *, api: str) -> n
         got = len(vectors) if isinstance(vectors, list) else type(vectors).__name__
         raise EmbeddingError(f"the embedding server returned {got} vectors for {n} inputs ({span})")
     if dim is None and vectors:
-        dim = len(vectors[0]) if isinstance(vectors[0], list) else 0
+        first = vectors[0]
+        dim = len(first) if isinstance(first, list) else 0
+        if isinstance(first, str):
+            dim = len(_from_base64(first, names[0]))
     out = np.empty((n, dim or 0), dtype=np.float32)
     for i, (vector, name) in enumerate(zip(vectors, names, strict=True)):
         out[i] = _vector(vector, dim or 0, name)
     return out
 
 
+def _from_base64(text: str, name: str) -> np.ndarray:
+    """A vector sent as base64 of its little-endian float32 bytes (OpenAI's base64)."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise EmbeddingError(f"chunk {name}: the embedding is not base64: {_shown(text)}") from None
+    if len(raw) % 4:
+        raise EmbeddingError(
+            f"chunk {name}: the embedding's base64 holds {len(raw)} bytes, not float32s"
+        )
+    return np.frombuffer(raw, dtype="<f4")
+
+
 def _vector(vector, dim: int, name: str) -> np.ndarray:
-    """One parsed vector, checked: a list of dim numbers (null: NaN)."""
+    """One parsed vector, checked: a list of dim numbers (null: NaN), or base64 of dim
+    float32s."""
+    if isinstance(vector, str):
+        values = _from_base64(vector, name)
+        if len(values) != dim or dim == 0:
+            raise EmbeddingError(
+                f"chunk {name}: the embedding server returned a {len(values)}-dimension vector, "
+                f"the database expects {dim} (chunks.embedding is vector({dim}))"
+            )
+        return values
     if not isinstance(vector, list):
         raise EmbeddingError(f"chunk {name}: the embedding is not a list: {_shown(vector)}")
     if len(vector) != dim or dim == 0:

@@ -6,6 +6,7 @@ import io
 import json
 import threading
 import time
+from base64 import b64encode
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -102,9 +103,11 @@ class ShapedServer:
         listing: bool = True,
         model: str = "shaped-model",
         dim: int = D,
+        base64: bool = True,
     ):
         outer = self
         self.requests: list = []  # (method, path, headers)
+        self.bodies: list = []  # the JSON of each POST
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -146,16 +149,24 @@ class ShapedServer:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                outer.bodies.append(body)
                 if not self.allowed():
                     return
                 if self.path != path:
                     return self.send(404, {"error": "not found"})
+                encoding = body.get("encoding_format", "float")
+                if encoding != "float" and not (base64 and encoding == "base64"):
+                    return self.send(400, {"error": {"message": "unknown encoding_format"}})
                 texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
                 if any(t in refuse for t in texts):
                     return self.send(400, {"error": {"message": "'$.input' is invalid."}})
                 vectors = [vector_for(t, dim) for t in texts]
                 if api == "ollama":
                     return self.send(200, {"model": body.get("model"), "embeddings": vectors})
+                if encoding == "base64":  # float32 little-endian bytes, as OpenAI sends them
+                    vectors = [
+                        b64encode(np.asarray(v, dtype="<f4").tobytes()).decode() for v in vectors
+                    ]
                 data = [
                     {"object": "embedding", "index": i, "embedding": v}
                     for i, v in enumerate(vectors)

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+from base64 import b64encode
 
 import numpy as np
 import pytest
@@ -137,9 +138,13 @@ def test_every_document_the_reader_accepts_is_stored(tmp_path, db_url, records, 
 
 NAMES = ["c1", "c2", "c3"]
 vector_items = numbers | st.none() | json_values
+base64_vectors = st.binary(min_size=0, max_size=24).map(lambda b: b64encode(b).decode()) | (
+    st.text(max_size=12)
+)
 near_vectors = st.lists(
     st.lists(st.floats(-2, 2, width=32), min_size=4, max_size=4)
     | st.lists(vector_items, min_size=3, max_size=5)
+    | base64_vectors
     | json_values,
     min_size=2,
     max_size=4,

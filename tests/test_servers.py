@@ -10,12 +10,21 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 
 from loader.embed import Client, EmbeddingError, Refused, guess_api
-from tests.embed_server import ShapedServer
-from tests.helpers import ROOT, alembic, count, load_corpus, loader_process, write_corpus
+from tests.embed_server import ShapedServer, vector_for
+from tests.helpers import (
+    KOREAN,
+    ROOT,
+    alembic,
+    count,
+    load_corpus,
+    loader_process,
+    write_corpus,
+)
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -238,3 +247,23 @@ DEMO_BLANK_LIKE = {
     "—": 3,
     "ㅋㅋㅋ": 1,
 }
+
+
+def test_openai_compatible_vectors_travel_as_base64_where_the_server_can(
+    db, db_url, shaped, tmp_path
+):
+    """base64 of float32 bytes: the same vectors as JSON numbers would give, a quarter of the
+    bytes; a server that knows no encoding_format gets JSON numbers after one refusal."""
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=3)
+    server = shaped()
+    load_corpus(db_url, [f], server.url)
+    assert all(b.get("encoding_format") == "base64" for b in server.bodies)
+    stored = dict(db.execute("SELECT chunk_id, embedding::real[] FROM chunks").fetchall())
+    expected = np.asarray(vector_for(f"{KOREAN} 0/1"), dtype=np.float32)
+    assert np.array_equal(np.asarray(stored["doc0-1"], dtype=np.float32), expected)
+    db.execute("TRUNCATE chunks CASCADE")
+    plain = shaped(base64=False)
+    _, stats = load_corpus(db_url, [f], plain.url)
+    assert stats.chunks == 3
+    formats = [b.get("encoding_format") for b in plain.bodies]
+    assert formats[0] == "base64" and set(formats[1:]) == {None}  # asked once, then not
