@@ -79,3 +79,25 @@ def test_pgvector_text_decodes_to_the_exact_float32_values():
 def test_with_values_replaces_only_the_given_thresholds():
     t = DEFAULTS.with_values(min_norm=0.5, blank_similarity=None)
     assert (t.min_norm, t.blank_similarity, t.min_variance) == (0.5, 0.4, 0.001)
+
+
+def test_preview_percentiles_are_exact_up_to_the_sample_and_bounded_beyond():
+    """preview_thresholds keeps a uniform sample of each measure: every value while they
+    fit (exact percentiles), at most `size` of them after, close to the true percentiles."""
+    from embedding_gate.preview import PERCENTILES, Reservoir
+
+    rng = np.random.default_rng(4)
+    small = Reservoir(1000)
+    values = rng.random(900)
+    for block in np.array_split(values, 7):
+        small.add(block)
+    assert small.percentiles() == [float(p) for p in np.percentile(values, PERCENTILES)]
+    big = Reservoir(2000)
+    values = np.r_[rng.normal(size=50_000), np.nan]
+    for block in np.array_split(values, 23):
+        big.add(block)
+    assert len(big.values) == 2000 and big.seen == 50_000
+    assert np.allclose(
+        big.percentiles()[1:-1], np.percentile(values[:-1], PERCENTILES)[1:-1], atol=0.1
+    )
+    assert Reservoir(10).percentiles() is None

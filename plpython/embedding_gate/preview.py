@@ -10,6 +10,39 @@ from .settings import current_settings, references_for
 
 # percentiles shown by preview_thresholds()
 PERCENTILES = (0, 1, 5, 25, 50, 75, 95, 99, 100)
+# the percentiles are exact up to this many finite values of a measure, and beyond it come
+# from a uniform sample of this size: the backend's memory stays bounded at any table size
+# (10,000,000 rows kept whole took 945 MB)
+SAMPLE = 1_000_000
+
+
+class Reservoir:
+    """A uniform sample of at most `size` of the values added (Algorithm R, by blocks)."""
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size, self.seen = size, 0
+        self.values = np.empty(0)
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, values: np.ndarray) -> None:
+        values = values[np.isfinite(values)]
+        room = self.size - len(self.values)
+        if room > 0:
+            self.values = np.concatenate([self.values, values[:room]])
+            self.seen += min(room, len(values))
+            values = values[room:]
+        if len(values):
+            # value k of the stream replaces a random slot with probability size / (k + 1)
+            k = self.seen + np.arange(len(values))
+            slots = (self.rng.random(len(values)) * (k + 1)).astype(np.int64)
+            keep = slots < self.size
+            self.values[slots[keep]] = values[keep]
+            self.seen += len(values)
+
+    def percentiles(self) -> "list | None":
+        if not len(self.values):
+            return None
+        return [float(p) for p in np.percentile(self.values, PERCENTILES)]
 
 
 def preview(plpy, proposed: dict) -> list:
@@ -20,29 +53,26 @@ def preview(plpy, proposed: dict) -> list:
             plpy.error(f"{name} is {value!r}, expected a non-negative number", sqlstate="22023")
     _, now = current_settings(plpy)
     new = now.with_values(**proposed)
-    measured: dict = {"norm": [], "variance": [], "ratio": [], "similarity": []}
-    flagged_now, flagged_new = [], []
+    measured = {key: Reservoir(SAMPLE) for key in ("norm", "variance", "ratio", "similarity")}
+    # per code, then "any": how many embeddings the current and the proposed thresholds flag
+    now_counts = np.zeros(len(CODES) + 1, dtype=np.int64)
+    new_counts = np.zeros(len(CODES) + 1, dtype=np.int64)
+    n = 0
     dim = None
     for _, _, x, models, duplicates in scan(plpy):
         references = references_for(plpy, models)
         a, b = evaluate(x, now, references, duplicates), evaluate(x, new, references, duplicates)
         dim = x.shape[1]
-        measured["norm"].append(b.norm)
-        measured["variance"].append(b.variance)
-        measured["ratio"].append(b.near_zero_ratio)
-        measured["similarity"].append(b.blank_similarity)
-        flagged_now.append(a.codes)
-        flagged_new.append(b.codes)
-    n = sum(len(c) for c in flagged_now)
-    now_codes = np.concatenate(flagged_now) if n else np.zeros((0, len(CODES)), dtype=bool)
-    new_codes = np.concatenate(flagged_new) if n else np.zeros((0, len(CODES)), dtype=bool)
+        n += len(x)
+        measured["norm"].add(b.norm)
+        measured["variance"].add(b.variance)
+        measured["ratio"].add(b.near_zero_ratio)
+        measured["similarity"].add(b.blank_similarity)
+        now_counts += np.append(a.codes.sum(axis=0), a.flagged.sum())
+        new_counts += np.append(b.codes.sum(axis=0), b.flagged.sum())
 
     def spread(key):
-        values = np.concatenate(measured[key]) if n else np.empty(0)
-        values = values[np.isfinite(values)]
-        if not len(values):
-            return None
-        return [float(p) for p in np.percentile(values, PERCENTILES)]
+        return measured[key].percentiles()
 
     unit_variance = f"{1 / dim:.4g}" if dim else "1/d"
     # per code in CODES order: measure, current and proposed threshold, spread, note
@@ -89,7 +119,7 @@ def preview(plpy, proposed: dict) -> list:
         ),
     ]
     out = [
-        _preview_row(code, *row[:4], n, now_codes[:, k], new_codes[:, k], row[4])
+        _preview_row(code, *row[:4], n, now_counts[k], new_counts[k], row[4])
         for k, (code, row) in enumerate(zip(CODES, rows, strict=True))
     ]
     out.append(
@@ -100,8 +130,8 @@ def preview(plpy, proposed: dict) -> list:
             None,
             None,
             n,
-            now_codes.any(axis=1),
-            new_codes.any(axis=1),
+            now_counts[-1],
+            new_counts[-1],
             "chunks with at least one issue",
         )
     )
@@ -119,10 +149,10 @@ def _preview_row(code, measure, current, proposed, spread, n, now, new, note) ->
     row.update(
         {f"p{p}": v for p, v in zip(PERCENTILES, spread or [None] * len(PERCENTILES), strict=True)}
     )
-    flagged_new = int(new.sum())
+    flagged_new = int(new)
     row.update(
         {
-            "flagged_now": int(now.sum()),
+            "flagged_now": int(now),
             "flagged_proposed": flagged_new,
             "flagged_proposed_pct": 100.0 * flagged_new / n if n else 0.0,
             "note": note,
