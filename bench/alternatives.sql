@@ -45,3 +45,12 @@ if r["ids"]:
     v = g.checks.evaluate(g.codec.from_vector_blob(r["blob"], len(r["ids"])), t)
     g.triggers.apply_verdicts(plpy, r["ids"], [False] * len(r["ids"]), v, "flag")
 $python$;
+
+-- (c) the floor: a statement trigger that reads nothing from its transition table. What
+-- PostgreSQL itself spends on an AFTER ... REFERENCING NEW TABLE trigger (it keeps every
+-- inserted row for it), before any check runs.
+CREATE OR REPLACE FUNCTION bench.empty_transition() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN NULL;
+END
+$$;
