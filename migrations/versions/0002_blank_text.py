@@ -28,7 +28,7 @@ def downgrade() -> None:
     # `alembic upgrade head` (DEVELOPMENT.md)
     execute(
         """
-        DROP FUNCTION public.set_blank_reference(text, public.vector, text);
+        DROP FUNCTION IF EXISTS public.set_blank_reference(text, public.vector, text);
         DELETE FROM embedding_gate._sources WHERE name = '024_set_blank_reference.sql';
         ALTER TABLE embedding_gate.blank_references DROP COLUMN blank_text;
         """
