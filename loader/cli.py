@@ -45,11 +45,12 @@ def cmd_report(args) -> int:
     conn = connect(args.database_url)
     try:
         print(report.report(conn, limit=args.limit))
+        snap = report.snapshot(conn) if args.png or args.html else None
         if args.png:
-            n = report.write_png(conn, Path(args.png))
+            n = report.write_png(snap, Path(args.png))
             print(f"\nwrote {args.png} (the measures of {n:,} embeddings)")
         if args.html:
-            report.write_html(conn, Path(args.html))
+            report.write_html(snap, Path(args.html))
             print(f"wrote {args.html} (open it in a browser; it fetches nothing)")
     finally:
         conn.close()

@@ -64,6 +64,38 @@ def report(conn, limit: int = 10) -> str:
     return format_report(db.summary(conn), db.low_quality(conn, limit))
 
 
+# --- what the pictures and the page show, read once ---------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    """Everything the PNG and the HTML page show, read from the database once (the measures
+    are a scan of every stored embedding)."""
+
+    summary: dict
+    settings: dict
+    measures: dict
+    twins: list
+    days: list
+    flagged: list
+    per_model: list
+    per_document: list
+
+
+def snapshot(conn, limit: int = 200) -> Snapshot:
+    """The database's state for the pictures and the page; `limit` flagged chunks."""
+    return Snapshot(
+        summary=db.summary(conn),
+        settings=db.settings(conn),
+        measures=db.measures(conn),
+        twins=db.twin_groups(conn),
+        days=db.quality_by_day(conn),
+        flagged=db.low_quality(conn, limit),
+        per_model=db.flagged_by(conn, "model"),
+        per_document=db.flagged_by(conn, "document"),
+    )
+
+
 # --- the measures, drawn -----------------------------------------------------------------------
 
 
@@ -160,7 +192,7 @@ def _draw(ax, p: Panel, flagged_count: int, total: int) -> None:
     ax.legend(fontsize=7)
 
 
-def _figure(conn, columns: int = 3):
+def _figure(snap: Snapshot, columns: int = 3):
     """A matplotlib figure of every measure panel and the quality over time, and how many
     stored embeddings it measures."""
     import matplotlib
@@ -169,17 +201,16 @@ def _figure(conn, columns: int = 3):
     import matplotlib.pyplot as plt
 
     plt.rcParams["svg.fonttype"] = "path"  # the SVG needs no font where it is opened
-    measures, settings = db.measures(conn), db.settings(conn)
-    summary = db.summary(conn)
-    found = panels(measures, settings, db.twin_groups(conn))
+    summary = snap.summary
+    found = panels(snap.measures, snap.settings, snap.twins)
     counts = summary["issue_counts"]
-    total = len(measures["issues"])
+    total = len(snap.measures["issues"])
     rows = (len(found) + 1 + columns - 1) // columns
     fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.8 * rows))
     axes = list(axes.flat)
     for ax, p in zip(axes, found, strict=False):
         _draw(ax, p, counts.get(p.code, 0), total)
-    _draw_days(axes[len(found)], db.quality_by_day(conn))
+    _draw_days(axes[len(found)], snap.days)
     for ax in axes[len(found) + 1 :]:
         ax.set_visible(False)
     fig.suptitle(
@@ -208,10 +239,10 @@ def _draw_days(ax, days: list) -> None:
     ax.tick_params(axis="x", labelrotation=30, labelsize=7)
 
 
-def write_png(conn, path: Path) -> int:
+def write_png(snap: Snapshot, path: Path) -> int:
     """A PNG of the measures every check uses, thresholds drawn and flagged rows marked, and
     the quality over time. Returns how many embeddings it shows."""
-    fig, plt, total = _figure(conn)
+    fig, plt, total = _figure(snap)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return total
@@ -254,15 +285,12 @@ def _svg(fig) -> str:
     return text[text.index("<svg") :]
 
 
-def write_html(conn, path: Path, limit: int = 200) -> None:
+def write_html(snap: Snapshot, path: Path) -> None:
     """One self-contained HTML file (no script, font or style fetched from anywhere): the
     summary; counts per check, table, model and source document; the measures of every
     check with its threshold; quality over time; the flagged chunks with their previews."""
-    s = db.summary(conn)
-    settings = db.settings(conn)
-    days = db.quality_by_day(conn)
-    flagged = db.low_quality(conn, limit)
-    fig, plt, _ = _figure(conn)
+    s, settings, days, flagged = snap.summary, snap.settings, snap.days, snap.flagged
+    fig, plt, _ = _figure(snap)
     charts = _svg(fig)
     plt.close(fig)
     per_table: dict = {}
@@ -313,9 +341,9 @@ def write_html(conn, path: Path, limit: int = 200) -> None:
             {1, 2},
         ),
         "<h2>Per model</h2>",
-        _table(["model", "embedded", "flagged"], db.flagged_by(conn, "model"), {1, 2}),
+        _table(["model", "embedded", "flagged"], snap.per_model, {1, 2}),
         "<h2>Per source document (the 20 most flagged)</h2>",
-        _table(["document", "embedded", "flagged"], db.flagged_by(conn, "document"), {1, 2}),
+        _table(["document", "embedded", "flagged"], snap.per_document, {1, 2}),
         "<h2>The measures the checks use</h2>",
         "<p>Red: the rows the check flags; the dashed line: its threshold.</p>",
         charts,
