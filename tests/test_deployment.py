@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import psycopg
 import pytest
 from alembic.script import ScriptDirectory
@@ -15,7 +16,7 @@ from pytest_postgresql.janitor import DatabaseJanitor
 
 from migrations import sources
 from tests.cases import DEFAULTS
-from tests.helpers import PG_BINDIR, ROOT, alembic, catalog, url_for
+from tests.helpers import PG_BINDIR, ROOT, alembic, catalog, url_for, vec
 
 ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
 
@@ -297,3 +298,14 @@ def test_the_settings_hold_the_contracts_defaults(db):
         " blank_similarity, min_content_length FROM embedding_gate.settings"
     ).fetchone()
     assert row == ("flag", *dataclasses.astuple(DEFAULTS), 10)
+
+
+def test_embeddings_that_compress_are_compressed_with_lz4(doc):
+    """lz4 gives up on incompressible floats faster than pglz (revision 0005); a vector that
+    does compress (all zeros) is stored lz4-compressed."""
+    doc.execute(
+        "INSERT INTO chunks (chunk_id, doc_id, embedding) VALUES ('z', 'd1', %s), ('r', 'd1', %s)",
+        [vec(np.zeros(768)), vec(np.random.default_rng(1).standard_normal(768))],
+    )
+    forms = dict(doc.execute("SELECT chunk_id, pg_column_compression(embedding) FROM chunks"))
+    assert forms == {"z": "lz4", "r": None}
