@@ -14,6 +14,7 @@ own CPU per chunk is printed.
 """
 
 import argparse
+import base64
 import http.server
 import io
 import json
@@ -53,20 +54,27 @@ def write_corpus(folder: Path, chunks: int) -> list:
     return texts
 
 
-def serve(texts: list, port_queue) -> None:
-    """The instant server: every text's vector serialised before the first request."""
+def serve(texts: list, port_queue, api: str) -> None:
+    """The instant server: every text's vector serialised before the first request, as
+    text-embeddings-inference's JSON numbers (/embed) or as OpenAI's base64 (/v1/embeddings)."""
     rng = np.random.default_rng(7)
     answers = {}
+
+    def serialised(row: np.ndarray) -> str:
+        if api == "openai":
+            return '"' + base64.b64encode(row.astype("<f4").tobytes()).decode() + '"'
+        return "[" + ",".join(f"{v:.7g}" for v in row.tolist()) + "]"
+
     for start in range(0, len(texts), 5000):
         x = rng.standard_normal((min(5000, len(texts) - start), D)).astype(np.float32)
         x /= np.linalg.norm(x, axis=1, keepdims=True)
         for text, row in zip(texts[start : start + len(x)], x, strict=True):
-            answers[text] = "[" + ",".join(f"{v:.7g}" for v in row.tolist()) + "]"
+            answers[text] = serialised(row)
     # the loader asks once for the embedding of "", the model's blank_like reference, and
     # of its calibration sentences
     for text in ["", *SENTENCES]:
-        x = rng.standard_normal(D)
-        answers[text] = "[" + ",".join(f"{v:.7g}" for v in (x / np.linalg.norm(x))) + "]"
+        x = rng.standard_normal(D).astype(np.float32)
+        answers[text] = serialised(x / np.linalg.norm(x))
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -87,7 +95,14 @@ def serve(texts: list, port_queue) -> None:
 
         def do_POST(self) -> None:
             payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            self._send(("[" + ",".join(answers[t] for t in payload["inputs"]) + "]").encode())
+            if api == "openai":
+                data = ",".join(
+                    f'{{"index":{i},"embedding":{answers[t]}}}'
+                    for i, t in enumerate(payload["input"])
+                )
+                self._send(f'{{"object":"list","data":[{data}]}}'.encode())
+            else:
+                self._send(("[" + ",".join(answers[t] for t in payload["inputs"]) + "]").encode())
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -150,6 +165,12 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--api",
+        choices=("tei", "openai"),
+        default="tei",
+        help="the server's shape: JSON numbers (tei, the default) or base64 (openai)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.url, Path(tmp)) as url:
         folder = Path(tmp) / "corpus"
@@ -157,10 +178,11 @@ def main() -> None:
         texts = write_corpus(folder, args.chunks)
         size = sum(f.stat().st_size for f in folder.iterdir())
         ports = multiprocessing.Queue()
-        server = multiprocessing.Process(target=serve, args=(texts, ports), daemon=True)
+        server = multiprocessing.Process(target=serve, args=(texts, ports, args.api), daemon=True)
         server.start()
         port = ports.get(timeout=300)
-        client = Client(f"http://127.0.0.1:{port}/embed", batch_size=args.batch_size)
+        path = "/v1/embeddings" if args.api == "openai" else "/embed"
+        client = Client(f"http://127.0.0.1:{port}{path}", batch_size=args.batch_size)
         conn = psycopg2.connect(url)
         print(f"{args.chunks:,} chunks in {size / 1e6:.0f} MB of JSON; 768-d vectors, gate on")
         times: dict = {"loader": [], "copy": [], "cpu": []}
