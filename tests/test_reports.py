@@ -260,3 +260,38 @@ def test_cli_report_prints_the_summary_and_writes_a_valid_png(corpus, db_url, tm
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = matplotlib.image.imread(png).shape
     assert (width, height) == (1560, 760)  # five measures and the days, 3 x 2
+
+
+def test_the_summary_s_totals_follow_every_kind_of_write(doc):
+    """The totals of chunks and documents are kept by triggers, not counted: they follow
+    inserts, deletes, a quarantine's moves, cascades from documents, and TRUNCATE."""
+
+    def totals() -> tuple:
+        kept = doc.execute("SELECT documents, chunks FROM embedding_quality_summary").fetchone()
+        counted = doc.execute(
+            "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM chunks)"
+        ).fetchone()
+        assert kept == counted
+        return kept
+
+    doc.execute("INSERT INTO documents (doc_id) VALUES ('d2'), ('d3')")
+    write_chunks(doc, [chunk(f"a{i}", unit_random()) for i in range(30)], "copy")
+    write_chunks(doc, [chunk(f"b{i}", unit_random(), doc_id="d2") for i in range(5)])
+    assert totals() == (3, 35)
+    doc.execute("DELETE FROM chunks WHERE chunk_id IN ('a1', 'a2')")
+    doc.execute("DELETE FROM documents WHERE doc_id = 'd2'")  # its 5 chunks go with it
+    assert totals() == (2, 28)
+    doc.execute("UPDATE embedding_gate.settings SET mode = 'quarantine'")
+    write_chunks(doc, [chunk("zero", np.zeros(D)), chunk("fine", unit_random())])
+    assert totals() == (2, 29)  # the zero vector went to the quarantine
+    for i in range(150):  # a statement each: their deltas are folded every 64
+        write_chunks(doc, [chunk(f"c{i}", unit_random())])
+    assert totals() == (2, 179)
+    rows = doc.execute(
+        "SELECT count(*) FROM embedding_gate._row_counts WHERE relation = 'chunks'"
+    ).fetchone()[0]
+    assert rows <= 64
+    doc.execute("TRUNCATE chunks")
+    assert totals() == (2, 0)
+    doc.execute("TRUNCATE documents CASCADE")
+    assert totals() == (0, 0)

@@ -76,6 +76,7 @@ REFUSED = {
     "delete chunks": "DELETE FROM chunks",
     "truncate chunks": "TRUNCATE chunks",
     "rewrite the quality columns by recheck": "CALL recheck_embeddings()",
+    "fake the summary's totals": "INSERT INTO embedding_gate._row_counts VALUES ('chunks', 1000)",
     "call a trigger function": "SELECT embedding_gate._recheck_batch(NULL, 10, NULL)",
 }
 

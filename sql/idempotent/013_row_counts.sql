@@ -1,0 +1,74 @@
+-- Keeps embedding_gate._row_counts: each statement that inserts into, deletes from or
+-- truncates chunks or documents appends its delta; once a relation has 64 deltas, the
+-- statement folds them into one row. Concurrent folds are safe: a fold deletes only the
+-- rows it sees, and sums what it deleted.
+CREATE OR REPLACE FUNCTION embedding_gate._count_rows() RETURNS trigger
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    delta bigint;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        SELECT count(*) INTO delta FROM new_rows;
+    ELSIF TG_OP = 'DELETE' THEN
+        SELECT -count(*) INTO delta FROM old_rows;
+    ELSE  -- TRUNCATE: the table is locked against every other writer; it holds no rows now
+        SELECT -COALESCE(sum(r.delta), 0) INTO delta FROM embedding_gate._row_counts AS r
+        WHERE r.relation = TG_TABLE_NAME;
+    END IF;
+    IF delta <> 0 THEN
+        INSERT INTO embedding_gate._row_counts (relation, delta) VALUES (TG_TABLE_NAME, delta);
+    END IF;
+    IF (SELECT count(*) FROM embedding_gate._row_counts AS r
+        WHERE r.relation = TG_TABLE_NAME) >= 64 THEN
+        WITH folded AS (
+            DELETE FROM embedding_gate._row_counts AS r WHERE r.relation = TG_TABLE_NAME
+            RETURNING r.delta
+        )
+        INSERT INTO embedding_gate._row_counts (relation, delta)
+        SELECT TG_TABLE_NAME, sum(f.delta) FROM folded AS f HAVING count(*) > 0;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._count_rows() IS
+    'Trigger: appends a statement''s change in the row count of chunks or documents to '
+    'embedding_gate._row_counts (the summary''s counts), and folds the deltas now and then.';
+REVOKE EXECUTE ON FUNCTION embedding_gate._count_rows() FROM PUBLIC;
+
+CREATE OR REPLACE TRIGGER embedding_gate_count_insert
+    AFTER INSERT ON public.chunks REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._count_rows();
+CREATE OR REPLACE TRIGGER embedding_gate_count_delete
+    AFTER DELETE ON public.chunks REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._count_rows();
+CREATE OR REPLACE TRIGGER embedding_gate_count_truncate
+    AFTER TRUNCATE ON public.chunks
+    FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._count_rows();
+CREATE OR REPLACE TRIGGER embedding_gate_count_insert
+    AFTER INSERT ON public.documents REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._count_rows();
+CREATE OR REPLACE TRIGGER embedding_gate_count_delete
+    AFTER DELETE ON public.documents REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._count_rows();
+CREATE OR REPLACE TRIGGER embedding_gate_count_truncate
+    AFTER TRUNCATE ON public.documents
+    FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._count_rows();
+COMMENT ON TRIGGER embedding_gate_count_insert ON public.chunks IS
+    'Keeps the row count of chunks for the summary.';
+COMMENT ON TRIGGER embedding_gate_count_insert ON public.documents IS
+    'Keeps the row count of documents for the summary.';
+
+-- The first count, of the rows stored before the triggers existed: the triggers above lock
+-- both tables against writers until this transaction ends, so no row is counted twice or
+-- missed.
+INSERT INTO embedding_gate._row_counts (relation, delta)
+SELECT t.relation, t.n FROM (
+    SELECT 'chunks' AS relation, (SELECT count(*) FROM public.chunks) AS n
+    UNION ALL
+    SELECT 'documents', (SELECT count(*) FROM public.documents)
+) AS t
+WHERE NOT EXISTS (SELECT FROM embedding_gate._row_counts AS r WHERE r.relation = t.relation);
