@@ -77,6 +77,7 @@ REFUSED = {
     "truncate chunks": "TRUNCATE chunks",
     "rewrite the quality columns by recheck": "CALL recheck_embeddings()",
     "fake the summary's totals": "INSERT INTO embedding_gate._row_counts VALUES ('chunks', 1000)",
+    "fake them through the gate's own function": "SELECT embedding_gate._add_rows('chunks', 1000)",
     "call a trigger function": "SELECT embedding_gate._recheck_batch(NULL, 10, NULL)",
 }
 

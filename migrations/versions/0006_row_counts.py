@@ -26,13 +26,13 @@ def upgrade() -> None:
 def downgrade() -> None:
     execute(
         """
-        DROP TRIGGER IF EXISTS embedding_gate_count_insert ON public.chunks;
         DROP TRIGGER IF EXISTS embedding_gate_count_delete ON public.chunks;
         DROP TRIGGER IF EXISTS embedding_gate_count_truncate ON public.chunks;
         DROP TRIGGER IF EXISTS embedding_gate_count_insert ON public.documents;
         DROP TRIGGER IF EXISTS embedding_gate_count_delete ON public.documents;
         DROP TRIGGER IF EXISTS embedding_gate_count_truncate ON public.documents;
         DROP FUNCTION IF EXISTS embedding_gate._count_rows();
+        DROP FUNCTION IF EXISTS embedding_gate._add_rows(text, bigint);
         DELETE FROM embedding_gate._sources WHERE name = '013_row_counts.sql';
         DROP TABLE embedding_gate._row_counts;
         """

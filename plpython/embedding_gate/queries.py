@@ -56,14 +56,16 @@ DUPLICATE_OF = (
     " ORDER BY c.created_at, c.chunk_id LIMIT 1) AS o"
     " WHERE o.content IS DISTINCT FROM i.content)"
 )
-# the rows of the statement's transition table `inserted` (not preparable: it exists only
-# for one trigger call)
+# every row of the statement's transition table `inserted` (not preparable: it exists only
+# for one trigger call); rows without an embedding only count
 INSERTED = (
     "SELECT i.chunk_id, embedding_gate.vector_bytes(i.embedding) AS v, i.embedding_raw AS raw,"
     " i.quality_issues IS NOT NULL AS had_issues, i.embedding_model AS model,"
     " CASE WHEN i.embedding IS NOT NULL THEN " + DUPLICATE_OF + " END AS duplicate_of"
-    " FROM inserted AS i WHERE i.embedding IS NOT NULL OR i.embedding_raw IS NOT NULL"
+    " FROM inserted AS i"
 )
+# the statement's rows, added to the summary's total of chunks (sql/idempotent/013)
+ADD_CHUNKS = "SELECT embedding_gate._add_rows('chunks', $1)"
 # the verdicts of flagged rows, passed as parallel arrays ($1..$8, see VERDICT_TYPES)
 # (multi-argument unnest is syntax of FROM, not a function of pg_catalog)
 _VERDICTS = (

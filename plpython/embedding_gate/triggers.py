@@ -37,14 +37,16 @@ class Rejected(Exception):
 
 def check_inserted(plpy) -> None:
     """Statement-level AFTER INSERT trigger on chunks, transition table `inserted`: check
-    every new embedding in vectorised batches; write back only what is flagged, and tell
-    listeners when anything was."""
+    every new embedding in vectorised batches; write back only what is flagged, tell
+    listeners when anything was, and add the statement's rows to the summary's total."""
     mode, t = current_settings(plpy)
     tally = Tally()
+    inserted = 0
     # not a prepared plan: the transition table exists only for this trigger call
     cursor = plpy.cursor(queries.INSERTED)
     try:
         while rows := cursor.fetch(BATCH_ROWS):
+            inserted += len(rows)
             stored = [r for r in rows if r["v"] is not None]
             if stored:
                 verdicts = evaluate(
@@ -56,12 +58,13 @@ def check_inserted(plpy) -> None:
                 ids = [r["chunk_id"] for r in stored]
                 apply_verdicts(plpy, ids, [r["had_issues"] for r in stored], verdicts, mode)
                 tally.add(verdicts.codes)
-            raw = [r for r in rows if r["v"] is None]
+            raw = [r for r in rows if r["v"] is None and r["raw"] is not None]
             if raw:
                 tally.add(_check_raw(plpy, raw, mode, t))
     except Rejected:
         cursor.close()
         return
+    queries.run(plpy, queries.ADD_CHUNKS, ["bigint"], [inserted])
     tally.notify(plpy, mode)
 
 

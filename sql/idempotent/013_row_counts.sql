@@ -2,6 +2,37 @@
 -- truncates chunks or documents appends its delta; once a relation has 64 deltas, the
 -- statement folds them into one row. Concurrent folds are safe: a fold deletes only the
 -- rows it sees, and sums what it deleted.
+CREATE OR REPLACE FUNCTION embedding_gate._add_rows(relation text, delta bigint) RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF delta <> 0 THEN
+        INSERT INTO embedding_gate._row_counts AS r (relation, delta)
+        VALUES (_add_rows.relation, _add_rows.delta);
+    END IF;
+    IF (SELECT count(*) FROM embedding_gate._row_counts AS r
+        WHERE r.relation = _add_rows.relation) >= 64 THEN
+        WITH folded AS (
+            DELETE FROM embedding_gate._row_counts AS r WHERE r.relation = _add_rows.relation
+            RETURNING r.delta
+        )
+        INSERT INTO embedding_gate._row_counts (relation, delta)
+        SELECT _add_rows.relation, sum(f.delta) FROM folded AS f HAVING count(*) > 0;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._add_rows(text, bigint) IS
+    'Appends a statement''s change in the row count of chunks or documents, and folds the '
+    'relation''s deltas once there are 64.';
+REVOKE EXECUTE ON FUNCTION embedding_gate._add_rows(text, bigint) FROM PUBLIC;
+
+-- Counts what a statement removed from chunks, and what it added to or removed from
+-- documents. (Rows inserted into chunks are counted by the gate's insert trigger, which
+-- reads the statement's rows anyway: a second reader of the transition table cost 1 µs a
+-- 768-d row.)
 CREATE OR REPLACE FUNCTION embedding_gate._count_rows() RETURNS trigger
 LANGUAGE plpgsql
 VOLATILE
@@ -19,18 +50,7 @@ BEGIN
         SELECT -COALESCE(sum(r.delta), 0) INTO delta FROM embedding_gate._row_counts AS r
         WHERE r.relation = TG_TABLE_NAME;
     END IF;
-    IF delta <> 0 THEN
-        INSERT INTO embedding_gate._row_counts (relation, delta) VALUES (TG_TABLE_NAME, delta);
-    END IF;
-    IF (SELECT count(*) FROM embedding_gate._row_counts AS r
-        WHERE r.relation = TG_TABLE_NAME) >= 64 THEN
-        WITH folded AS (
-            DELETE FROM embedding_gate._row_counts AS r WHERE r.relation = TG_TABLE_NAME
-            RETURNING r.delta
-        )
-        INSERT INTO embedding_gate._row_counts (relation, delta)
-        SELECT TG_TABLE_NAME, sum(f.delta) FROM folded AS f HAVING count(*) > 0;
-    END IF;
+    PERFORM embedding_gate._add_rows(TG_TABLE_NAME, delta);
     RETURN NULL;
 END
 $$;
@@ -39,9 +59,6 @@ COMMENT ON FUNCTION embedding_gate._count_rows() IS
     'embedding_gate._row_counts (the summary''s counts), and folds the deltas now and then.';
 REVOKE EXECUTE ON FUNCTION embedding_gate._count_rows() FROM PUBLIC;
 
-CREATE OR REPLACE TRIGGER embedding_gate_count_insert
-    AFTER INSERT ON public.chunks REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._count_rows();
 CREATE OR REPLACE TRIGGER embedding_gate_count_delete
     AFTER DELETE ON public.chunks REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._count_rows();
@@ -57,8 +74,8 @@ CREATE OR REPLACE TRIGGER embedding_gate_count_delete
 CREATE OR REPLACE TRIGGER embedding_gate_count_truncate
     AFTER TRUNCATE ON public.documents
     FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._count_rows();
-COMMENT ON TRIGGER embedding_gate_count_insert ON public.chunks IS
-    'Keeps the row count of chunks for the summary.';
+COMMENT ON TRIGGER embedding_gate_count_delete ON public.chunks IS
+    'Keeps the row count of chunks for the summary (the insert trigger counts insertions).';
 COMMENT ON TRIGGER embedding_gate_count_insert ON public.documents IS
     'Keeps the row count of documents for the summary.';
 
