@@ -295,3 +295,12 @@ def test_the_summary_s_totals_follow_every_kind_of_write(doc):
     assert totals() == (2, 0)
     doc.execute("TRUNCATE documents CASCADE")
     assert totals() == (0, 0)
+    # rows written with the triggers off (the owner can) are counted again on demand
+    doc.execute("INSERT INTO documents (doc_id) VALUES ('d9')")
+    doc.execute("ALTER TABLE chunks DISABLE TRIGGER USER")
+    write_chunks(doc, [chunk("off", unit_random(), doc_id="d9")])
+    doc.execute("ALTER TABLE chunks ENABLE TRIGGER USER")
+    kept = doc.execute("SELECT documents, chunks FROM embedding_quality_summary").fetchone()
+    assert kept == (1, 0)
+    recounted = doc.execute("SELECT * FROM embedding_gate.recount()").fetchall()
+    assert recounted == [("chunks", 1), ("documents", 1)] and totals() == (1, 1)

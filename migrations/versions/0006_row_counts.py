@@ -33,6 +33,7 @@ def downgrade() -> None:
         DROP TRIGGER IF EXISTS embedding_gate_count_truncate ON public.documents;
         DROP FUNCTION IF EXISTS embedding_gate._count_rows();
         DROP FUNCTION IF EXISTS embedding_gate._add_rows(text, bigint);
+        DROP FUNCTION IF EXISTS embedding_gate.recount();
         DELETE FROM embedding_gate._sources WHERE name = '013_row_counts.sql';
         DROP TABLE embedding_gate._row_counts;
         """

@@ -89,3 +89,26 @@ SELECT t.relation, t.n FROM (
     SELECT 'documents', (SELECT count(*) FROM public.documents)
 ) AS t
 WHERE NOT EXISTS (SELECT FROM embedding_gate._row_counts AS r WHERE r.relation = t.relation);
+
+-- Counts both tables again, for when the triggers were switched off (only the owner can)
+-- and the totals drifted: locks both against writers until the transaction ends.
+CREATE OR REPLACE FUNCTION embedding_gate.recount() RETURNS TABLE (relation text, total bigint)
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    LOCK TABLE public.chunks, public.documents IN SHARE MODE;
+    DELETE FROM embedding_gate._row_counts;
+    INSERT INTO embedding_gate._row_counts (relation, delta)
+    VALUES ('chunks', (SELECT count(*) FROM public.chunks)),
+           ('documents', (SELECT count(*) FROM public.documents));
+    RETURN QUERY SELECT r.relation, r.delta FROM embedding_gate._row_counts AS r ORDER BY 1;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate.recount() IS
+    'Counts chunks and documents again for embedding_quality_summary (after the owner has '
+    'switched the triggers off, say): SELECT * FROM embedding_gate.recount(). Locks both '
+    'tables against writers until the transaction ends.';
+REVOKE EXECUTE ON FUNCTION embedding_gate.recount() FROM PUBLIC;
