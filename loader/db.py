@@ -62,12 +62,9 @@ def connect(url: "str | None" = None):
 
 
 def _one(conn, sql: str, params=()):
-    """The first row of a read-only query, its transaction ended."""
-    with conn.cursor() as cur:
-        cur.execute(sql, params)
-        row = cur.fetchone()
-    conn.rollback()
-    return row
+    """The first row of a read-only query (None: no row), its transaction ended."""
+    rows = _rows(conn, sql, params)[1]
+    return rows[0] if rows else None
 
 
 def embedding_dim(conn) -> int:
