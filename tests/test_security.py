@@ -196,13 +196,25 @@ def _statement_constants() -> dict:
     return found
 
 
+def _attached_statements() -> set:
+    """The fields of attached.Statements: the statements of one attached table, which name
+    its columns, each quoted by quote_ident (test_attach runs them on hostile names)."""
+    tree = ast.parse((PACKAGE / "attached.py").read_text())
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Statements")
+    return {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign)}
+
+
 def names_a_statement(node, fn: ast.FunctionDef, statements: dict) -> bool:
-    """queries.X, a choice between such (a if c else b), or a local name only ever bound
-    to those."""
+    """queries.X, s.X of an attached table's Statements, a choice between such (a if c else
+    b), the plan of one (queries.plan), or a local name only ever bound to those."""
     if isinstance(node, ast.Attribute):
+        if ast.unparse(node.value) == "s":
+            return node.attr in _attached_statements()
         return ast.unparse(node.value) == "queries" and statements.get(node.attr, False)
     if isinstance(node, ast.IfExp):
         return all(names_a_statement(n, fn, statements) for n in (node.body, node.orelse))
+    if isinstance(node, ast.Call) and ast.unparse(node.func) == "queries.plan":
+        return names_a_statement(node.args[1], fn, statements)
     if isinstance(node, ast.Name):
         bound = [
             a.value
@@ -216,7 +228,8 @@ def names_a_statement(node, fn: ast.FunctionDef, statements: dict) -> bool:
 
 def test_the_pl_python_package_builds_no_sql_from_data():
     """Every statement the package runs is a constant of queries.py, built from constants
-    alone: values always travel as parameters. Every call that runs SQL (plpy.execute,
+    alone, or one of an attached table's Statements (names quoted): values always travel as
+    parameters. Every call that runs SQL (plpy.execute,
     prepare, cursor; queries.run, plan) names one of them."""
     statements = _statement_constants()
     assert statements and all(statements.values()), statements

@@ -9,10 +9,12 @@ The SQL functions are a few lines that call into it, passing `plpy` (and `TD`).
 - codec: pgvector's stored bytes as numpy arrays
 - queries: every SQL statement the package runs, and the session's prepared plans
 - settings: mode, thresholds and blank references, as the database holds them
-- triggers: the insert and update triggers, and the three modes
+- triggers: the insert and update triggers of chunks, and the three modes
+- attached: the same checks on tables attached with embedding_gate.attach()
 - scans: verify, recheck and measures over the stored rows
 - preview: what proposed thresholds would do
 
 Nothing here builds SQL from data: every statement is a constant of `queries`, prepared
-with typed parameters.
+with typed parameters, except attached.py's, which name an attached table's columns
+(quoted) and still pass every value as a parameter.
 """

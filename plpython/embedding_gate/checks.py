@@ -41,6 +41,7 @@ class Verdicts:
     dim: int  # d, the vectors' dimension
     blank_similarity: np.ndarray  # float64, NaN where the model has no reference
     duplicate_of: list  # the earlier row with the same embedding and other content, or None
+    noun: str = "chunk"  # what a row is called in reasons: "row" on attached tables
 
     @property
     def flagged(self) -> np.ndarray:
@@ -82,7 +83,7 @@ def describe(code: str, v: Verdicts, i: int) -> str:
             " the model's mean removed)"
         )
     if code == "duplicate_vector":
-        return f"same embedding as chunk {v.duplicate_of[i]!r}, whose content differs"
+        return f"same embedding as {v.noun} {v.duplicate_of[i]!r}, whose content differs"
     raise ValueError(f"unknown issue code {code!r}")
 
 

@@ -24,3 +24,13 @@ def from_vector_blob(blob: bytes, n: int) -> np.ndarray:
 def from_vector_text(text: str) -> np.ndarray:
     """A float32 vector from pgvector's text form, '[1,2,3]' (what a row trigger's TD holds)."""
     return np.array(text.strip()[1:-1].split(","), dtype=np.float32)
+
+
+def from_halfvec_bytes(blobs: list) -> np.ndarray:
+    """An (n, d) float16 array from halfvec_bytes() values (int16 dim, int16 unused, then d
+    float16 in the server's byte order), all of one dimension."""
+    if not blobs:
+        return np.empty((0, 0), dtype=np.float16)
+    flat = np.frombuffer(b"".join(blobs), dtype=np.float16)
+    # the 4-byte header is two float16-sized columns
+    return flat.reshape(len(blobs), len(flat) // len(blobs))[:, 2:]

@@ -204,6 +204,68 @@ RAW_ROWS = (
 )
 
 
+# --- attached tables (attached.py builds the statements that name a table's columns) ---
+
+# the registry's row of an attached table, with its name and the id column's type
+ATTACHED = (
+    "SELECT a.table_oid::oid AS oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS name,"
+    " a.id_column::text AS id_column,"
+    " pg_catalog.format_type(i.atttypid, i.atttypmod) AS id_type,"
+    " a.embedding_column::text AS embedding_column, a.embedding_type,"
+    " a.content_column::text AS content_column, a.model, a.model_column::text AS model_column,"
+    " a.overrides::text AS overrides"
+    " FROM embedding_gate.attached_tables AS a"
+    " JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid"
+    " JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace"
+    " JOIN pg_catalog.pg_attribute AS i ON i.attrelid = a.table_oid AND i.attname = a.id_column"
+    " WHERE a.table_oid = $1"
+)
+# a statement's change in the count of an attached table's embedded rows (relation: oid)
+ADD_ROWS = "SELECT embedding_gate._add_rows($1, $2)"
+# the verdicts of flagged rows of an attached table, as parallel arrays, and the table's oid
+_ATTACHED_VERDICTS = (
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[],"
+    " $6::float8[], $7::float8[], $8::text[], $9::text[], $10::integer[], $11::text[])"
+    " AS v(row_id, issues, reason, norm, variance, ratio, similarity, duplicate_of, model,"
+    " length, preview)"
+)
+ATTACHED_VERDICT_TYPES = (
+    ["text[]"] * 3 + ["float8[]"] * 4 + ["text[]"] * 2 + ["integer[]", "text[]", "oid"]
+)
+_ATTACHED_SET = (
+    " issues = excluded.issues, reason = excluded.reason, norm = excluded.norm,"
+    " variance = excluded.variance, near_zero_ratio = excluded.near_zero_ratio,"
+    " blank_similarity = excluded.blank_similarity, duplicate_of = excluded.duplicate_of,"
+    " embedding_model = excluded.embedding_model, content_length = excluded.content_length,"
+    " content_preview = excluded.content_preview"
+)
+_ATTACHED_VALUES = (
+    "pg_catalog.string_to_array(v.issues, ','), v.reason, v.norm, v.variance, v.ratio,"
+    " v.similarity, v.duplicate_of, v.model, v.length, v.preview"
+)
+_ATTACHED_COLUMNS = (
+    "issues, reason, norm, variance, near_zero_ratio, blank_similarity, duplicate_of,"
+    " embedding_model, content_length, content_preview"
+)
+FLAG_ATTACHED = (
+    "INSERT INTO embedding_gate.verdicts (table_oid, row_id, " + _ATTACHED_COLUMNS + ")"
+    " SELECT $12::regclass, v.row_id, " + _ATTACHED_VALUES + _ATTACHED_VERDICTS +
+    " ON CONFLICT (table_oid, row_id) DO UPDATE SET" + _ATTACHED_SET +
+    ", checked_at = pg_catalog.now()"
+)
+# follows a CTE `moved` (row_id, row) that deleted the rows from their table
+QUARANTINE_ATTACHED = (
+    " INSERT INTO embedding_gate.quarantine (table_oid, row_id, row, " + _ATTACHED_COLUMNS + ")"
+    " SELECT $12::regclass, m.row_id, m.row, " + _ATTACHED_VALUES + _ATTACHED_VERDICTS +
+    " JOIN moved AS m ON m.row_id = v.row_id"
+    " ON CONFLICT (table_oid, row_id) DO UPDATE SET row = excluded.row," + _ATTACHED_SET +
+    ", quarantined_at = pg_catalog.now()"
+)
+FORGET = (
+    "DELETE FROM embedding_gate.verdicts WHERE table_oid = $1::regclass AND row_id = ANY ($2)"
+)
+
+
 # --- prepared plans ----------------------------------------------------------------------
 
 # statement text and parameter types -> its prepared plan, for this session

@@ -10,11 +10,13 @@ from .checks import Thresholds, blank_reference
 MODES = ("flag", "quarantine", "reject")
 
 
-def current_settings(plpy) -> "tuple[str, Thresholds]":
-    """Mode and thresholds: the settings table, overridden per transaction by
+def current_settings(plpy, table_overrides=None) -> "tuple[str, Thresholds]":
+    """Mode and thresholds: the settings table, then an attached table's own overrides
+    (table_overrides, set by its owner), then per transaction
     `SET LOCAL embedding_gate.<name> = ...` where the calling role may change the settings."""
     row = queries.run(plpy, queries.SETTINGS)[0]
     values = dict(row)
+    values.update((k, v) for k, v in (table_overrides or {}).items() if k in values)
     overridden = []
     for name in row.keys():
         text = queries.run(plpy, queries.OVERRIDE, ["text"], [name])[0]["v"]

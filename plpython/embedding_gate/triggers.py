@@ -81,13 +81,13 @@ class Tally:
         self.per_code += codes.sum(axis=0)
         self.flagged += int(codes.any(axis=1).sum())
 
-    def notify(self, plpy, mode: str) -> None:
+    def notify(self, plpy, mode: str, table: str = TABLE) -> None:
         """NOTIFY embedding_gate with a small JSON payload when rows were flagged; a clean
         statement sends nothing (and costs nothing)."""
         if not self.flagged:
             return
         payload = {
-            "table": TABLE,
+            "table": table,
             "mode": mode,
             "checked": self.checked,
             "flagged": self.flagged,
@@ -152,13 +152,16 @@ def _act(plpy, mode: str, ids, verdicts: Verdicts, idx) -> None:
     queries.run(plpy, sql, queries.VERDICT_TYPES, _verdict_params(ids, verdicts, idx))
 
 
-def reject(plpy, ids: list, reasons: list) -> None:
-    """Record why the statement must fail, naming the chunks and reasons, and stop. The
-    PL/pgSQL trigger embedding_gate_reject raises it when the statement's row work is done,
-    with REJECTED_SQLSTATE: PL/Python would prefix the message and append a traceback."""
-    shown = "\n".join(f"chunk {i}: {r}" for i, r in list(zip(ids, reasons, strict=True))[:20])
+def reject(plpy, ids: list, reasons: list, table: "str | None" = None) -> None:
+    """Record why the statement must fail, naming the rows and reasons (chunks, or rows of
+    an attached `table`), and stop. The PL/pgSQL trigger embedding_gate_reject raises it
+    when the statement's row work is done, with REJECTED_SQLSTATE: PL/Python would prefix
+    the message and append a traceback."""
+    noun = "chunk" if table is None else "row"
+    shown = "\n".join(f"{noun} {i}: {r}" for i, r in list(zip(ids, reasons, strict=True))[:20])
     more = f"\n... and {len(ids) - 20} more" if len(ids) > 20 else ""
-    message = f'embedding of chunk "{ids[0]}" rejected: {reasons[0]}'
+    where = "" if table is None else f" of {table}"
+    message = f'embedding of {noun} "{ids[0]}"{where} rejected: {reasons[0]}'
     if len(ids) > 1:
         message += f" (and {len(ids) - 1} more)"
     payload = json.dumps(

@@ -31,10 +31,11 @@ COMMENT ON FUNCTION embedding_gate._caller_may_tune() IS
     'True when the calling role (SET ROLE, else the session user) may UPDATE '
     'embedding_gate.settings: override a setting, replace a blank reference.';
 
--- Whether to write a model's vector (its blank reference, its calibration): refuses another
--- dimension than chunks.embedding's, and replacing a different one without the right to
--- tune the gate (the first one of a model anyone with the loader's rights may record);
--- false when the vector is already the one recorded.
+-- Whether to write a model's vector (its blank reference, its calibration): refuses
+-- replacing a different one without the right to tune the gate (the first one of a model
+-- anyone with the loader's rights may record); false when the vector is already the one
+-- recorded. Any dimension: a model's vector applies to the rows of its own dimension, in
+-- chunks or in an attached table.
 CREATE OR REPLACE FUNCTION embedding_gate._may_record(
     what text, model text, new_values real[], old_values real[])
 RETURNS boolean
@@ -43,15 +44,7 @@ STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    dim integer := embedding_gate.embedding_dim();
 BEGIN
-    IF dim > 0 AND cardinality(new_values) <> dim THEN
-        RAISE EXCEPTION 'the % of model "%" has % dimensions, chunks.embedding has %',
-            what, model, cardinality(new_values), dim
-            USING ERRCODE = 'data_exception',
-                  HINT = 'record it from the model that embeds the chunks';
-    END IF;
     IF old_values = new_values THEN
         RETURN false;
     END IF;
@@ -66,4 +59,4 @@ END
 $$;
 COMMENT ON FUNCTION embedding_gate._may_record(text, text, real[], real[]) IS
     'Whether set_blank_reference or set_blank_calibration writes a model''s vector: checks '
-    'its dimension, and the right to replace a different one.';
+    'the right to replace a different one.';

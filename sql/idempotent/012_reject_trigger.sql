@@ -14,10 +14,11 @@ BEGIN
         RAISE EXCEPTION USING
             MESSAGE = rejected ->> 'message',
             DETAIL = rejected ->> 'detail',
-            HINT = 'fix or drop these chunks, or set embedding_gate.settings.mode to '
-                   '''flag'' or ''quarantine''',
+            HINT = 'fix or drop these rows, or set the mode to ''flag'' or ''quarantine'' '
+                   '(embedding_gate.settings; for an attached table, '
+                   'embedding_gate.set_table_settings)',
             ERRCODE = rejected ->> 'sqlstate',
-            SCHEMA = 'public', TABLE = 'chunks', COLUMN = 'embedding';
+            SCHEMA = TG_TABLE_SCHEMA, TABLE = TG_TABLE_NAME;
     END IF;
     RETURN NULL;
 END
@@ -25,7 +26,8 @@ $$;
 COMMENT ON FUNCTION embedding_gate._raise_rejected() IS
     'Trigger: fails the statement with the recorded SQLSTATE (QG001) when the checks '
     'rejected an embedding.';
-REVOKE EXECUTE ON FUNCTION embedding_gate._raise_rejected() FROM PUBLIC;
+-- attach() creates this trigger on attached tables as their owner: CREATE TRIGGER needs EXECUTE
+GRANT EXECUTE ON FUNCTION embedding_gate._raise_rejected() TO PUBLIC;
 
 -- after embedding_gate_insert (statement triggers fire in name order)
 CREATE OR REPLACE TRIGGER embedding_gate_reject

@@ -33,6 +33,7 @@ DECLARE
     after text;
     twin_hashes bigint[];
     b record;
+    attached regclass;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     checked := 0;
@@ -48,10 +49,25 @@ BEGIN
         -- the setting ended with the transaction
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
+    -- then every attached table, in id order
+    FOR attached IN SELECT a.table_oid FROM embedding_gate.attached_tables AS a
+                    ORDER BY a.table_oid::oid LOOP
+        after := NULL;
+        LOOP
+            SELECT * INTO b FROM embedding_gate._check_existing(attached, after, batch_size);
+            EXIT WHEN b.checked = 0;
+            checked := checked + b.checked;
+            low_quality := low_quality + b.low_quality;
+            after := b.last_row_id;
+            COMMIT;
+            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+        END LOOP;
+    END LOOP;
 END
 $$;
 COMMENT ON PROCEDURE public.recheck_embeddings(integer, bigint, bigint) IS
-    'Re-evaluates every stored embedding with the current thresholds (after they change), '
-    'committing every batch_size rows: CALL recheck_embeddings(). Updates the quality '
-    'columns only; it never moves or deletes stored rows, whatever the mode.';
+    'Re-evaluates every stored embedding, in chunks and in every attached table, with the '
+    'current thresholds (after they change), committing every batch_size rows: CALL '
+    'recheck_embeddings(). Updates the verdicts only; it never moves or deletes stored rows, '
+    'whatever the mode.';
 REVOKE EXECUTE ON PROCEDURE public.recheck_embeddings(integer, bigint, bigint) FROM PUBLIC;

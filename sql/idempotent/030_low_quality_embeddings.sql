@@ -15,7 +15,9 @@ SELECT c.chunk_id,
        false AS quarantined,
        c.quality_blank_similarity AS blank_similarity,
        c.quality_duplicate_of AS duplicate_of,
-       c.embedding_model
+       c.embedding_model,
+       'public.chunks' AS table_name,
+       c.chunk_id AS row_id
 FROM public.chunks AS c
 WHERE c.quality_issues IS NOT NULL
 UNION ALL
@@ -32,14 +34,27 @@ SELECT q.chunk_id,
        true,
        q.quality_blank_similarity,
        q.quality_duplicate_of,
-       q.embedding_model
+       q.embedding_model,
+       'public.chunks',
+       q.chunk_id
 FROM public.embedding_quarantine AS q
-ORDER BY checked_at DESC, chunk_id;
+UNION ALL
+SELECT NULL, NULL, v.issues, v.reason, v.norm, v.variance, v.near_zero_ratio, v.content_length,
+       v.content_preview, v.checked_at, false, v.blank_similarity, v.duplicate_of,
+       v.embedding_model, embedding_gate._qualified(v.table_oid), v.row_id
+FROM embedding_gate.verdicts AS v
+UNION ALL
+SELECT NULL, NULL, q.issues, q.reason, q.norm, q.variance, q.near_zero_ratio, q.content_length,
+       q.content_preview, q.quarantined_at, true, q.blank_similarity, q.duplicate_of,
+       q.embedding_model, embedding_gate._qualified(q.table_oid), q.row_id
+FROM embedding_gate.quarantine AS q
+ORDER BY checked_at DESC, table_name, row_id;
 COMMENT ON VIEW public.low_quality_embeddings IS
-    'One row per embedding the gate flagged: flagged rows of chunks (quarantined = false) and '
-    'the rows embedding_quarantine holds instead (quarantined = true). Newest first.';
-COMMENT ON COLUMN public.low_quality_embeddings.chunk_id IS 'The chunk.';
-COMMENT ON COLUMN public.low_quality_embeddings.doc_id IS 'Its document.';
+    'One row per embedding the gate flagged, in chunks and in every attached table: flagged '
+    'rows (quarantined = false) and the rows a quarantine holds instead (quarantined = true). '
+    'Newest first.';
+COMMENT ON COLUMN public.low_quality_embeddings.chunk_id IS 'The chunk (NULL for a row of an attached table).';
+COMMENT ON COLUMN public.low_quality_embeddings.doc_id IS 'Its document (NULL for a row of an attached table).';
 COMMENT ON COLUMN public.low_quality_embeddings.issues IS
     'Every issue code that applies: nan_or_inf, low_norm, low_variance, sparse, blank_like, '
     'duplicate_vector.';
@@ -61,7 +76,12 @@ COMMENT ON COLUMN public.low_quality_embeddings.quarantined IS
 COMMENT ON COLUMN public.low_quality_embeddings.blank_similarity IS
     'blank_like: cosine similarity to the model''s embedding of empty text.';
 COMMENT ON COLUMN public.low_quality_embeddings.duplicate_of IS
-    'duplicate_vector: the earlier chunk with the identical embedding and other content.';
+    'duplicate_vector: the earlier row with the identical embedding and other content.';
 COMMENT ON COLUMN public.low_quality_embeddings.embedding_model IS
     'The model that embedded the chunk, where the writer recorded it.';
+COMMENT ON COLUMN public.low_quality_embeddings.table_name IS
+    'The table the row is (or was, when quarantined) in, with its schema: public.chunks or an '
+    'attached table.';
+COMMENT ON COLUMN public.low_quality_embeddings.row_id IS
+    'The row''s id in that table, as text (chunk_id for chunks).';
 GRANT SELECT ON public.low_quality_embeddings TO embedding_loader;

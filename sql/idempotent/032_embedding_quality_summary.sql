@@ -16,6 +16,10 @@ WITH quality AS (
     SELECT c.quality_issues FROM public.chunks AS c WHERE c.quality_issues IS NOT NULL
     UNION ALL
     SELECT q.quality_issues FROM public.embedding_quarantine AS q
+    UNION ALL
+    SELECT v.issues FROM embedding_gate.verdicts AS v
+    UNION ALL
+    SELECT q.issues FROM embedding_gate.quarantine AS q
 ),
 counts AS MATERIALIZED (
     SELECT (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
@@ -27,7 +31,11 @@ counts AS MATERIALIZED (
                AS empty_content,
            (SELECT count(*) FROM public.chunks
             WHERE embedding IS NULL AND embedding_raw IS NULL) AS not_embedded,
-           (SELECT count(*) FROM public.embedding_quarantine) AS quarantined,
+           (SELECT count(*) FROM public.embedding_quarantine)
+           + (SELECT count(*) FROM embedding_gate.quarantine) AS quarantined,
+           -- the embedded rows of attached tables, as their triggers count them
+           (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
+            WHERE r.relation NOT IN ('chunks', 'documents')) AS attached_embedded,
            (SELECT count(*) FROM quality) AS low_quality,
            (SELECT COALESCE(pg_catalog.jsonb_object_agg(code, n ORDER BY code), '{}'::jsonb)
             FROM (SELECT code, count(*) AS n FROM quality, pg_catalog.unnest(quality_issues) AS code
@@ -37,10 +45,11 @@ SELECT documents,
        chunks,
        dropped,
        empty_content,
-       chunks - not_embedded + quarantined AS embedded,
+       chunks - not_embedded + quarantined + attached_embedded AS embedded,
        low_quality,
        pg_catalog.round(100.0 * low_quality
-                        / NULLIF(chunks - not_embedded + quarantined, 0), 2) AS low_quality_pct,
+                        / NULLIF(chunks - not_embedded + quarantined + attached_embedded, 0),
+                        2) AS low_quality_pct,
        quarantined,
        issue_counts
 FROM counts
@@ -51,21 +60,23 @@ COMMENT ON FUNCTION embedding_gate._quality_summary() IS
 CREATE OR REPLACE VIEW public.embedding_quality_summary AS
 SELECT * FROM embedding_gate._quality_summary();
 COMMENT ON VIEW public.embedding_quality_summary IS
-    'One row with the reference pipeline''s figures. Quarantined embeddings count as embedded '
-    'and low quality (they came back from the embedding server, bad).';
+    'One row with the reference pipeline''s figures, over chunks and every attached table. '
+    'Quarantined embeddings count as embedded and low quality (they came back from the '
+    'embedding server, bad).';
 COMMENT ON COLUMN public.embedding_quality_summary.documents IS 'Rows in documents.';
 COMMENT ON COLUMN public.embedding_quality_summary.chunks IS 'Rows in chunks.';
 COMMENT ON COLUMN public.embedding_quality_summary.dropped IS 'Chunks with drop = true.';
 COMMENT ON COLUMN public.embedding_quality_summary.empty_content IS
     'Chunks whose content is empty or NULL.';
 COMMENT ON COLUMN public.embedding_quality_summary.embedded IS
-    'Chunks with an embedding (embedding or embedding_raw), plus quarantined ones.';
+    'Chunks with an embedding (embedding or embedding_raw), plus the rows of attached tables '
+    'with one, plus quarantined ones.';
 COMMENT ON COLUMN public.embedding_quality_summary.low_quality IS
     'Flagged chunks plus quarantined ones: the rows of low_quality_embeddings.';
 COMMENT ON COLUMN public.embedding_quality_summary.low_quality_pct IS
     'low_quality as a percentage of embedded, two decimals.';
 COMMENT ON COLUMN public.embedding_quality_summary.quarantined IS
-    'Rows in embedding_quarantine (included in low_quality).';
+    'Rows in embedding_quarantine and embedding_gate.quarantine (included in low_quality).';
 COMMENT ON COLUMN public.embedding_quality_summary.issue_counts IS
     'Low-quality embeddings per issue code, e.g. {"low_norm": 12, "sparse": 3}.';
 REVOKE EXECUTE ON FUNCTION embedding_gate._quality_summary() FROM PUBLIC;

@@ -1,0 +1,287 @@
+"""Tables attached with embedding_gate.attach(): the checks on a table the gate did not
+create (a framework's, or anyone's). The gate adds no column to it: what it finds goes to
+embedding_gate.verdicts, keyed by (table, row id), and quarantined rows to
+embedding_gate.quarantine as jsonb.
+
+The statements here name the table's own columns, so they are built per table from the
+registry (embedding_gate.attached_tables), every name quoted with quote_ident; values still
+travel only as parameters.
+"""
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import queries
+from .checks import Verdicts, evaluate
+from .codec import from_halfvec_bytes, from_vector_bytes
+from .settings import current_settings, references_for
+from .triggers import BATCH_ROWS, Rejected, Tally, reject
+
+# how much of a row's content a verdict keeps, in characters
+PREVIEW_CHARS = 100
+
+
+@dataclass(frozen=True)
+class Table:
+    """An attached table, as the registry describes it."""
+
+    oid: int
+    name: str  # schema-qualified, quoted where needed: public.langchain_pg_embedding
+    id_column: str
+    id_type: str  # format_type() of the id column, e.g. "character varying"
+    embedding_column: str
+    embedding_type: str  # vector or halfvec
+    content_column: "str | None"
+    model: "str | None"
+    model_column: "str | None"
+
+
+@dataclass(frozen=True)
+class Statements:
+    """The statements of one attached table. The transition tables of the gate's triggers
+    are gate_new (and gate_old for UPDATE)."""
+
+    inserted: str  # the rows of an INSERT
+    updated: str  # the rows of an UPDATE whose embedding, model or content changed
+    vanished: str  # ids an UPDATE changed away from
+    update_delta: str  # rows with an embedding an UPDATE added (or removed, negative)
+    in_statement: str  # which of the ids $1 the statement wrote
+    twins: str  # the stored rows with one of the hashes $1, in groups of two or more
+    scan_first: str  # the first $1 stored rows in id order
+    scan_after: str  # the next $1 stored rows after id $2
+    quarantine: str  # move rows $1 out of the table into embedding_gate.quarantine
+
+
+def lookup(plpy, oid) -> "tuple[Table, dict] | tuple[None, None]":
+    """The attached table with this oid and its overrides of the settings, or (None, None)."""
+    found = queries.run(plpy, queries.ATTACHED, ["oid"], [oid])
+    if not found:
+        return None, None
+    r = found[0]
+    overrides = json.loads(r["overrides"])
+    return Table(**{k: r[k] for k in Table.__dataclass_fields__}), overrides
+
+
+_statements: dict = {}
+
+
+def statements(plpy, table: Table) -> Statements:
+    """The table's statements, built once per session."""
+    if table not in _statements:
+        _statements[table] = _build(plpy.quote_ident, table)
+    return _statements[table]
+
+
+def _build(q, table: Table) -> Statements:
+    kind = table.embedding_type
+
+    def as_bytes(row):
+        return f"embedding_gate.{kind}_bytes({row}.{q(table.embedding_column)})"
+
+    def as_hash(row):
+        return f"embedding_gate.{kind}_hash({row}.{q(table.embedding_column)})"
+
+    ident, emb = q(table.id_column), q(table.embedding_column)
+    content = f"i.{q(table.content_column)}::text" if table.content_column else "NULL::text"
+    model = f"i.{q(table.model_column)}::text" if table.model_column else "NULL::text"
+    # the hash feeds duplicate_vector, which needs the content to tell texts apart
+    digest = as_hash("i") if table.content_column else "NULL::bigint"
+    select = (
+        f"SELECT i.{ident}::text AS row_id, {as_bytes('i')} AS v, {model} AS model,"
+        f" {content} AS content, {digest} AS h"
+    )
+    changed = [f"{as_bytes('o')} IS DISTINCT FROM {as_bytes('i')}"]
+    for column in (table.model_column, table.content_column):
+        if column:
+            changed.append(f"o.{q(column)}::text IS DISTINCT FROM i.{q(column)}::text")
+    stored = f"{select} FROM {table.name} AS i WHERE i.{emb} IS NOT NULL"
+    return Statements(
+        inserted=f"{select} FROM gate_new AS i",
+        updated=(
+            f"{select} FROM gate_new AS i LEFT JOIN gate_old AS o ON o.{ident} = i.{ident}"
+            f" WHERE o.{ident} IS NULL OR " + " OR ".join(changed)
+        ),
+        vanished=(
+            f"SELECT o.{ident}::text AS row_id FROM gate_old AS o"
+            f" WHERE NOT EXISTS (SELECT FROM gate_new AS i WHERE i.{ident} = o.{ident})"
+        ),
+        update_delta=(
+            f"SELECT (SELECT pg_catalog.count(*) FROM gate_new AS i WHERE i.{emb} IS NOT NULL)"
+            f" - (SELECT pg_catalog.count(*) FROM gate_old AS i WHERE i.{emb} IS NOT NULL) AS n"
+        ),
+        in_statement=(
+            f"SELECT i.{ident}::text AS row_id FROM gate_new AS i"
+            f" WHERE i.{ident}::text = ANY ($1::text[])"
+        ),
+        twins=(
+            f"WITH m AS (SELECT {as_hash('t')} AS h, t.{ident}::text AS row_id,"
+            f" t.{q(table.content_column or table.id_column)}::text AS content,"
+            f" {as_bytes('t')} AS v, t.{ident} AS k FROM {table.name} AS t"
+            f" WHERE {as_hash('t')} = ANY ($1::bigint[]))"
+            " SELECT h, row_id, content, v FROM m"
+            " WHERE h IN (SELECT h FROM m GROUP BY h HAVING pg_catalog.count(*) > 1)"
+            " ORDER BY h, k"
+        ),
+        scan_first=f"{stored} ORDER BY i.{ident} LIMIT $1",
+        scan_after=(
+            f"{stored} AND i.{ident} > $2::text::{table.id_type} ORDER BY i.{ident} LIMIT $1"
+        ),
+        quarantine=(
+            f"WITH moved AS (DELETE FROM {table.name} AS t"
+            f" WHERE t.{ident} = ANY ($1::text[]::{table.id_type}[])"
+            f" RETURNING t.{ident}::text AS row_id, pg_catalog.to_jsonb(t.*) AS row)"
+            + queries.QUARANTINE_ATTACHED
+        ),
+    )
+
+
+def check_statement(plpy, TD) -> None:
+    """Statement-level AFTER INSERT and AFTER UPDATE trigger of an attached table
+    (transition tables gate_new, gate_old): check the rows whose embedding is new, act on
+    the flagged ones in the table's mode, keep the table's count of embedded rows, and tell
+    listeners."""
+    table, overrides = lookup(plpy, TD["relid"])
+    if table is None:
+        plpy.error(
+            f'table "{TD["table_schema"]}.{TD["table_name"]}" has the embedding gate\'s'
+            " trigger but is not attached",
+            hint="attach it with embedding_gate.attach(), or drop the trigger",
+            sqlstate="55000",
+        )
+    mode, t = current_settings(plpy, overrides)
+    s = statements(plpy, table)
+    update = TD["event"] == "UPDATE"
+    tally = Tally()
+    embedded = 0
+    # not a prepared plan: the transition tables exist only for this trigger call
+    cursor = plpy.cursor(s.updated if update else s.inserted)
+    try:
+        while rows := cursor.fetch(BATCH_ROWS):
+            stored = [r for r in rows if r["v"] is not None]
+            embedded += len(stored)
+            if update:
+                forget(plpy, table, [r["row_id"] for r in rows if r["v"] is None])
+            if stored:
+                check_rows(plpy, table, s, stored, mode, t, tally, forget_clean=update)
+    except Rejected:
+        cursor.close()
+        return
+    if update:
+        forget(plpy, table, [r["row_id"] for r in plpy.execute(s.vanished)])
+        embedded = plpy.execute(s.update_delta)[0]["n"]
+    queries.run(plpy, queries.ADD_ROWS, ["text", "bigint"], [str(table.oid), embedded])
+    tally.notify(plpy, mode, table.name)
+
+
+def check_batch(plpy, oid, after, batch_size: int) -> dict:
+    """One batch of the rows already stored in an attached table, in id order after `after`
+    (None: from the start): checked with the current thresholds and flagged, never moved or
+    rejected (as recheck_embeddings() does with chunks)."""
+    table, overrides = lookup(plpy, oid)
+    if table is None:
+        plpy.error(f"table with oid {oid} is not attached to the embedding gate", sqlstate="55000")
+    _, t = current_settings(plpy, overrides)
+    s = statements(plpy, table)
+    if after is None:
+        plan, args = queries.plan(plpy, s.scan_first, ["integer"]), [batch_size]
+    else:
+        plan, args = queries.plan(plpy, s.scan_after, ["integer", "text"]), [batch_size, after]
+    tally = Tally()
+    checked, last = 0, after
+    cursor = plpy.cursor(plan, args)
+    while rows := cursor.fetch(BATCH_ROWS):
+        checked += len(rows)
+        last = rows[-1]["row_id"]
+        check_rows(plpy, table, s, rows, "flag", t, tally, forget_clean=True, scan=True)
+    return {"checked": checked, "low_quality": tally.flagged, "last_row_id": last}
+
+
+def check_rows(plpy, table, s, rows, mode, t, tally, forget_clean=False, scan=False) -> None:
+    """Check rows (row_id, v, model, content, h) of one table, and act on the flagged ones;
+    forget_clean: also drop the verdicts of the clean ones (an UPDATE, a scan)."""
+    duplicates = find_duplicates(plpy, table, s, rows, scan)
+    kind = from_halfvec_bytes if table.embedding_type == "halfvec" else from_vector_bytes
+    # an unconstrained vector column holds several dimensions: check each on its own
+    by_size: dict = {}
+    for k, r in enumerate(rows):
+        by_size.setdefault(len(r["v"]), []).append(k)
+    clean = []
+    for part in by_size.values():
+        models = [table.model or rows[k]["model"] for k in part]
+        v = evaluate(
+            kind([rows[k]["v"] for k in part]),
+            t,
+            references_for(plpy, models),
+            [duplicates[k] for k in part],
+        )
+        v.noun = "row"
+        tally.add(v.codes)
+        flagged = np.flatnonzero(v.flagged)
+        clean += [rows[part[j]]["row_id"] for j in np.flatnonzero(~v.flagged)]
+        if len(flagged):
+            act(plpy, table, s, mode, [rows[part[j]] for j in flagged], models, v, flagged)
+    if forget_clean:
+        forget(plpy, table, clean)
+
+
+def find_duplicates(plpy, table, s, rows, scan: bool) -> list:
+    """Per row, duplicate_vector's verdict: the first row of the table in id order with the
+    identical embedding and other content that is earlier than it (stored before this
+    statement, or earlier in id order within it; in a scan, earlier in id order), or None.
+    Without a content column nothing is a duplicate: the same text stored twice is not."""
+    found = [None] * len(rows)
+    if table.content_column is None:
+        return found
+    twins = queries.run(plpy, s.twins, ["bigint[]"], [[r["h"] for r in rows]])
+    if not twins:
+        return found
+    groups: dict = {}
+    for row in twins:
+        groups.setdefault(row["h"], []).append(row)
+    ids = sorted({row["row_id"] for row in twins})
+    if scan:
+        ours = set(ids)
+    else:
+        ours = {r["row_id"] for r in plpy.execute(plpy.prepare(s.in_statement, ["text[]"]), [ids])}
+    for k, r in enumerate(rows):
+        group = groups.get(r["h"], ())
+        position = next((p for p, g in enumerate(group) if g["row_id"] == r["row_id"]), None)
+        for p, g in enumerate(group):
+            earlier = (g["row_id"] not in ours and p != position) or (
+                position is not None and p < position
+            )
+            if earlier and g["v"] == r["v"] and g["content"] != r["content"]:
+                found[k] = g["row_id"]
+                break
+    return found
+
+
+def act(plpy, table, s, mode, rows, models, v: Verdicts, idx) -> None:
+    """Apply the mode to flagged rows: reject the statement, move the rows to the
+    quarantine, or record their verdicts."""
+    ids = [r["row_id"] for r in rows]
+    if mode == "reject":
+        reject(plpy, ids, [v.reason(i) for i in idx], table.name)
+    measured = [v.measured(i) for i in idx]
+    contents = [r["content"] for r in rows]
+    params = [
+        ids,
+        [",".join(v.issues(i)) for i in idx],
+        [v.reason(i) for i in idx],
+        *([m[k] for m in measured] for k in range(4)),
+        [v.duplicate_of[i] for i in idx],
+        [models[i] for i in idx],
+        [len(c) if c is not None else None for c in contents],
+        [c[:PREVIEW_CHARS] if c is not None else None for c in contents],
+        table.oid,
+    ]
+    sql = s.quarantine if mode == "quarantine" else queries.FLAG_ATTACHED
+    queries.run(plpy, sql, queries.ATTACHED_VERDICT_TYPES, params)
+
+
+def forget(plpy, table: Table, ids: list) -> None:
+    """Drop the verdicts of these rows (clean now, or gone)."""
+    if ids:
+        queries.run(plpy, queries.FORGET, ["oid", "text[]"], [table.oid, ids])

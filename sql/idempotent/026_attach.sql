@@ -1,0 +1,520 @@
+-- Attaching the gate to a table it did not create, and what its owner does with it then:
+-- attach, detach, per-table settings, restore from the quarantine, check the stored rows.
+-- Each is allowed to the table's owner (or a superuser) alone. The DDL (triggers, index)
+-- runs as the caller, who owns the table; the gate's own tables are written by SECURITY
+-- DEFINER helpers, which check the caller again.
+
+-- Whether the role that called in (SET ROLE, else the session user) owns the table.
+CREATE OR REPLACE FUNCTION embedding_gate._may_own(table_name regclass) RETURNS boolean
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT COALESCE((
+    SELECT pg_catalog.pg_has_role(
+        CASE WHEN pg_catalog.current_setting('role') = 'none' THEN SESSION_USER
+             ELSE pg_catalog.current_setting('role')::name END,
+        c.relowner, 'USAGE')
+    FROM pg_catalog.pg_class AS c WHERE c.oid = table_name), false)
+$$;
+COMMENT ON FUNCTION embedding_gate._may_own(regclass) IS
+    'True when the calling role (SET ROLE, else the session user) owns the table, or is a '
+    'member of its owner, or a superuser.';
+
+-- A table's schema-qualified name, quoted where needed (public.langchain_pg_embedding).
+CREATE OR REPLACE FUNCTION embedding_gate._qualified(table_name regclass) RETURNS text
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.oid = table_name
+$$;
+COMMENT ON FUNCTION embedding_gate._qualified(regclass) IS
+    'The table''s name with its schema, quoted where needed.';
+
+CREATE OR REPLACE FUNCTION embedding_gate._refuse_unless_owner(table_name regclass, what text)
+RETURNS void
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT embedding_gate._may_own(table_name) THEN
+        RAISE EXCEPTION 'only the owner of % (or a superuser) may %',
+            embedding_gate._qualified(table_name), what
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._refuse_unless_owner(regclass, text) IS
+    'Fails unless the calling role owns the table (see _may_own).';
+
+-- Records an attached table (the gate's registry is the deployment owner's).
+CREATE OR REPLACE FUNCTION embedding_gate._register(
+    table_name regclass, id_column name, embedding_column name, embedding_type text,
+    dimension integer, content_column name, model text, model_column name, hash_index regclass)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    embedded bigint;
+BEGIN
+    PERFORM embedding_gate._refuse_unless_owner(table_name, 'attach it');
+    INSERT INTO embedding_gate.attached_tables AS a
+        (table_oid, id_column, embedding_column, embedding_type, dimension, content_column,
+         model, model_column, hash_index, attached_by)
+    VALUES (_register.table_name, _register.id_column, _register.embedding_column,
+            _register.embedding_type, _register.dimension, _register.content_column,
+            _register.model, _register.model_column, _register.hash_index,
+            CASE WHEN current_setting('role') = 'none' THEN SESSION_USER
+                 ELSE current_setting('role')::name END);
+    -- the summary's count of the table's embedded rows; the triggers keep it from now on
+    EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
+                   _register.table_name, _register.embedding_column)
+        INTO embedded;
+    PERFORM embedding_gate._add_rows(_register.table_name::oid::text, embedded);
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass) IS
+    'attach(): records the table in embedding_gate.attached_tables and counts its embedded rows.';
+GRANT EXECUTE ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass) TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION embedding_gate._unregister(table_name regclass, drop_quarantined boolean)
+RETURNS regclass
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kept bigint;
+    hash_index regclass;
+BEGIN
+    PERFORM embedding_gate._refuse_unless_owner(table_name, 'detach it');
+    SELECT count(*) INTO kept FROM embedding_gate.quarantine AS q
+    WHERE q.table_oid = _unregister.table_name;
+    IF kept > 0 AND NOT drop_quarantined THEN
+        RAISE EXCEPTION 'the quarantine holds % rows of %', kept,
+            embedding_gate._qualified(table_name)
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'put them back with embedding_gate.restore(table, row_id), or detach '
+                         'with drop_quarantined => true to discard them';
+    END IF;
+    DELETE FROM embedding_gate.attached_tables AS a WHERE a.table_oid = _unregister.table_name
+    RETURNING a.hash_index INTO hash_index;
+    DELETE FROM embedding_gate._row_counts AS r
+    WHERE r.relation = _unregister.table_name::oid::text;
+    RETURN hash_index;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._unregister(regclass, boolean) IS
+    'detach(): forgets the table, its verdicts and (when told to) its quarantined rows; '
+    'returns the hash index attach() created.';
+GRANT EXECUTE ON FUNCTION embedding_gate._unregister(regclass, boolean) TO PUBLIC;
+
+-- One batch of the rows already stored in an attached table, checked and flagged.
+CREATE OR REPLACE FUNCTION embedding_gate._check_existing(
+    table_name regclass, after text, batch_size integer)
+RETURNS TABLE (checked integer, low_quality integer, last_row_id text)
+LANGUAGE plpython3u
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $python$
+may = plpy.execute(plpy.prepare(
+    "SELECT embedding_gate._may_own($1) OR embedding_gate._caller_may_tune() AS ok",
+    ["regclass"]), [table_name])[0]["ok"]
+if not may:
+    plpy.error("only the owner of the table (or the gate's owner) may check its rows",
+               sqlstate="42501")
+if "{{python_key}}" not in GD:
+    plpy.execute("SELECT embedding_gate._python_package()")
+found = GD["{{python_key}}"].attached.check_batch(
+    plpy, plpy.execute(plpy.prepare("SELECT $1::oid AS o", ["regclass"]), [table_name])[0]["o"],
+    after, batch_size)
+return [found]
+$python$;
+COMMENT ON FUNCTION embedding_gate._check_existing(regclass, text, integer) IS
+    'One batch of check_existing(): the next batch_size stored rows after row id `after`, in '
+    'id order, checked with the table''s settings and flagged (never moved or rejected).';
+GRANT EXECUTE ON FUNCTION embedding_gate._check_existing(regclass, text, integer) TO PUBLIC;
+
+-- Checks every row an attached table holds, committing each batch, with progress.
+CREATE OR REPLACE PROCEDURE embedding_gate.check_existing(
+    table_name regclass,
+    batch_size integer DEFAULT 10000,
+    INOUT checked bigint DEFAULT NULL,
+    INOUT low_quality bigint DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    after text;
+    b record;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    checked := 0;
+    low_quality := 0;
+    LOOP
+        SELECT * INTO b FROM embedding_gate._check_existing(table_name, after, batch_size);
+        EXIT WHEN b.checked = 0;
+        checked := checked + b.checked;
+        low_quality := low_quality + b.low_quality;
+        after := b.last_row_id;
+        RAISE NOTICE 'embedding gate: % rows of % checked, % flagged', checked,
+            embedding_gate._qualified(table_name), low_quality;
+        COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE embedding_gate.check_existing(regclass, integer, bigint, bigint) IS
+    'Checks every row an attached table holds with its current settings, committing every '
+    'batch_size rows (flags only: nothing is moved or rejected). For a large table: '
+    'attach(..., check_existing => false), then CALL embedding_gate.check_existing(table).';
+
+-- Guards a table from now on: its writes, and (check_existing) the rows it holds.
+CREATE OR REPLACE FUNCTION embedding_gate.attach(
+    table_name regclass,
+    embedding_column name DEFAULT 'embedding',
+    content_column name DEFAULT NULL,
+    id_column name DEFAULT NULL,
+    model text DEFAULT NULL,
+    model_column name DEFAULT NULL,
+    check_existing boolean DEFAULT true)
+RETURNS TABLE (attached text, checked bigint, low_quality bigint)
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel record;
+    col record;
+    qualified text;
+    kind text;
+    dimension integer;
+    id_col name := attach.id_column;
+    gate_owner name := (SELECT n.nspowner::regrole::name FROM pg_catalog.pg_namespace AS n
+                        WHERE n.nspname = 'embedding_gate');
+    hash_index regclass;
+    index_name text;
+    after text;
+    b record;
+BEGIN
+    IF table_name IS NULL THEN
+        RAISE EXCEPTION 'attach() needs a table' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relname, c.relkind, c.relpersistence, c.relispartition, n.nspname INTO rel
+    FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = table_name;
+    qualified := embedding_gate._qualified(table_name);
+    attached := qualified;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is a %, not a table: the gate attaches to tables', qualified,
+            CASE rel.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+                 WHEN 'f' THEN 'foreign table' ELSE 'relation of kind ' || rel.relkind::text END
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'attach the table its rows are written to';
+    END IF;
+    IF rel.relpersistence = 't' THEN
+        RAISE EXCEPTION '% is a temporary table: it ends with the session', qualified
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'attach a permanent table';
+    END IF;
+    IF rel.relispartition THEN
+        RAISE EXCEPTION '% is a partition: attach its partitioned table', qualified
+            USING ERRCODE = 'wrong_object_type',
+                  HINT = 'the gate on the parent checks what is written through the parent';
+    END IF;
+    IF table_name = 'public.chunks'::regclass THEN
+        RAISE EXCEPTION 'public.chunks is the gate''s own table: it is guarded already'
+            USING ERRCODE = 'duplicate_object';
+    END IF;
+    PERFORM embedding_gate._refuse_unless_owner(table_name, 'attach it');
+    IF EXISTS (SELECT FROM embedding_gate.attached_tables AS a WHERE a.table_oid = table_name) THEN
+        RAISE EXCEPTION '% is attached already', qualified
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'change its settings with embedding_gate.set_table_settings(), or '
+                         'detach it first';
+    END IF;
+    IF model IS NOT NULL AND model_column IS NOT NULL THEN
+        RAISE EXCEPTION 'give model or model_column, not both'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- the embedding column: vector(n), vector, or halfvec(n)
+    SELECT a.atttypid, a.atttypmod INTO col FROM pg_catalog.pg_attribute AS a
+    WHERE a.attrelid = table_name AND a.attname = attach.embedding_column
+      AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no column "%"', qualified, attach.embedding_column
+            USING ERRCODE = 'undefined_column',
+                  HINT = 'name its embedding column: embedding_column => ''...'' (its vector '
+                         'and halfvec columns: ' || COALESCE((
+                      SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                      FROM pg_catalog.pg_attribute AS a
+                      WHERE a.attrelid = table_name AND a.attnum > 0 AND NOT a.attisdropped
+                        AND a.atttypid IN ('public.vector'::regtype, 'public.halfvec'::regtype)),
+                      'none') || ')';
+    END IF;
+    kind := CASE col.atttypid WHEN 'public.vector'::regtype THEN 'vector'
+                              WHEN 'public.halfvec'::regtype THEN 'halfvec' END;
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'column "%" of % is of type %: the gate checks vector and halfvec columns',
+            attach.embedding_column, qualified, format_type(col.atttypid, col.atttypmod)
+            USING ERRCODE = 'datatype_mismatch';
+    END IF;
+    dimension := NULLIF(col.atttypmod, -1);  -- NULL: unconstrained, any dimension per row
+
+    -- the row id: the single-column primary key, unless named
+    IF id_col IS NULL THEN
+        SELECT a.attname INTO id_col
+        FROM pg_catalog.pg_index AS i
+        JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = table_name AND i.indisprimary AND i.indnatts = 1;
+        IF id_col IS NULL THEN
+            RAISE EXCEPTION 'table % has no single-column primary key', qualified
+                USING ERRCODE = 'invalid_column_reference',
+                      HINT = 'name a column whose values identify a row: id_column => ''...''';
+        END IF;
+    END IF;
+    FOR col IN SELECT * FROM (VALUES ('id_column', id_col), ('content_column', content_column),
+                                     ('model_column', model_column)) AS o(option, name)
+               WHERE o.name IS NOT NULL LOOP
+        IF NOT EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                       WHERE a.attrelid = table_name AND a.attname = col.name
+                         AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'table % has no column "%" (%)', qualified, col.name, col.option
+                USING ERRCODE = 'undefined_column';
+        END IF;
+    END LOOP;
+
+    -- the gate's functions run as its owner: they read the table (duplicates), move rows
+    -- out of it (quarantine) and back (restore)
+    -- (has_table_privilege with a list is true when any one is held: ask for each)
+    IF NOT (has_table_privilege(gate_owner, table_name, 'SELECT')
+            AND has_table_privilege(gate_owner, table_name, 'INSERT')
+            AND has_table_privilege(gate_owner, table_name, 'DELETE')) THEN
+        RAISE EXCEPTION 'the embedding gate''s owner % needs SELECT, INSERT and DELETE on %',
+            gate_owner, qualified
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = format('GRANT SELECT, INSERT, DELETE ON %s TO %I', qualified, gate_owner);
+    END IF;
+
+    -- duplicate_vector needs the content to tell texts apart, and an index to be fast
+    IF content_column IS NOT NULL THEN
+        index_name := left(rel.relname, 30) || '_' || table_name::oid || '_embedding_gate_hash';
+        EXECUTE format('CREATE INDEX %I ON %s (embedding_gate.%s_hash(%I))',
+                       index_name, qualified, kind, attach.embedding_column);
+        hash_index := format('%I.%I', rel.nspname, index_name)::regclass;
+    END IF;
+    PERFORM embedding_gate._register(table_name, id_col, attach.embedding_column, kind,
+                                     dimension, content_column, model,
+                                     model_column, hash_index);
+
+    -- statement triggers, fired in name order: check before raising a rejection
+    EXECUTE format('CREATE TRIGGER embedding_gate_check_insert AFTER INSERT ON %s'
+                   ' REFERENCING NEW TABLE AS gate_new FOR EACH STATEMENT'
+                   ' EXECUTE FUNCTION embedding_gate._check_attached()', qualified);
+    EXECUTE format('CREATE TRIGGER embedding_gate_check_update AFTER UPDATE ON %s'
+                   ' REFERENCING OLD TABLE AS gate_old NEW TABLE AS gate_new FOR EACH STATEMENT'
+                   ' EXECUTE FUNCTION embedding_gate._check_attached()', qualified);
+    EXECUTE format('CREATE TRIGGER embedding_gate_forget_delete AFTER DELETE ON %s'
+                   ' REFERENCING OLD TABLE AS gate_old FOR EACH STATEMENT'
+                   ' EXECUTE FUNCTION embedding_gate._forget_rows()', qualified);
+    EXECUTE format('CREATE TRIGGER embedding_gate_forget_truncate AFTER TRUNCATE ON %s'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._forget_rows()',
+                   qualified);
+    EXECUTE format('CREATE TRIGGER embedding_gate_raise_rejected AFTER INSERT OR UPDATE ON %s'
+                   ' FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._raise_rejected()',
+                   qualified);
+
+    checked := 0;
+    low_quality := 0;
+    IF check_existing THEN
+        LOOP
+            SELECT * INTO b FROM embedding_gate._check_existing(table_name, after, 10000);
+            EXIT WHEN b.checked = 0;
+            checked := checked + b.checked;
+            low_quality := low_quality + b.low_quality;
+            after := b.last_row_id;
+            RAISE NOTICE 'embedding gate: % rows of % checked, % flagged',
+                checked, qualified, low_quality;
+        END LOOP;
+    END IF;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate.attach(regclass, name, name, name, text, name, boolean) IS
+    'Guards a table from now on: every INSERT, COPY, UPDATE (upserts and MERGE included) of '
+    'its embedding column is checked; verdicts go to embedding_gate.verdicts, keyed by the '
+    'row id. The table''s columns are not changed (duplicate_vector adds one index). '
+    'check_existing: also check the rows it holds now, in this transaction. Owner only.';
+
+-- Removes the gate from a table: its triggers and index, its verdicts.
+CREATE OR REPLACE FUNCTION embedding_gate.detach(
+    table_name regclass, drop_quarantined boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    qualified text := embedding_gate._qualified(table_name);
+    hash_index regclass;
+    t text;
+BEGIN
+    PERFORM embedding_gate._refuse_unless_owner(table_name, 'detach it');
+    IF NOT EXISTS (SELECT FROM embedding_gate.attached_tables AS a WHERE a.table_oid = table_name) THEN
+        RAISE EXCEPTION '% is not attached to the embedding gate', qualified
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    hash_index := embedding_gate._unregister(table_name, drop_quarantined);
+    FOREACH t IN ARRAY ARRAY['embedding_gate_check_insert', 'embedding_gate_check_update',
+                             'embedding_gate_forget_delete', 'embedding_gate_forget_truncate',
+                             'embedding_gate_raise_rejected'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', t, qualified);
+    END LOOP;
+    IF hash_index IS NOT NULL THEN
+        EXECUTE format('DROP INDEX IF EXISTS %s', hash_index);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate.detach(regclass, boolean) IS
+    'Removes the gate from an attached table (its triggers, its index, its verdicts) and '
+    'leaves the table as it was. Refuses while the quarantine holds rows of it, unless '
+    'drop_quarantined. Owner only.';
+
+-- A table's own mode and thresholds.
+CREATE OR REPLACE FUNCTION embedding_gate.set_table_settings(table_name regclass, settings jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    item record;
+    merged jsonb;
+BEGIN
+    PERFORM embedding_gate._refuse_unless_owner(table_name, 'change its settings');
+    IF NOT EXISTS (SELECT FROM embedding_gate.attached_tables AS a WHERE a.table_oid = table_name) THEN
+        RAISE EXCEPTION '% is not attached to the embedding gate',
+            embedding_gate._qualified(table_name)
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    IF jsonb_typeof(settings) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'settings must be a JSON object, e.g. {"mode": "quarantine"}'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOR item IN SELECT * FROM jsonb_each(settings) LOOP
+        CONTINUE WHEN jsonb_typeof(item.value) = 'null';  -- null: back to the global value
+        IF item.key = 'mode' THEN
+            IF item.value #>> '{}' NOT IN ('flag', 'quarantine', 'reject') THEN
+                RAISE EXCEPTION 'mode is %, expected flag, quarantine or reject', item.value
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        ELSIF item.key IN ('min_norm', 'min_variance', 'near_zero_epsilon',
+                           'max_near_zero_ratio', 'blank_similarity') THEN
+            IF jsonb_typeof(item.value) <> 'number' OR item.value::text::float8 < 0
+               OR (item.key = 'max_near_zero_ratio' AND item.value::text::float8 > 1) THEN
+                RAISE EXCEPTION '% is %, expected a non-negative number%', item.key, item.value,
+                    CASE WHEN item.key = 'max_near_zero_ratio' THEN ' up to 1' ELSE '' END
+                    USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+        ELSE
+            RAISE EXCEPTION 'unknown setting "%"', item.key
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'the settings are mode, min_norm, min_variance, near_zero_epsilon, '
+                             'max_near_zero_ratio and blank_similarity';
+        END IF;
+    END LOOP;
+    UPDATE embedding_gate.attached_tables AS a
+       SET overrides = jsonb_strip_nulls(a.overrides || settings)
+     WHERE a.table_oid = table_name
+    RETURNING a.overrides INTO merged;
+    RETURN merged;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate.set_table_settings(regclass, jsonb) IS
+    'Sets an attached table''s own mode and thresholds, e.g. {"mode": "quarantine", '
+    '"min_norm": 0.2}; a null value goes back to embedding_gate.settings. Returns the table''s '
+    'overrides. Owner only.';
+GRANT EXECUTE ON FUNCTION embedding_gate.set_table_settings(regclass, jsonb) TO PUBLIC;
+
+-- Puts a quarantined row back into its table, where the gate checks it again.
+CREATE OR REPLACE FUNCTION embedding_gate.restore(
+    table_name regclass, row_id text, fix jsonb DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kept jsonb;
+    columns text;
+BEGIN
+    PERFORM embedding_gate._refuse_unless_owner(table_name, 'restore its rows');
+    DELETE FROM embedding_gate.quarantine AS q
+    WHERE q.table_oid = table_name AND q.row_id = restore.row_id
+    RETURNING q.row INTO kept;
+    IF kept IS NULL THEN
+        RAISE EXCEPTION 'the quarantine holds no row "%" of %', row_id,
+            embedding_gate._qualified(table_name)
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO columns
+    FROM pg_catalog.pg_attribute AS a
+    WHERE a.attrelid = table_name AND a.attnum > 0 AND NOT a.attisdropped
+      AND a.attgenerated = '';
+    -- the insert trigger checks it again: in quarantine mode a row still bad goes back
+    EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s'
+                   ' FROM pg_catalog.jsonb_populate_record(NULL::%s, $1)',
+                   table_name, columns, columns, table_name)
+        USING kept || COALESCE(fix, '{}');
+    RETURN NOT EXISTS (SELECT FROM embedding_gate.quarantine AS q
+                       WHERE q.table_oid = table_name AND q.row_id = restore.row_id);
+END
+$$;
+COMMENT ON FUNCTION embedding_gate.restore(regclass, text, jsonb) IS
+    'Puts a quarantined row back into its table, with the fields of `fix` (jsonb) replaced, '
+    'e.g. a new embedding; the gate checks it again. Returns true when the row is back, false '
+    'when it was quarantined again. Owner only.';
+GRANT EXECUTE ON FUNCTION embedding_gate.restore(regclass, text, jsonb) TO PUBLIC;
+
+CREATE OR REPLACE VIEW embedding_gate.attached AS
+SELECT embedding_gate._qualified(a.table_oid) AS table_name,
+       a.id_column,
+       a.embedding_column,
+       a.embedding_type,
+       a.dimension,
+       a.content_column,
+       a.model,
+       a.model_column,
+       COALESCE(a.overrides ->> 'mode', s.mode) AS mode,
+       a.overrides,
+       (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
+        WHERE r.relation = a.table_oid::oid::text) AS embedded,
+       (SELECT count(*) FROM embedding_gate.verdicts AS v WHERE v.table_oid = a.table_oid)
+           AS flagged,
+       (SELECT count(*) FROM embedding_gate.quarantine AS q WHERE q.table_oid = a.table_oid)
+           AS quarantined,
+       a.attached_at,
+       a.attached_by
+FROM embedding_gate.attached_tables AS a
+CROSS JOIN embedding_gate.settings AS s;
+COMMENT ON VIEW embedding_gate.attached IS
+    'The tables the gate guards besides chunks: their columns, model, mode (the table''s own '
+    'or the global one), and how many rows are embedded, flagged and quarantined.';
+GRANT SELECT ON embedding_gate.attached TO PUBLIC;

@@ -1,0 +1,98 @@
+-- 0007 guard tables the gate did not create: embedding_gate.attach(table, ...) puts the
+-- gate's triggers on a table that a framework (LangChain, LlamaIndex, Haystack, pgai) or
+-- anyone else writes, without adding, dropping or changing any of its columns. The verdicts
+-- live beside the table, keyed by (table, row id); the functions and triggers are in
+-- sql/idempotent/.
+
+CREATE TABLE embedding_gate.attached_tables (
+    table_oid         regclass PRIMARY KEY,
+    id_column         name NOT NULL,
+    embedding_column  name NOT NULL,
+    embedding_type    text NOT NULL
+                      CONSTRAINT attached_tables_embedding_type_check
+                      CHECK (embedding_type IN ('vector', 'halfvec')),
+    -- NULL: an unconstrained vector column (rows of several dimensions)
+    dimension         integer,
+    content_column    name,
+    model             text,
+    model_column      name,
+    -- mode and thresholds of this table where they differ from embedding_gate.settings
+    overrides         jsonb NOT NULL DEFAULT '{}'::jsonb,
+    hash_index        regclass,
+    attached_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    attached_by       name NOT NULL,
+    CONSTRAINT attached_tables_one_model CHECK (model IS NULL OR model_column IS NULL)
+);
+COMMENT ON TABLE embedding_gate.attached_tables IS
+    'Tables the gate guards besides chunks (embedding_gate.attach()): which columns hold the '
+    'row id, the embedding, the content and the model, and the table''s own overrides of '
+    'embedding_gate.settings. Read it through the view embedding_gate.attached.';
+COMMENT ON COLUMN embedding_gate.attached_tables.overrides IS
+    'The table''s mode and thresholds where they differ from embedding_gate.settings, e.g. '
+    '{"mode": "quarantine"}; set by the table''s owner with embedding_gate.set_table_settings().';
+COMMENT ON COLUMN embedding_gate.attached_tables.hash_index IS
+    'The index attach() created on the hash of the embedding (duplicate_vector); detach() '
+    'drops it.';
+
+-- One row per flagged row of an attached table; a clean row has none.
+CREATE TABLE embedding_gate.verdicts (
+    table_oid         regclass NOT NULL
+                      REFERENCES embedding_gate.attached_tables ON DELETE CASCADE,
+    row_id            text NOT NULL,
+    issues            text[] NOT NULL,
+    reason            text NOT NULL,
+    norm              double precision,
+    variance          double precision,
+    near_zero_ratio   double precision,
+    blank_similarity  double precision,
+    duplicate_of      text,
+    embedding_model   text,
+    content_length    integer,
+    content_preview   text,
+    checked_at        timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (table_oid, row_id)
+);
+COMMENT ON TABLE embedding_gate.verdicts IS
+    'The flagged rows of attached tables, keyed by table and row id (the id column''s value '
+    'as text), with what the checks measured; written by the gate''s triggers alone.';
+
+-- The rows quarantine mode took out of attached tables, whole, as jsonb.
+CREATE TABLE embedding_gate.quarantine (
+    table_oid         regclass NOT NULL
+                      REFERENCES embedding_gate.attached_tables ON DELETE CASCADE,
+    row_id            text NOT NULL,
+    row               jsonb NOT NULL,
+    issues            text[] NOT NULL,
+    reason            text NOT NULL,
+    norm              double precision,
+    variance          double precision,
+    near_zero_ratio   double precision,
+    blank_similarity  double precision,
+    duplicate_of      text,
+    embedding_model   text,
+    content_length    integer,
+    content_preview   text,
+    quarantined_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (table_oid, row_id)
+);
+COMMENT ON TABLE embedding_gate.quarantine IS
+    'Rows the gate took out of attached tables in quarantine mode: the whole row as jsonb '
+    '(to_jsonb), and why. embedding_gate.restore(table, row_id) puts one back, checked again.';
+
+-- the row counts of attached tables (their rows with an embedding), for the summary
+ALTER TABLE embedding_gate._row_counts DROP CONSTRAINT _row_counts_relation_check;
+ALTER TABLE embedding_gate._row_counts ADD CONSTRAINT _row_counts_relation_check
+    CHECK (relation IN ('chunks', 'documents') OR relation ~ '^[0-9]+$');
+COMMENT ON COLUMN embedding_gate._row_counts.relation IS
+    'chunks, documents, or the oid of an attached table (whose count is of its rows with an '
+    'embedding).';
+
+REVOKE ALL ON embedding_gate.attached_tables, embedding_gate.verdicts, embedding_gate.quarantine
+    FROM PUBLIC;
+-- which tables are guarded, and how, is no secret (the view embedding_gate.attached)
+GRANT SELECT ON embedding_gate.attached_tables TO embedding_loader;
+
+-- a table's owner calls embedding_gate.attach() and its index names
+-- embedding_gate.vector_hash(): every role may look into the schema (what is inside keeps
+-- its own rights: the tables above are the gate's alone)
+GRANT USAGE ON SCHEMA embedding_gate TO PUBLIC;

@@ -1,0 +1,280 @@
+"""embedding_gate.attach(): the gate on tables it did not create, through every write path,
+for vector(N), unconstrained vector and halfvec(N) columns, plain and partitioned."""
+
+from uuid import UUID
+
+import numpy as np
+import psycopg
+import pytest
+
+from tests.helpers import vec
+
+D = 16
+_rng = np.random.default_rng(15)
+
+
+def good() -> np.ndarray:
+    x = _rng.standard_normal(D).astype(np.float32)
+    return x / np.linalg.norm(x)
+
+
+ZERO = np.zeros(D)
+PADDED = np.concatenate([good()[:1], np.zeros(D - 1)])  # a short vector padded with zeros
+
+
+def flagged(db, table="public.items") -> dict:
+    """row_id -> issues of the table's rows in low_quality_embeddings."""
+    rows = db.execute(
+        "SELECT row_id, issues, quarantined FROM low_quality_embeddings WHERE table_name = %s",
+        [table],
+    ).fetchall()
+    return {r: (sorted(i), q) for r, i, q in rows}
+
+
+@pytest.fixture
+def items(db):
+    """A framework-style table: bigint id, text, vector(16), and one row stored before."""
+    db.execute(
+        "CREATE TABLE items (id bigint PRIMARY KEY, body text, meta jsonb DEFAULT '{}',"
+        " emb vector(16))"
+    )
+    db.execute("INSERT INTO items (id, body, emb) VALUES (1, 'one', %s), (2, 'two', %s)",
+               [vec(good()), vec(ZERO)])
+    return db
+
+
+def attach(db, table="items", **options):
+    names = ", ".join(f"{k} => %s" for k in options)
+    sql = f"SELECT * FROM embedding_gate.attach(%s{', ' if options else ''}{names})"
+    return db.execute(sql, [table, *options.values()]).fetchone()
+
+
+def test_attach_checks_stored_rows_then_every_write(items):
+    assert attach(items, embedding_column="emb", content_column="body") == ("public.items", 2, 1)
+    assert flagged(items) == {"2": (["low_norm", "low_variance", "sparse"], False)}
+    # multi-row INSERT, INSERT ... SELECT, COPY (text), UPDATE, upsert, MERGE
+    items.execute("INSERT INTO items (id, body, emb) VALUES (3, 'three', %s), (4, 'four', %s)",
+                  [vec(good()), vec(PADDED)])
+    items.execute("INSERT INTO items (id, body, emb) SELECT 5, 'five', %s::vector", [vec(ZERO)])
+    with items.cursor() as cur, cur.copy("COPY items (id, body, emb) FROM STDIN") as copy:
+        copy.write_row((6, "six", vec(ZERO)))
+        copy.write_row((7, "seven", vec(good())))
+    items.execute("UPDATE items SET emb = %s WHERE id = 2", [vec(good())])  # fixed
+    items.execute("UPDATE items SET emb = %s WHERE id = 3", [vec(ZERO)])  # broken
+    items.execute(
+        "INSERT INTO items (id, body, emb) VALUES (7, 'seven', %s), (8, 'eight', %s)"
+        " ON CONFLICT (id) DO UPDATE SET emb = excluded.emb",
+        [vec(ZERO), vec(good())],
+    )
+    items.execute(
+        "MERGE INTO items AS t USING (VALUES (8, %s::vector), (9, %s::vector)) AS s(id, emb)"
+        " ON t.id = s.id WHEN MATCHED THEN UPDATE SET emb = s.emb"
+        " WHEN NOT MATCHED THEN INSERT (id, body, emb) VALUES (s.id, 'nine', s.emb)",
+        [vec(PADDED), vec(ZERO)],
+    )
+    assert sorted(flagged(items)) == ["3", "4", "5", "6", "7", "8", "9"]
+    assert flagged(items)["4"] == (["sparse"], False)
+    # a row deleted takes its verdict with it; the table's columns are untouched
+    items.execute("DELETE FROM items WHERE id IN (3, 4)")
+    assert sorted(flagged(items)) == ["5", "6", "7", "8", "9"]
+    columns = items.execute(
+        "SELECT string_agg(column_name, ',' ORDER BY ordinal_position)"
+        " FROM information_schema.columns WHERE table_name = 'items'"
+    ).fetchone()[0]
+    assert columns == "id,body,meta,emb"
+    summary = items.execute("SELECT embedded, low_quality FROM embedding_quality_summary").fetchone()
+    assert summary == (7, 5)
+    items.execute("TRUNCATE items")
+    assert flagged(items) == {}
+    assert items.execute("SELECT embedded FROM embedding_gate.attached").fetchone() == (0,)
+
+
+def test_binary_copy_and_the_row_ids_of_every_key_type(db):
+    """pgai's worker writes by binary COPY into a table keyed by uuid."""
+    from pgvector.psycopg import register_vector
+
+    register_vector(db)
+    db.execute("CREATE TABLE store (embedding_uuid uuid PRIMARY KEY, chunk text, embedding vector(16))")
+    attach(db, "store", content_column="chunk")
+    with db.cursor() as cur, cur.copy(
+        "COPY store (embedding_uuid, chunk, embedding) FROM STDIN WITH (FORMAT binary)"
+    ) as copy:
+        copy.set_types(["uuid", "text", "vector"])
+        copy.write_row((UUID(int=1), "fine", good()))
+        copy.write_row((UUID(int=2), "", ZERO))
+    assert flagged(db, "public.store") == {
+        "00000000-0000-0000-0000-000000000002": (["low_norm", "low_variance", "sparse"], False)
+    }
+    # the other pattern: the worker fills the embedding column by UPDATE
+    db.execute(
+        "UPDATE store SET embedding = %s WHERE embedding_uuid = '00000000-0000-0000-0000-000000000001'",
+        [vec(PADDED)],
+    )
+    assert flagged(db, "public.store")["00000000-0000-0000-0000-000000000001"] == (["sparse"], False)
+
+
+def test_halfvec_and_unconstrained_vector_columns(db):
+    db.execute("CREATE TABLE h (id text PRIMARY KEY, body text, emb halfvec(16))")
+    db.execute("CREATE TABLE u (id text PRIMARY KEY, body text, emb vector)")
+    attach(db, "h", embedding_column="emb", content_column="body")
+    attach(db, "u", embedding_column="emb", content_column="body")
+    db.execute("INSERT INTO h VALUES ('a', 'x', %s::halfvec), ('b', 'y', %s::halfvec)",
+               [vec(good()), vec(ZERO)])
+    db.execute("INSERT INTO u VALUES ('a', 'x', %s), ('b', 'y', %s), ('c', 'z', %s), ('d', 'w', %s)",
+               [vec(good()), vec(ZERO), vec(np.ones(3) / 3**0.5), vec(np.zeros(5))])
+    assert flagged(db, "public.h") == {"b": (["low_norm", "low_variance", "sparse"], False)}
+    assert sorted(flagged(db, "public.u")) == ["b", "c", "d"]  # c: flat (variance 0)
+    assert db.execute(
+        "SELECT table_name, embedding_type, dimension FROM embedding_gate.attached ORDER BY 1"
+    ).fetchall() == [("public.h", "halfvec", 16), ("public.u", "vector", None)]
+
+
+def test_a_partitioned_table_attaches_at_its_parent(db):
+    db.execute(
+        "CREATE TABLE parts (doc text, id text, body text, emb vector(16), PRIMARY KEY (doc, id))"
+        " PARTITION BY HASH (doc)"
+    )
+    db.execute("CREATE TABLE parts_0 PARTITION OF parts FOR VALUES WITH (MODULUS 2, REMAINDER 0)")
+    attach(db, "parts", embedding_column="emb", id_column="id", content_column="body")
+    # a partition created after attaching
+    db.execute("CREATE TABLE parts_1 PARTITION OF parts FOR VALUES WITH (MODULUS 2, REMAINDER 1)")
+    rows = [(f"doc{i}", f"r{i}", f"text {i}", vec(ZERO if i % 3 == 0 else good())) for i in range(12)]
+    db.cursor().executemany("INSERT INTO parts VALUES (%s, %s, %s, %s)", rows)
+    assert sorted(flagged(db, "public.parts")) == ["r0", "r3", "r6", "r9"]
+    counts = db.execute(
+        "SELECT count(*) FILTER (WHERE tableoid = 'parts_0'::regclass),"
+        " count(*) FILTER (WHERE tableoid = 'parts_1'::regclass) FROM parts"
+    ).fetchone()
+    assert min(counts) > 0  # both partitions, the later one too, hold rows
+
+
+def test_duplicates_within_one_table(items):
+    attach(items, embedding_column="emb", content_column="body")
+    v = good()
+    items.execute("INSERT INTO items (id, body, emb) VALUES (10, 'ten', %s)", [vec(v)])
+    # the same vector: for another text (a duplicate), for the same text (not one)
+    items.execute("INSERT INTO items (id, body, emb) VALUES (12, 'twelve', %s), (11, 'ten', %s)",
+                  [vec(v), vec(v)])
+    items.execute("CREATE TABLE other (id int PRIMARY KEY, body text, embedding vector(16))")
+    attach(items, "other", content_column="body")
+    items.execute("INSERT INTO other VALUES (1, 'elsewhere', %s)", [vec(v)])  # another table
+    got = items.execute(
+        "SELECT table_name, row_id, duplicate_of, reason FROM low_quality_embeddings"
+        " WHERE 'duplicate_vector' = ANY (issues)"
+    ).fetchall()
+    assert got == [("public.items", "12", "10", "same embedding as row '10', whose content differs")]
+
+
+def test_quarantine_and_restore(items):
+    attach(items, embedding_column="emb", content_column="body")
+    assert items.execute(
+        "SELECT embedding_gate.set_table_settings('items', '{\"mode\": \"quarantine\"}')"
+    ).fetchone() == ({"mode": "quarantine"},)
+    items.execute("INSERT INTO items (id, body, meta, emb) VALUES (20, 'bad', '{\"k\": 1}', %s),"
+                  " (21, 'good', '{}', %s)", [vec(good() / 100), vec(good())])
+    assert items.execute("SELECT id FROM items ORDER BY id").fetchall() == [(1,), (2,), (21,)]
+    assert flagged(items)["20"] == (["low_norm", "low_variance"], True)
+    row = items.execute("SELECT row FROM embedding_gate.quarantine").fetchone()[0]
+    assert row["body"] == "bad" and row["meta"] == {"k": 1}
+    # still bad: back to the quarantine; fixed: back in the table, every column as it was
+    assert items.execute("SELECT embedding_gate.restore('items', '20')").fetchone() == (False,)
+    fixed = vec(good())
+    assert items.execute(
+        "SELECT embedding_gate.restore('items', '20', jsonb_build_object('emb', %s::text))",
+        [fixed],
+    ).fetchone() == (True,)
+    assert items.execute(
+        "SELECT body, meta, emb = %s::vector FROM items WHERE id = 20", [fixed]
+    ).fetchone() == ("bad", {"k": 1}, True)
+    assert "20" not in flagged(items)
+    with pytest.raises(psycopg.errors.NoDataFound, match='no row "20" of public.items'):
+        items.execute("SELECT embedding_gate.restore('items', '20')")
+
+
+def test_reject_mode_per_table(items):
+    attach(items, embedding_column="emb", content_column="body")
+    items.execute("SELECT embedding_gate.set_table_settings('items', '{\"mode\": \"reject\"}')")
+    with pytest.raises(psycopg.Error, match='embedding of row "30" of public.items rejected: norm too low') as e:
+        items.execute("INSERT INTO items (id, body, emb) VALUES (30, 'x', %s)", [vec(ZERO)])
+    assert e.value.sqlstate == "QG001"
+    assert e.value.diag.table_name == "items"
+    # the global mode stays: chunks still flags
+    assert items.execute("SELECT mode FROM embedding_gate.settings").fetchone() == ("flag",)
+    # back to the global mode, and a threshold of its own
+    items.execute(
+        "SELECT embedding_gate.set_table_settings('items', '{\"mode\": null, \"min_norm\": 2}')"
+    )
+    items.execute("INSERT INTO items (id, body, emb) VALUES (31, 'x', %s)", [vec(good())])
+    assert flagged(items)["31"] == (["low_norm"], False)
+
+
+def test_detach_leaves_the_table_as_it_was(items):
+    def shape():
+        return items.execute(
+            "SELECT (SELECT count(*) FROM pg_trigger WHERE tgrelid = 'items'::regclass),"
+            " (SELECT count(*) FROM pg_index WHERE indrelid = 'items'::regclass)"
+        ).fetchone()
+
+    before = shape()
+    attach(items, embedding_column="emb", content_column="body")
+    assert shape() != before
+    items.execute("SELECT embedding_gate.detach('items')")
+    assert shape() == before
+    assert flagged(items) == {}
+    items.execute("INSERT INTO items (id, body, emb) VALUES (40, 'x', %s)", [vec(ZERO)])
+    assert flagged(items) == {}
+
+
+@pytest.mark.parametrize(
+    "setup, call, error",
+    [
+        ("", "SELECT embedding_gate.attach('items', 'emb')", "items is attached already"),
+        ("", "SELECT embedding_gate.attach('items2', 'nope')",
+         'table public.items2 has no column "nope"'),
+        ("", "SELECT embedding_gate.attach('items2', 'body')",
+         'column "body" of public.items2 is of type text'),
+        ("CREATE TABLE sp (id int PRIMARY KEY, e sparsevec(16))",
+         "SELECT embedding_gate.attach('sp', 'e')", "of type public.sparsevec\\(16\\): the gate checks vector and halfvec"),
+        ("CREATE VIEW v AS SELECT * FROM items2", "SELECT embedding_gate.attach('v', 'emb')",
+         "public.v is a view"),
+        ("CREATE TEMP TABLE tmp (id int PRIMARY KEY, embedding vector(16))",
+         "SELECT embedding_gate.attach('tmp')", "is a temporary table"),
+        ("CREATE TABLE nokey (id int, embedding vector(16))", "SELECT embedding_gate.attach('nokey')",
+         "has no single-column primary key"),
+        ("", "SELECT embedding_gate.attach('items2', 'emb', content_column => 'text')",
+         'has no column "text" \\(content_column\\)'),
+        ("", "SELECT embedding_gate.attach('chunks')", "gate's own table"),
+        ("", "SELECT embedding_gate.detach('items2')", "is not attached"),
+    ],
+    ids=["twice", "missing column", "other type", "sparsevec", "view", "temporary", "no key",
+         "missing content column", "chunks", "detach unattached"],
+)
+def test_bad_input_gets_a_clear_error(items, setup, call, error):
+    items.execute("CREATE TABLE items2 (id int PRIMARY KEY, body text, emb vector(16))")
+    attach(items, embedding_column="emb")
+    if setup:
+        items.execute(setup)
+    with pytest.raises(psycopg.Error, match=error):
+        items.execute(call.replace("'items'", "'items'"))
+
+
+def test_a_quoted_mixed_case_table_in_another_schema_with_hostile_column_names(db):
+    """Every statement of an attached table names its columns quoted: names with spaces,
+    quotes and semicolons are names, never SQL."""
+    db.execute('CREATE SCHEMA "RAG Store"')
+    db.execute(
+        'CREATE TABLE "RAG Store"."Docs" ("Id"";--" text PRIMARY KEY, "Text x" text,'
+        ' "Vec); DROP TABLE t; --" vector(16))'
+    )
+    got = attach(db, '"RAG Store"."Docs"', embedding_column='Vec); DROP TABLE t; --',
+                 content_column="Text x")
+    assert got[0] == '"RAG Store"."Docs"'
+    v = good()
+    db.execute('INSERT INTO "RAG Store"."Docs" VALUES (\'a\', \'t\', %s), (\'b\', \'u\', %s),'
+               ' (\'c\', \'w\', %s)', [vec(ZERO), vec(v), vec(v)])
+    db.execute('UPDATE "RAG Store"."Docs" SET "Vec); DROP TABLE t; --" = %s WHERE "Id"";--" = \'a\'',
+               [vec(good())])
+    assert flagged(db, '"RAG Store"."Docs"') == {"c": (["duplicate_vector"], False)}
+    db.execute("CALL recheck_embeddings()")
+    assert flagged(db, '"RAG Store"."Docs"') == {"c": (["duplicate_vector"], False)}
+    db.execute("SELECT embedding_gate.detach('\"RAG Store\".\"Docs\"')")
