@@ -185,12 +185,12 @@ def check_batch(plpy, oid, after, batch_size: int) -> dict:
     _, t = current_settings(plpy, overrides)
     s = statements(plpy, table)
     if after is None:
-        plan, args = queries.plan(plpy, s.scan_first, ["integer"]), [batch_size]
+        plan = queries.plan(plpy, s.scan_first, ["integer"])
     else:
-        plan, args = queries.plan(plpy, s.scan_after, ["integer", "text"]), [batch_size, after]
+        plan = queries.plan(plpy, s.scan_after, ["integer", "text"])
     tally = Tally()
     checked, last = 0, after
-    cursor = plpy.cursor(plan, args)
+    cursor = plpy.cursor(plan, [batch_size] if after is None else [batch_size, after])
     while rows := cursor.fetch(BATCH_ROWS):
         checked += len(rows)
         last = rows[-1]["row_id"]
