@@ -215,6 +215,8 @@ def names_a_statement(node, fn: ast.FunctionDef, statements: dict) -> bool:
         return all(names_a_statement(n, fn, statements) for n in (node.body, node.orelse))
     if isinstance(node, ast.Call) and ast.unparse(node.func) == "queries.plan":
         return names_a_statement(node.args[1], fn, statements)
+    if isinstance(node, ast.Call) and ast.unparse(node.func) == "plpy.prepare":
+        return names_a_statement(node.args[0], fn, statements)
     if isinstance(node, ast.Name):
         bound = [
             a.value

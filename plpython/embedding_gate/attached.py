@@ -244,7 +244,9 @@ def find_duplicates(plpy, table, s, rows, scan: bool) -> list:
     if scan:
         ours = set(ids)
     else:
-        ours = {r["row_id"] for r in plpy.execute(plpy.prepare(s.in_statement, ["text[]"]), [ids])}
+        # prepared for this call only: the transition table lives as long as the trigger call
+        plan = plpy.prepare(s.in_statement, ["text[]"])
+        ours = {r["row_id"] for r in plpy.execute(plan, [ids])}
     for k, r in enumerate(rows):
         group = groups.get(r["h"], ())
         position = next((p for p, g in enumerate(group) if g["row_id"] == r["row_id"]), None)
