@@ -278,3 +278,52 @@ def test_a_quoted_mixed_case_table_in_another_schema_with_hostile_column_names(d
     db.execute("CALL recheck_embeddings()")
     assert flagged(db, '"RAG Store"."Docs"') == {"c": (["duplicate_vector"], False)}
     db.execute("SELECT embedding_gate.detach('\"RAG Store\".\"Docs\"')")
+
+
+def test_only_the_owner_attaches_and_tunes_and_writers_need_no_new_rights(items, postgresql_proc):
+    """A role that writes the table (embedding_loader here) stores rows through the gate
+    but cannot attach, detach, loosen, restore or write verdicts; the table's owner, not
+    a superuser, can do all of it."""
+    from tests.helpers import url_for
+
+    items.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON items TO embedding_loader")
+    items.execute("CREATE TABLE mine (id int PRIMARY KEY, body text, embedding vector(16))")
+    items.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'table_owner')"
+                  " THEN CREATE ROLE table_owner LOGIN; END IF; END $$")
+    items.execute("GRANT CREATE ON SCHEMA public TO table_owner")
+    items.execute("ALTER TABLE mine OWNER TO table_owner")
+    items.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'writer')"
+                  " THEN CREATE ROLE writer LOGIN IN ROLE embedding_loader; END IF; END $$")
+    attach(items, embedding_column="emb", content_column="body")
+    p = postgresql_proc
+    as_owner = psycopg.connect(url_for(p.host, p.port, "table_owner", items.info.dbname),
+                               autocommit=True)
+    writer = psycopg.connect(url_for(p.host, p.port, "writer", items.info.dbname), autocommit=True)
+    with as_owner, writer:
+        assert attach(as_owner, "mine", content_column="body")[0] == "public.mine"
+        as_owner.execute("SELECT embedding_gate.set_table_settings('mine', '{\"min_norm\": 0.2}')")
+        writer.execute("INSERT INTO items (id, body, emb) VALUES (50, 'w', %s)", [vec(ZERO)])
+        assert "50" in flagged(writer)  # writers read the report
+        denied = [
+            ("SELECT embedding_gate.attach('mine')", "only the owner of public.mine"),
+            ("SELECT embedding_gate.detach('items')", "only the owner of public.items"),
+            ("SELECT embedding_gate.set_table_settings('items', '{\"mode\": \"flag\"}')",
+             "only the owner"),
+            ("SELECT embedding_gate.restore('items', '50')", "only the owner"),
+            ("CALL embedding_gate.check_existing('items')", "only the owner"),
+            ("DELETE FROM embedding_gate.verdicts", "permission denied"),
+            ("INSERT INTO embedding_gate.verdicts (table_oid, row_id, issues, reason)"
+             " VALUES ('items', '1', '{}', '')", "permission denied"),
+            ("UPDATE embedding_gate.attached_tables SET overrides = '{\"min_norm\": 0}'",
+             "permission denied"),
+            ("ALTER TABLE items DISABLE TRIGGER embedding_gate_check_insert", "must be owner"),
+            ("DROP INDEX items_%s_embedding_gate_hash" % items.execute(
+                "SELECT 'items'::regclass::oid").fetchone()[0], "must be owner"),
+        ]
+        for sql, error in denied:
+            with pytest.raises(psycopg.Error, match=error):
+                writer.execute(sql)
+        # the owner of one table cannot touch another's
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only the owner"):
+            as_owner.execute("SELECT embedding_gate.detach('items')")
+        as_owner.execute("SELECT embedding_gate.detach('mine')")

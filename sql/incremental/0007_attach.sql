@@ -89,8 +89,9 @@ COMMENT ON COLUMN embedding_gate._row_counts.relation IS
 
 REVOKE ALL ON embedding_gate.attached_tables, embedding_gate.verdicts, embedding_gate.quarantine
     FROM PUBLIC;
--- which tables are guarded, and how, is no secret (the view embedding_gate.attached)
-GRANT SELECT ON embedding_gate.attached_tables TO embedding_loader;
+-- which tables are guarded, and how, is no secret (the view embedding_gate.attached);
+-- attach() and detach() read it as the table's owner, whoever that is
+GRANT SELECT ON embedding_gate.attached_tables TO PUBLIC;
 
 -- a table's owner calls embedding_gate.attach() and its index names
 -- embedding_gate.vector_hash(): every role may look into the schema (what is inside keeps
