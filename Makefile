@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@# torch first, pinned: the local CPU build, not the registry's newest with CUDA
 	@$(VENV)/bin/pip install -q --disable-pip-version-check torch==2.13.0
-	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,server,servers]'
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,server,servers,frameworks]'
 	@touch $@
 
 test: server tools venv  ## the whole test suite against a real PostgreSQL

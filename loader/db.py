@@ -11,7 +11,11 @@ from urllib.parse import quote
 import numpy as np
 import psycopg2
 import psycopg2.extras
-from pgvector import Vector
+
+try:
+    from pgvector import Vector
+except ImportError:  # pgvector-python before 0.4 (langchain-postgres pins it)
+    from pgvector.utils import Vector
 
 # the columns the loader writes; the gate writes the rest
 COLUMNS = (

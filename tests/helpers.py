@@ -16,7 +16,11 @@ import numpy as np
 import psycopg
 from alembic import command
 from alembic.config import Config
-from pgvector import Vector
+
+try:
+    from pgvector import Vector
+except ImportError:  # pgvector-python before 0.4 (langchain-postgres pins it)
+    from pgvector.utils import Vector
 
 from loader import corpus, load
 from loader.db import connect

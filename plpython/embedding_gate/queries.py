@@ -249,21 +249,25 @@ _ATTACHED_COLUMNS = (
 )
 FLAG_ATTACHED = (
     "INSERT INTO embedding_gate.verdicts (table_oid, row_id, " + _ATTACHED_COLUMNS + ")"
-    " SELECT $12::regclass, v.row_id, " + _ATTACHED_VALUES + _ATTACHED_VERDICTS +
-    " ON CONFLICT (table_oid, row_id) DO UPDATE SET" + _ATTACHED_SET +
-    ", checked_at = pg_catalog.now()"
+    " SELECT $12::regclass, v.row_id, "
+    + _ATTACHED_VALUES
+    + _ATTACHED_VERDICTS
+    + " ON CONFLICT (table_oid, row_id) DO UPDATE SET"
+    + _ATTACHED_SET
+    + ", checked_at = pg_catalog.now()"
 )
 # follows a CTE `moved` (row_id, row) that deleted the rows from their table
 QUARANTINE_ATTACHED = (
     " INSERT INTO embedding_gate.quarantine (table_oid, row_id, row, " + _ATTACHED_COLUMNS + ")"
-    " SELECT $12::regclass, m.row_id, m.row, " + _ATTACHED_VALUES + _ATTACHED_VERDICTS +
-    " JOIN moved AS m ON m.row_id = v.row_id"
-    " ON CONFLICT (table_oid, row_id) DO UPDATE SET row = excluded.row," + _ATTACHED_SET +
-    ", quarantined_at = pg_catalog.now()"
+    " SELECT $12::regclass, m.row_id, m.row, "
+    + _ATTACHED_VALUES
+    + _ATTACHED_VERDICTS
+    + " JOIN moved AS m ON m.row_id = v.row_id"
+    " ON CONFLICT (table_oid, row_id) DO UPDATE SET row = excluded.row,"
+    + _ATTACHED_SET
+    + ", quarantined_at = pg_catalog.now()"
 )
-FORGET = (
-    "DELETE FROM embedding_gate.verdicts WHERE table_oid = $1::regclass AND row_id = ANY ($2)"
-)
+FORGET = "DELETE FROM embedding_gate.verdicts WHERE table_oid = $1::regclass AND row_id = ANY ($2)"
 
 
 # --- prepared plans ----------------------------------------------------------------------
