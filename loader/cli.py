@@ -57,6 +57,72 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_attach(args) -> int:
+    from loader import db
+
+    options = {
+        "embedding_column": args.embedding,
+        "content_column": args.content,
+        "id_column": args.id,
+        "model": args.model,
+        "model_column": args.model_column,
+    }
+    conn = connect(args.database_url)
+    try:
+        name = db.attach(conn, args.table, **{k: v for k, v in options.items() if v})
+        print(f"attached {name}: every write is checked from now on")
+        if args.no_check:
+            return 0
+
+        def progress(checked: int, flagged: int) -> None:
+            print(f"  {checked:,} stored rows checked, {flagged:,} flagged", file=sys.stderr)
+
+        checked, flagged = db.check_existing(conn, name, args.batch_size, progress)
+        print(f"{name}: {checked:,} stored rows checked, {flagged:,} flagged")
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_detach(args) -> int:
+    from loader import db
+
+    conn = connect(args.database_url)
+    try:
+        db.detach(conn, args.table, args.drop_quarantined)
+        print(f"detached {args.table}: its triggers, index and verdicts are gone")
+    finally:
+        conn.close()
+    return 0
+
+
+def cmd_attached(args) -> int:
+    from loader import db
+    from loader.report import printable
+
+    conn = connect(args.database_url)
+    try:
+        rows = db.attached(conn)
+    finally:
+        conn.close()
+    if not rows:
+        print("no table is attached (public.chunks is guarded always)")
+        return 0
+    print(
+        f"{'table':40s} {'embedding':22s} {'model':20s} {'mode':10s} {'embedded':>10s}"
+        f" {'flagged':>8s} {'quarantined':>11s}"
+    )
+    for r in rows:
+        size = r["dimension"] if r["dimension"] is not None else "any"
+        column = f"{r['embedding_column']} {r['embedding_type']}({size})"
+        model = r["model"] or (f"[{r['model_column']}]" if r["model_column"] else "-")
+        print(
+            f"{printable(r['table_name']):40s} {printable(column):22s} {printable(model):20s}"
+            f" {r['mode']:10s} {r['embedded']:>10,} {r['flagged']:>8,} {r['quarantined']:>11,}"
+        )
+    return 0
+
+
 def cmd_watch(args) -> int:
     from loader import watch
 
@@ -221,6 +287,27 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--html", metavar="FILE", help="also write the whole report as one HTML file")
     r.set_defaults(func=cmd_report)
 
+    a = sub.add_parser(
+        "attach", help="guard an existing table (a framework's): check its rows and every write"
+    )
+    a.add_argument("table", help="the table, e.g. langchain_pg_embedding or myschema.docs")
+    a.add_argument("--embedding", help="its embedding column (default: embedding)")
+    a.add_argument("--content", help="its text column (duplicate_vector and the reports need it)")
+    a.add_argument("--id", help="its row id column (default: the single-column primary key)")
+    a.add_argument("--model", help="the model that embedded its rows (for blank_like)")
+    a.add_argument("--model-column", help="or the column naming each row's model")
+    a.add_argument("--batch-size", type=int, default=10000, help="rows per commit (10000)")
+    a.add_argument("--no-check", action="store_true", help="do not check the stored rows now")
+    a.set_defaults(func=cmd_attach)
+
+    dt = sub.add_parser("detach", help="remove the gate from an attached table")
+    dt.add_argument("table")
+    dt.add_argument("--drop-quarantined", action="store_true", help="discard its quarantined rows")
+    dt.set_defaults(func=cmd_detach)
+
+    ls = sub.add_parser("attached", help="list the attached tables")
+    ls.set_defaults(func=cmd_attached)
+
     w = sub.add_parser(
         "watch", help="print a line for every statement that stores flagged embeddings"
     )
@@ -250,6 +337,9 @@ def main(argv=None) -> int:
         return args.func(args)
     except EmbeddingError as e:  # before any work: a URL, a header, a server that is not there
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except psycopg2.Error as e:  # the database's own words name what was wrong
+        print(f"error: {(e.pgerror or str(e)).strip()}", file=sys.stderr)
         return 1
 
 

@@ -256,11 +256,11 @@ def summary(conn) -> dict:
 
 def low_quality(conn, limit: int) -> list:
     """The newest rows of low_quality_embeddings: chunk_id, doc_id, reason, content_length,
-    content_preview, quarantined (and issues, embedding_model)."""
+    content_preview, quarantined (and issues, embedding_model, table_name, row_id)."""
     return _rows(
         conn,
         "SELECT chunk_id, doc_id, reason, content_length, content_preview, quarantined, issues,"
-        " embedding_model FROM public.low_quality_embeddings LIMIT %s",
+        " embedding_model, table_name, row_id FROM public.low_quality_embeddings LIMIT %s",
         [limit],
     )[1]
 
@@ -292,6 +292,52 @@ def twin_groups(conn) -> list:
             " HAVING count(*) > 1 ORDER BY 1 DESC",
         )[1]
     ]
+
+
+def attached(conn) -> list:
+    """The rows of embedding_gate.attached: the tables the gate guards besides chunks."""
+    return _dicts(conn, "SELECT * FROM embedding_gate.attached ORDER BY table_name")
+
+
+def attach(conn, table: str, **options) -> str:
+    """embedding_gate.attach(table, option => value, ...), the stored rows left to
+    check_existing(); committed. Returns the table's schema-qualified name."""
+    names = "".join(f", {name} => %s" for name in options)
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT attached FROM embedding_gate.attach(%s{names}, check_existing => false)",
+            [table, *options.values()],
+        )
+        name = cur.fetchone()[0]
+    conn.commit()
+    return name
+
+
+def detach(conn, table: str, drop_quarantined: bool = False) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT embedding_gate.detach(%s, %s)", [table, drop_quarantined])
+    conn.commit()
+
+
+def check_existing(conn, table: str, batch_size: int = 10000, progress=None) -> tuple:
+    """Check every row an attached table holds, committing each batch; progress(checked,
+    flagged) after each. Returns (checked, flagged)."""
+    checked = flagged = 0
+    after = None
+    while True:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT checked, low_quality, last_row_id"
+                " FROM embedding_gate._check_existing(%s, %s, %s)",
+                [table, after, batch_size],
+            )
+            n, low, after = cur.fetchone()
+        conn.commit()
+        if not n:
+            return checked, flagged
+        checked, flagged = checked + n, flagged + low
+        if progress:
+            progress(checked, flagged)
 
 
 def quality_by_day(conn) -> list:

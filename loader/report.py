@@ -48,11 +48,16 @@ def format_report(s: dict, low_quality: list) -> str:
     if s["quarantined"]:
         lines.append(f"Quarantined:             {s['quarantined']:>10,}")
     if low_quality:
-        lines += ["", f"Low-quality chunks (first {len(low_quality)}, newest first):"]
-        for chunk_id, doc_id, reason, length, preview, quarantined, *_ in low_quality:
+        lines += ["", f"Low-quality embeddings (first {len(low_quality)}, newest first):"]
+        for row in low_quality:
+            chunk_id, doc_id, reason, length, preview, quarantined = row[:6]
             where = " [quarantined]" if quarantined else ""
+            if chunk_id is None:  # a row of an attached table
+                what = f"row {printable(row[9])} of {printable(row[8])}"
+            else:
+                what = f"chunk {printable(chunk_id)} (document {printable(doc_id)})"
             lines += [
-                f"  chunk {printable(chunk_id)} (document {printable(doc_id)}){where}",
+                f"  {what}{where}",
                 f"    reason: {printable(reason)}",
                 f"    content length: {length}",
                 f"    preview: {preview!r}",
@@ -80,6 +85,7 @@ class Snapshot:
     flagged: list
     per_model: list
     per_document: list
+    attached: list
 
 
 def snapshot(conn, limit: int = 200) -> Snapshot:
@@ -93,6 +99,7 @@ def snapshot(conn, limit: int = 200) -> Snapshot:
         flagged=db.low_quality(conn, limit),
         per_model=db.flagged_by(conn, "model"),
         per_document=db.flagged_by(conn, "document"),
+        attached=db.attached(conn),
     )
 
 
@@ -297,6 +304,11 @@ def write_html(snap: Snapshot, path: Path) -> None:
     for row in days:
         checked, n = per_table.get(row["table_name"], (0, 0))
         per_table[row["table_name"]] = (checked + row["checked"], n + row["flagged"])
+    for row in snap.attached:  # their rows have no insert time: totals only
+        per_table[row["table_name"]] = (
+            row["embedded"] + row["quarantined"],
+            row["flagged"] + row["quarantined"],
+        )
     thresholds = {
         "low_norm": f"norm < {settings['min_norm']:g}",
         "low_variance": f"variance < {settings['min_variance']:g}",
@@ -374,10 +386,10 @@ def write_html(snap: Snapshot, path: Path) -> None:
 def _flagged_table(rows: list) -> str:
     if not rows:
         return "<p>No chunk is flagged.</p>"
-    out = ["<table><tr><th>chunk</th><th>document</th><th>model</th><th>issues</th>"]
+    out = ["<table><tr><th>table</th><th>row</th><th>document</th><th>model</th><th>issues</th>"]
     out.append("<th>reason</th><th>length</th><th>preview</th></tr>")
-    for chunk_id, doc_id, reason, length, preview, quarantined, issues, model in rows:
-        cells = [chunk_id, doc_id, model, ", ".join(issues or [])]
+    for _, doc_id, reason, length, preview, quarantined, issues, model, table, row_id in rows:
+        cells = [table, row_id, doc_id, model, ", ".join(issues or [])]
         cells += [reason + (" [quarantined]" if quarantined else ""), length]
         out.append("<tr>")
         out += [f"<td>{html.escape('' if c is None else str(c))}</td>" for c in cells]

@@ -1,6 +1,7 @@
 """embedding_gate.attach(): the gate on tables it did not create, through every write path,
 for vector(N), unconstrained vector and halfvec(N) columns, plain and partitioned."""
 
+import re
 from uuid import UUID
 
 import numpy as np
@@ -407,3 +408,46 @@ def test_only_the_owner_attaches_and_tunes_and_writers_need_no_new_rights(items,
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only the owner"):
             as_owner.execute("SELECT embedding_gate.detach('items')")
         as_owner.execute("SELECT embedding_gate.detach('mine')")
+
+
+def test_the_command_line_attaches_lists_reports_and_detaches(items, db_url, capsys, tmp_path):
+    from loader.cli import main
+
+    assert (
+        main(
+            [
+                "--database-url",
+                db_url,
+                "attach",
+                "items",
+                "--embedding",
+                "emb",
+                "--content",
+                "body",
+                "--model",
+                "m1",
+                "--batch-size",
+                "1",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr()
+    assert "attached public.items" in out.out
+    assert "public.items: 2 stored rows checked, 1 flagged" in out.out
+    assert "1 stored rows checked, 0 flagged" in out.err  # progress, a line a batch
+    assert main(["--database-url", db_url, "attached"]) == 0
+    listed = capsys.readouterr().out.splitlines()[1].split()
+    assert listed == ["public.items", "emb", "vector(16)", "m1", "flag", "2", "1", "0"]
+    page = tmp_path / "report.html"
+    assert main(["--database-url", db_url, "report", "--html", str(page)]) == 0
+    assert "row 2 of public.items" in capsys.readouterr().out
+    html = page.read_text()
+    assert re.search(r"<td>public.items</td><td[^>]*>2</td><td[^>]*>1</td>", html)  # per table
+    assert "<td>public.items</td><td>2</td><td></td><td>m1</td>" in html  # the flagged row
+    # bad input: the database's words, no traceback
+    assert main(["--database-url", db_url, "attach", "items", "--embedding", "emb"]) == 1
+    assert "error: ERROR:  public.items is attached already" in capsys.readouterr().err
+    assert main(["--database-url", db_url, "detach", "items"]) == 0
+    assert main(["--database-url", db_url, "attached"]) == 0
+    assert "no table is attached" in capsys.readouterr().out

@@ -255,7 +255,9 @@ def test_cli_report_prints_the_summary_and_writes_a_valid_png(corpus, db_url, tm
     out = capsys.readouterr().out
     assert "Total documents:                  3" in out
     assert "Low-quality embeddings:           6 (46.15%)" in out  # of 13 embedded
-    assert out.count("    reason: ") == 3 and "Low-quality chunks (first 3, newest first)" in out
+    assert (
+        out.count("    reason: ") == 3 and "Low-quality embeddings (first 3, newest first)" in out
+    )
     assert f"wrote {png} (the measures of 12 embeddings)" in out  # in chunks, NaN included
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = matplotlib.image.imread(png).shape
