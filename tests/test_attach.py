@@ -355,14 +355,14 @@ def test_only_the_owner_attaches_and_tunes_and_writers_need_no_new_rights(items,
     items.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON items TO embedding_loader")
     items.execute("CREATE TABLE mine (id int PRIMARY KEY, body text, embedding vector(16))")
     items.execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'table_owner')"
-        " THEN CREATE ROLE table_owner LOGIN; END IF; END $$"
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'attach_owner')"
+        " THEN CREATE ROLE attach_owner LOGIN; END IF; END $$"
     )
-    items.execute("GRANT CREATE ON SCHEMA public TO table_owner")
-    items.execute("ALTER TABLE mine OWNER TO table_owner")
+    items.execute("GRANT CREATE ON SCHEMA public TO attach_owner")
+    items.execute("ALTER TABLE mine OWNER TO attach_owner")
     items.execute(
-        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'writer')"
-        " THEN CREATE ROLE writer LOGIN IN ROLE embedding_loader; END IF; END $$"
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'attach_writer')"
+        " THEN CREATE ROLE attach_writer LOGIN IN ROLE embedding_loader; END IF; END $$"
     )
     attach(items, embedding_column="emb", content_column="body")
     index = items.execute(
@@ -371,9 +371,9 @@ def test_only_the_owner_attaches_and_tunes_and_writers_need_no_new_rights(items,
     ).fetchone()[0]
     p = postgresql_proc
     as_owner = psycopg.connect(
-        url_for(p.host, p.port, "table_owner", items.info.dbname), autocommit=True
+        url_for(p.host, p.port, "attach_owner", items.info.dbname), autocommit=True
     )
-    writer = psycopg.connect(url_for(p.host, p.port, "writer", items.info.dbname), autocommit=True)
+    writer = psycopg.connect(url_for(p.host, p.port, "attach_writer", items.info.dbname), autocommit=True)
     with as_owner, writer:
         assert attach(as_owner, "mine", content_column="body")[0] == "public.mine"
         as_owner.execute("SELECT embedding_gate.set_table_settings('mine', '{\"min_norm\": 0.2}')")
@@ -451,3 +451,37 @@ def test_the_command_line_attaches_lists_reports_and_detaches(items, db_url, cap
     assert main(["--database-url", db_url, "detach", "items"]) == 0
     assert main(["--database-url", db_url, "attached"]) == 0
     assert "no table is attached" in capsys.readouterr().out
+
+
+def test_every_report_covers_attached_tables(items):
+    attach(items, embedding_column="emb", content_column="body")
+    items.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
+    chunk = np.random.default_rng(1).standard_normal(768)
+    items.execute(
+        "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES"
+        " ('c1', 'd1', 'a chunk', %s)",
+        [vec(chunk / np.linalg.norm(chunk))],
+    )
+    measures = items.execute(
+        "SELECT table_name, row_id, chunk_id, issues FROM embedding_measures() ORDER BY 1, 2"
+    ).fetchall()
+    assert measures == [
+        ("public.chunks", "c1", "c1", []),
+        ("public.items", "1", None, []),
+        ("public.items", "2", None, ["low_norm", "low_variance", "sparse"]),
+    ]
+    assert items.execute("SELECT checked, low_quality FROM verify_embeddings(10)").fetchone() == (
+        3,
+        1,
+    )
+    preview = dict(
+        items.execute(
+            "SELECT check_code, flagged_proposed FROM preview_thresholds(min_norm => 2)"
+        ).fetchall()
+    )
+    assert preview["low_norm"] == 3 and preview["any"] == 3
+    # a recheck with a stricter threshold of the table's own
+    items.execute("SELECT embedding_gate.set_table_settings('items', '{\"min_norm\": 2}')")
+    items.execute("CALL recheck_embeddings()")
+    assert sorted(flagged(items)) == ["1", "2"]
+    assert items.execute("SELECT low_quality FROM embedding_quality_summary").fetchone() == (2,)

@@ -51,6 +51,7 @@ class Statements:
     twins: str  # the stored rows with one of the hashes $1, in groups of two or more
     scan_first: str  # the first $1 stored rows in id order
     scan_after: str  # the next $1 stored rows after id $2
+    sample: str  # $1 stored rows drawn at random
     quarantine: str  # move rows $1 out of the table into embedding_gate.quarantine
 
 
@@ -128,6 +129,7 @@ def _build(q, table: Table) -> Statements:
         scan_after=(
             f"{stored} AND i.{ident} > $2::text::{table.id_type} ORDER BY i.{ident} LIMIT $1"
         ),
+        sample=f"{stored} ORDER BY pg_catalog.random() LIMIT $1",
         quarantine=(
             f"WITH moved AS (DELETE FROM {table.name} AS t"
             f" WHERE t.{ident} = ANY ($1::text[]::{table.id_type}[])"
@@ -201,21 +203,9 @@ def check_batch(plpy, oid, after, batch_size: int) -> dict:
 def check_rows(plpy, table, s, rows, mode, t, tally, forget_clean=False, scan=False) -> None:
     """Check rows (row_id, v, model, content, h) of one table, and act on the flagged ones;
     forget_clean: also drop the verdicts of the clean ones (an UPDATE, a scan)."""
-    duplicates = find_duplicates(plpy, table, s, rows, scan)
-    kind = from_halfvec_bytes if table.embedding_type == "halfvec" else from_vector_bytes
-    # an unconstrained vector column holds several dimensions: check each on its own
-    by_size: dict = {}
-    for k, r in enumerate(rows):
-        by_size.setdefault(len(r["v"]), []).append(k)
     clean = []
-    for part in by_size.values():
-        models = [table.model or rows[k]["model"] for k in part]
-        v = evaluate(
-            kind([rows[k]["v"] for k in part]),
-            t,
-            references_for(plpy, models),
-            [duplicates[k] for k in part],
-        )
+    for part, x, models, duplicates in parts(plpy, table, s, rows, scan):
+        v = evaluate(x, t, references_for(plpy, models), duplicates)
         v.noun = "row"
         tally.add(v.codes)
         flagged = np.flatnonzero(v.flagged)
@@ -224,6 +214,48 @@ def check_rows(plpy, table, s, rows, mode, t, tally, forget_clean=False, scan=Fa
             act(plpy, table, s, mode, [rows[part[j]] for j in flagged], models, v, flagged)
     if forget_clean:
         forget(plpy, table, clean)
+
+
+def parts(plpy, table, s, rows, scan: bool):
+    """The rows as arrays, one part per dimension (an unconstrained vector column holds
+    several): (indices into rows, (n, d) array, models, duplicate_of)."""
+    duplicates = find_duplicates(plpy, table, s, rows, scan)
+    decode = from_halfvec_bytes if table.embedding_type == "halfvec" else from_vector_bytes
+    by_size: dict = {}
+    for k, r in enumerate(rows):
+        by_size.setdefault(len(r["v"]), []).append(k)
+    for part in by_size.values():
+        yield (
+            part,
+            decode([rows[k]["v"] for k in part]),
+            [table.model or rows[k]["model"] for k in part],
+            [duplicates[k] for k in part],
+        )
+
+
+def scan_all(plpy, sample_size: "int | None" = None):
+    """Every stored embedding of every attached table (or a random sample of sample_size
+    from each), in batches: (table name, row ids, (n, d) array, models, duplicate_of)."""
+    for r in queries.run(plpy, queries.ATTACHED_TABLES):
+        table, _ = lookup(plpy, r["oid"])
+        s = statements(plpy, table)
+        if sample_size is not None:
+            batches = [queries.run(plpy, s.sample, ["integer"], [sample_size])]
+        else:
+            batches = _batches(plpy, s)
+        for rows in batches:
+            for part, x, models, duplicates in parts(plpy, table, s, rows, scan=True):
+                yield table.name, [rows[k]["row_id"] for k in part], x, models, duplicates
+
+
+def _batches(plpy, s):
+    """The table's stored rows in id order, BATCH_ROWS at a time."""
+    rows = queries.run(plpy, s.scan_first, ["integer"], [BATCH_ROWS])
+    while rows:
+        yield rows
+        rows = queries.run(
+            plpy, s.scan_after, ["integer", "text"], [BATCH_ROWS, rows[-1]["row_id"]]
+        )
 
 
 def find_duplicates(plpy, table, s, rows, scan: bool) -> list:

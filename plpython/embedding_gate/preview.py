@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from .checks import CODES, evaluate
-from .scans import scan
+from .scans import every_embedding
 from .settings import current_settings, references_for
 
 # percentiles shown by preview_thresholds()
@@ -59,7 +59,7 @@ def preview(plpy, proposed: dict) -> list:
     new_counts = np.zeros(len(CODES) + 1, dtype=np.int64)
     n = 0
     dim = None
-    for _, _, x, models, duplicates in scan(plpy):
+    for _, _, x, models, duplicates in every_embedding(plpy):
         references = references_for(plpy, models)
         a, b = evaluate(x, now, references, duplicates), evaluate(x, new, references, duplicates)
         dim = x.shape[1]

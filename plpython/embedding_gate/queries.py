@@ -220,6 +220,9 @@ ATTACHED = (
     " JOIN pg_catalog.pg_attribute AS i ON i.attrelid = a.table_oid AND i.attname = a.id_column"
     " WHERE a.table_oid = $1"
 )
+ATTACHED_TABLES = (
+    "SELECT table_oid::oid AS oid FROM embedding_gate.attached_tables ORDER BY table_oid::oid"
+)
 # a statement's change in the count of an attached table's embedded rows (relation: oid)
 ADD_ROWS = "SELECT embedding_gate._add_rows($1, $2)"
 # the verdicts of flagged rows of an attached table, as parallel arrays, and the table's oid

@@ -5,11 +5,11 @@ import json
 
 import numpy as np
 
-from . import queries
+from . import attached, queries
 from .checks import CODES, evaluate
 from .codec import from_vector_blob, from_vector_bytes
 from .settings import current_settings, references_for
-from .triggers import apply_verdicts
+from .triggers import TABLE, apply_verdicts
 
 # recheck_embeddings() calibrates a model from its stored rows once it has this many
 CALIBRATION_ROWS = 50
@@ -41,25 +41,28 @@ def matrix(rows) -> np.ndarray:
 
 
 def verify_sample(plpy, sample_size: int) -> dict:
-    """verify_embeddings(): re-check a random sample with the current thresholds."""
+    """verify_embeddings(): re-check a random sample of chunks, and one of each attached
+    table, with the current thresholds."""
     _, t = current_settings(plpy)
-    rows = queries.run(plpy, queries.SAMPLE, ["integer"], [max(sample_size, 0)])
-    counts = dict.fromkeys(CODES, 0)
-    low = 0
+    sample_size = max(sample_size, 0)
+    rows = queries.run(plpy, queries.SAMPLE, ["integer"], [sample_size])
+    parts = []
     if rows:
-        v = evaluate(
-            matrix(rows),
-            t,
-            references_for(plpy, [r["model"] for r in rows]),
-            [r["duplicate_of"] for r in rows],
-        )
-        low = int(v.flagged.sum())
-        counts.update(zip(CODES, (int(n) for n in v.codes.sum(axis=0)), strict=True))
+        parts.append((matrix(rows), [r["model"] for r in rows], [r["duplicate_of"] for r in rows]))
+    for _, _, x, models, duplicates in attached.scan_all(plpy, sample_size):
+        parts.append((x, models, duplicates))
+    counts = np.zeros(len(CODES), dtype=np.int64)
+    checked = low = 0
+    for x, models, duplicates in parts:
+        v = evaluate(x, t, references_for(plpy, models), duplicates)
+        checked += len(x)
+        low += int(v.flagged.sum())
+        counts += v.codes.sum(axis=0)
     return {
-        "checked": len(rows),
+        "checked": checked,
         "low_quality": low,
-        "low_quality_rate": low / len(rows) if rows else 0.0,
-        "counts": json.dumps(counts),
+        "low_quality_rate": low / checked if checked else 0.0,
+        "counts": json.dumps({c: int(n) for c, n in zip(CODES, counts, strict=True)}),
     }
 
 
@@ -96,8 +99,16 @@ def read_batch(plpy, after, batch_size: int, twin_hashes: list):
     return r["n"], (r["last"] if r["n"] else after), parts
 
 
+def every_embedding(plpy):
+    """Every stored embedding of chunks, then of every attached table, batch by batch:
+    (table name, row ids, (n, d) array, models, duplicate_of)."""
+    for ids, _, x, models, duplicates in scan(plpy):
+        yield TABLE, ids, x, models, duplicates
+    yield from attached.scan_all(plpy)
+
+
 def scan(plpy):
-    """Every stored embedding, as the parts of read_batch(), batch by batch."""
+    """Every stored embedding of chunks, as the parts of read_batch(), batch by batch."""
     after = None
     twin_hashes = twins(plpy)
     while True:
@@ -138,11 +149,12 @@ def recheck_batch(plpy, after, batch_size: int, twin_hashes) -> dict:
 
 def embedding_measures(plpy, near_zero_epsilon):
     """embedding_measures(): norm, variance, near-zero ratio, blank_like similarity, model
-    and the issue codes under the current thresholds of every stored embedding, batch by
-    batch."""
+    and the issue codes under the current thresholds of every stored embedding (chunks and
+    attached tables), batch by batch, with its table and row id."""
     _, t = current_settings(plpy)
     t = t.with_values(near_zero_epsilon=near_zero_epsilon)
-    for ids, _, x, models, duplicates in scan(plpy):
+    for table, ids, x, models, duplicates in every_embedding(plpy):
         v = evaluate(x, t, references_for(plpy, models), duplicates)
-        for i, chunk_id in enumerate(ids):
-            yield (chunk_id, *v.measured(i), models[i], v.issues(i))
+        chunk_ids = ids if table == TABLE else [None] * len(ids)
+        for i, row_id in enumerate(ids):
+            yield (chunk_ids[i], *v.measured(i), models[i], v.issues(i), table, row_id)

@@ -12,5 +12,6 @@ if "{{python_key}}" not in GD:
 return [GD["{{python_key}}"].scans.verify_sample(plpy, sample_size)]
 $python$;
 COMMENT ON FUNCTION public.verify_embeddings(integer) IS
-    'Re-checks a random sample of stored embeddings with the current thresholds and reports '
-    'checked, low quality, the rate and counts per issue code. Changes nothing.';
+    'Re-checks a random sample of sample_size stored embeddings of chunks, and as many of each '
+    'attached table, with the current thresholds and reports checked, low quality, the rate '
+    'and counts per issue code. Changes nothing.';

@@ -32,7 +32,7 @@ COMMENT ON FUNCTION public.preview_thresholds(double precision, double precision
                                               double precision, double precision,
                                               double precision) IS
     'Threshold tuning without changing anything: per check, the percentiles of its measure '
-    'over every stored embedding (exact up to 1,000,000 embeddings, from a uniform sample of '
+    'over every stored embedding of chunks and the attached tables (exact up to 1,000,000 embeddings, from a uniform sample of '
     'that size beyond) and how many embeddings the current and the proposed thresholds flag '
     '(NULL keeps the current value), e.g. '
     'SELECT * FROM preview_thresholds(min_norm => 0.2, min_variance => 0.01).';

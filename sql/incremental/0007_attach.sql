@@ -97,3 +97,9 @@ GRANT SELECT ON embedding_gate.attached_tables TO PUBLIC;
 -- embedding_gate.vector_hash(): every role may look into the schema (what is inside keeps
 -- its own rights: the tables above are the gate's alone)
 GRANT USAGE ON SCHEMA embedding_gate TO PUBLIC;
+
+-- embedding_measures() gains table_name and row_id (a new return type: the old function
+-- goes, and sql/idempotent/ creates the new one). IF EXISTS: on a new database the
+-- revisions run before any function exists.
+DROP FUNCTION IF EXISTS public.embedding_measures(double precision);
+DELETE FROM embedding_gate._sources WHERE name = '022_embedding_measures.sql';
