@@ -58,6 +58,29 @@ def cmd_report(args) -> int:
 
 
 def cmd_attach(args) -> int:
+    from loader import db, load
+
+    conn = connect(args.database_url)
+    try:
+        if args.record_reference:
+            # the server's embedding of blank text and of ordinary sentences, for blank_like
+            client = client_for(args)
+            client.check()
+            args.model = args.model or client.model
+            dim = client.probe()
+            for note in (
+                load.record_blank_reference(conn, client, args.model, dim),
+                load.record_calibration(conn, client, args.model, dim),
+            ):
+                if note:
+                    print(f"note: {note}", file=sys.stderr)
+            print(f"recorded the blank reference and calibration of {args.model} ({dim}-d)")
+        return _attach(conn, args)
+    finally:
+        conn.close()
+
+
+def _attach(conn, args) -> int:
     from loader import db
 
     options = {
@@ -67,20 +90,16 @@ def cmd_attach(args) -> int:
         "model": args.model,
         "model_column": args.model_column,
     }
-    conn = connect(args.database_url)
-    try:
-        name = db.attach(conn, args.table, **{k: v for k, v in options.items() if v})
-        print(f"attached {name}: every write is checked from now on")
-        if args.no_check:
-            return 0
+    name = db.attach(conn, args.table, **{k: v for k, v in options.items() if v})
+    print(f"attached {name}: every write is checked from now on")
+    if args.no_check:
+        return 0
 
-        def progress(checked: int, flagged: int) -> None:
-            print(f"  {checked:,} stored rows checked, {flagged:,} flagged", file=sys.stderr)
+    def progress(checked: int, flagged: int) -> None:
+        print(f"  {checked:,} stored rows checked, {flagged:,} flagged", file=sys.stderr)
 
-        checked, flagged = db.check_existing(conn, name, args.batch_size, progress)
-        print(f"{name}: {checked:,} stored rows checked, {flagged:,} flagged")
-    finally:
-        conn.close()
+    checked, flagged = db.check_existing(conn, name, args.batch_size, progress)
+    print(f"{name}: {checked:,} stored rows checked, {flagged:,} flagged")
     return 0
 
 
@@ -294,8 +313,14 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--embedding", help="its embedding column (default: embedding)")
     a.add_argument("--content", help="its text column (duplicate_vector and the reports need it)")
     a.add_argument("--id", help="its row id column (default: the single-column primary key)")
-    a.add_argument("--model", help="the model that embedded its rows (for blank_like)")
-    a.add_argument("--model-column", help="or the column naming each row's model")
+    a.add_argument("--model-column", help="the column naming each row's model (or --model)")
+    embedding_options(a)  # --model: the model that embedded its rows (for blank_like)
+    a.add_argument(
+        "--record-reference",
+        action="store_true",
+        help="ask the embedding server (--embed-url) for the model's embedding of blank text"
+        " and of a sample of sentences, and record them for blank_like",
+    )
     a.add_argument("--batch-size", type=int, default=10000, help="rows per commit (10000)")
     a.add_argument("--no-check", action="store_true", help="do not check the stored rows now")
     a.set_defaults(func=cmd_attach)

@@ -485,3 +485,21 @@ def test_every_report_covers_attached_tables(items):
     items.execute("CALL recheck_embeddings()")
     assert sorted(flagged(items)) == ["1", "2"]
     assert items.execute("SELECT low_quality FROM embedding_quality_summary").fetchone() == (2,)
+
+
+def test_attach_records_the_model_s_blank_reference_from_its_server(db, db_url, server, capsys):
+    """A framework's table and the server its embeddings came from: the command line
+    records the model's reference and calibration, then flags the rows embedded from
+    blank text."""
+    from loader.cli import main
+    from tests.embed_server import vector_for
+
+    db.execute("CREATE TABLE lc (id text PRIMARY KEY, document text, embedding vector(768))")
+    rows = [("a", "a real paragraph"), ("b", ""), ("c", "another paragraph")]
+    for row_id, text in rows:
+        db.execute("INSERT INTO lc VALUES (%s, %s, %s)", [row_id, text, vec(vector_for(text))])
+    args = ["--database-url", db_url, "attach", "lc", "--content", "document",
+            "--embed-url", server.url, "--model", "stand-in", "--record-reference"]
+    assert main(args) == 0
+    assert "recorded the blank reference and calibration of stand-in (768-d)" in capsys.readouterr().out
+    assert flagged(db, "public.lc") == {"b": (["blank_like"], False)}
