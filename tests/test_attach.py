@@ -373,7 +373,9 @@ def test_only_the_owner_attaches_and_tunes_and_writers_need_no_new_rights(items,
     as_owner = psycopg.connect(
         url_for(p.host, p.port, "attach_owner", items.info.dbname), autocommit=True
     )
-    writer = psycopg.connect(url_for(p.host, p.port, "attach_writer", items.info.dbname), autocommit=True)
+    writer = psycopg.connect(
+        url_for(p.host, p.port, "attach_writer", items.info.dbname), autocommit=True
+    )
     with as_owner, writer:
         assert attach(as_owner, "mine", content_column="body")[0] == "public.mine"
         as_owner.execute("SELECT embedding_gate.set_table_settings('mine', '{\"min_norm\": 0.2}')")
@@ -498,8 +500,22 @@ def test_attach_records_the_model_s_blank_reference_from_its_server(db, db_url, 
     rows = [("a", "a real paragraph"), ("b", ""), ("c", "another paragraph")]
     for row_id, text in rows:
         db.execute("INSERT INTO lc VALUES (%s, %s, %s)", [row_id, text, vec(vector_for(text))])
-    args = ["--database-url", db_url, "attach", "lc", "--content", "document",
-            "--embed-url", server.url, "--model", "stand-in", "--record-reference"]
+    args = [
+        "--database-url",
+        db_url,
+        "attach",
+        "lc",
+        "--content",
+        "document",
+        "--embed-url",
+        server.url,
+        "--model",
+        "stand-in",
+        "--record-reference",
+    ]
     assert main(args) == 0
-    assert "recorded the blank reference and calibration of stand-in (768-d)" in capsys.readouterr().out
+    assert (
+        "recorded the blank reference and calibration of stand-in (768-d)"
+        in capsys.readouterr().out
+    )
     assert flagged(db, "public.lc") == {"b": (["blank_like"], False)}

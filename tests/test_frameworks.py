@@ -4,17 +4,18 @@ llama-index-vector-stores-postgres (vector and halfvec) and pgvector-haystack (h
 
 Each writes good texts and three bad ones with a deterministic embedding class of ours: a
 blank text embeds as the model's blank reference (blank_like), a marker text as a zero
-vector (low_norm, ...) and another as a short vector padded with zeros (sparse). The README's
-"Guard your framework's table" snippets are the attach calls below."""
+vector (low_norm, ...) and another as a short vector padded with zeros (sparse). The attach
+calls are the README's ("Guard your framework's table"), read from it, the model renamed."""
 
 import hashlib
+import re
 import uuid
 
 import numpy as np
 import psycopg
 import pytest
 
-from tests.helpers import vec
+from tests.helpers import ROOT, vec
 
 DIM = 32
 MODEL = "fake-embedder"
@@ -53,6 +54,30 @@ def gate(db):
     return db
 
 
+def readme_snippets() -> dict:
+    """The README's attach calls, by the comment line above each: {comment: SQL}."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Guard your framework's table", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sql\n(.*?)```", section, re.S).group(1)
+    found, comment = {}, None
+    for line in block.splitlines():
+        if line.startswith("--"):
+            comment = line[2:].strip()
+        elif line.strip():
+            found[comment] = line.replace("'text-embedding-3-small'", f"'{MODEL}'")
+    return found
+
+
+def readme_snippet(framework: str) -> str:
+    """The README's attach call whose comment starts with the framework's name."""
+    (sql,) = [
+        v
+        for k, v in readme_snippets().items()
+        if k.startswith(framework + " ") or k.startswith(framework + ":")
+    ]
+    return sql
+
+
 def sqlalchemy_url(url: str, driver: str) -> str:
     return url.replace("postgresql://", f"postgresql+{driver}://", 1)
 
@@ -70,7 +95,8 @@ def fresh_langchain_tables(vectorstores) -> None:
 
 
 class LangChainPGVector:
-    table, content = "langchain_pg_embedding", "document"
+    table, readme = "langchain_pg_embedding", "LangChain PGVector"
+    content = "document"
 
     def __init__(self, url, embedding_length=DIM):
         from langchain_core.embeddings import Embeddings
@@ -108,7 +134,8 @@ class LangChainUnconstrained(LangChainPGVector):
 
 
 class LangChainPGVectorStore:
-    table, content = "lc_store", "content"
+    table, readme = "my_documents", "LangChain PGVectorStore"
+    content = "content"
 
     def __init__(self, url):
         from langchain_core.embeddings import Embeddings
@@ -136,7 +163,8 @@ class LangChainPGVectorStore:
 
 
 class LlamaIndex:
-    table, content = "data_li", "text"
+    table, readme = "data_docs", "LlamaIndex"
+    content = "text"
     halfvec = False
 
     def __init__(self, url):
@@ -157,7 +185,7 @@ class LlamaIndex:
         self.store = PGVectorStore.from_params(
             connection_string=sqlalchemy_url(url, "psycopg2"),
             async_connection_string=sqlalchemy_url(url, "asyncpg"),
-            table_name="li",
+            table_name="docs",
             embed_dim=DIM,
             use_halfvec=self.halfvec,
         )
@@ -184,7 +212,8 @@ class LlamaIndexHalfvec(LlamaIndex):
 
 
 class Haystack:
-    table, content = "haystack_documents", "content"
+    table, readme = "haystack_documents", "Haystack"
+    content = "content"
 
     def __init__(self, url):
         from haystack.utils import Secret
@@ -232,10 +261,7 @@ FRAMEWORKS = [
 def test_a_framework_writes_through_the_gate(gate, db_url, framework, mode):
     store = framework(db_url)
     try:
-        gate.execute(
-            "SELECT embedding_gate.attach(%s, content_column => %s, model => %s)",
-            [store.table, store.content, MODEL],
-        )
+        gate.execute(readme_snippet(store.readme))
         gate.execute(
             "SELECT embedding_gate.set_table_settings(%s, jsonb_build_object('mode', %s::text))",
             [store.table, mode],
@@ -370,3 +396,46 @@ def test_reject_reaches_the_framework_as_the_gate_s_error(gate, db_url):
         assert isinstance(orig, psycopg.Error) and orig.sqlstate == "QG001"
     finally:
         store.close()
+
+
+def test_pgai_s_two_write_patterns(gate):
+    """pgai's vectorizer worker cannot run here; its two ways of writing can: binary COPY
+    into the store table, and UPDATE of an embedding column."""
+    from pgvector.psycopg import register_vector
+
+    register_vector(gate)
+    gate.execute(
+        "CREATE TABLE blog_embedding_store (embedding_uuid uuid PRIMARY KEY DEFAULT"
+        " gen_random_uuid(), id int NOT NULL, chunk_seq int NOT NULL, chunk text NOT NULL,"
+        " embedding vector(32) NOT NULL)"
+    )
+    gate.execute(readme_snippet("pgai"))
+    texts = GOOD + BAD
+    with (
+        gate.cursor() as cur,
+        cur.copy(
+            "COPY blog_embedding_store (id, chunk_seq, chunk, embedding) FROM STDIN"
+            " WITH (FORMAT binary)"
+        ) as copy,
+    ):
+        copy.set_types(["int4", "int4", "text", "vector"])
+        for i, t in enumerate(texts):
+            copy.write_row((i, 0, t, np.array(embed(t), dtype=np.float32)))
+    found = gate.execute("SELECT content_preview FROM low_quality_embeddings ORDER BY 1").fetchall()
+    assert [f[0] for f in found] == sorted(BAD)
+    # the UPDATE pattern: a column of a source table filled in place
+    gate.execute("CREATE TABLE blog (id int PRIMARY KEY, body text, embedding vector(32))")
+    gate.execute(
+        "INSERT INTO blog SELECT i, t, NULL FROM unnest(%s::text[]) WITH ORDINALITY AS u(t, i)",
+        [texts],
+    )
+    gate.execute(
+        "SELECT embedding_gate.attach('blog', content_column => 'body', model => %s)", [MODEL]
+    )
+    for i, t in enumerate(texts, start=1):
+        gate.execute("UPDATE blog SET embedding = %s WHERE id = %s", [vec(embed(t)), i])
+    found = gate.execute(
+        "SELECT content_preview FROM low_quality_embeddings WHERE table_name = 'public.blog'"
+        " ORDER BY 1"
+    ).fetchall()
+    assert [f[0] for f in found] == sorted(BAD)
