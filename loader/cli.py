@@ -58,7 +58,7 @@ def cmd_report(args) -> int:
 
 
 def cmd_attach(args) -> int:
-    from loader import db, load
+    from loader import load
 
     conn = connect(args.database_url)
     try:
