@@ -12,7 +12,9 @@ and is looked up by its stored hash (duplicate_vector). The baseline, "ungated",
 same table with its triggers off (it still computes embedding_hash and keeps its indexes).
 With --alternatives, also the designs the gate did not choose (bench/alternatives.sql): a
 row-level trigger, and a statement trigger reading the whole transition table as one bytea.
-Then CALL recheck_embeddings() throughput in vectors per second, in both databases.
+Then CALL recheck_embeddings() throughput in vectors per second, in both databases. Then
+the gate on attached tables (embedding_gate.attach()): binary COPY into a framework-shaped
+768-d vector table and a 3072-d halfvec table, each against the same table never attached.
 
     make bench                                  # a throwaway PostgreSQL, 50,000 rows
     python bench/bench_gate.py --url postgresql://... --rows 20000
@@ -154,6 +156,90 @@ def prepare(conn) -> None:
     conn.commit()
 
 
+# attached tables: (name, type, dimension, share of --rows)
+ATTACHED = [("fw_vector_768", "vector", 768, 1), ("fw_halfvec_3072", "halfvec", 3072, 4)]
+
+
+def timed_table_copy(conn, table: str, payload: bytes) -> "tuple[float, float | None]":
+    """Wall and server CPU seconds of a binary COPY into an emptied table."""
+    with conn.cursor() as cur:
+        cur.execute(f"TRUNCATE {table}")
+        conn.commit()
+        cur.execute("CHECKPOINT")
+        conn.commit()
+        cpu = backend_cpu(conn)
+        start = time.perf_counter()
+        cur.copy_expert(
+            f"COPY {table} (id, content, embedding) FROM STDIN WITH (FORMAT binary)",
+            io.BytesIO(payload),
+        )
+        conn.commit()
+        elapsed = time.perf_counter() - start
+    return elapsed, (backend_cpu(conn) - cpu if cpu is not None else None)
+
+
+def bench_attached(conn, rows: int, repeat: int) -> None:
+    """Per table shape: binary COPY into the table attached to the gate, and into the same
+    table never attached (no trigger, no hash index), alternating, over `repeat` rounds."""
+    print("attached tables (embedding_gate.attach), binary COPY:")
+    with conn.cursor() as cur:
+        for name, kind, dim, _ in ATTACHED:
+            for table in (name, name + "_plain"):
+                cur.execute(
+                    f"CREATE TABLE {table} (id text PRIMARY KEY, content text,"
+                    f" embedding {kind}({dim}))"
+                )
+            # blank_like on, as on chunks: a model of this dimension, with its reference
+            model = f"bench{dim}"
+            reference = np.full(dim, 1 / dim**0.5, dtype=np.float32)
+            mean = np.random.default_rng(2).standard_normal(dim) * 0.01
+            cur.execute(
+                "SELECT set_blank_reference(%s, %s::real[]::vector)", [model, reference.tolist()]
+            )
+            cur.execute(
+                "SELECT set_blank_calibration(%s, %s::real[]::vector, 40)", [model, mean.tolist()]
+            )
+            cur.execute(
+                "SELECT embedding_gate.attach(%s, content_column => 'content', model => %s)",
+                [name, model],
+            )
+            # a unit vector's variance is about 1/d: 0.0003 at 3072-d, under the default
+            cur.execute(
+                "SELECT embedding_gate.set_table_settings(%s, jsonb_build_object("
+                "'min_variance', 0.1 / %s))",
+                [name, dim],
+            )
+    conn.commit()
+    for name, kind, dim, share in ATTACHED:
+        n = rows // share
+        x = data.vectors(0, n, dim, np.random.default_rng(3))
+        payload = data.binary_rows(0, x, kind)
+        times = {"plain": [], "gate": []}
+        cpus = {"plain": [], "gate": []}
+        for r in range(repeat):
+            for design in ("plain", "gate") if r % 2 == 0 else ("gate", "plain"):
+                table = name if design == "gate" else name + "_plain"
+                elapsed, cpu = timed_table_copy(conn, table, payload)
+                times[design].append(elapsed)
+                cpus[design].append(cpu)
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT flagged FROM embedding_gate.attached WHERE table_name = %s",
+                ["public." + name],
+            )
+            flagged = cur.fetchone()[0]
+        conn.commit()
+        cpu = ""
+        if None not in cpus["gate"] + cpus["plain"]:
+            per_row = (statistics.median(cpus["gate"]) - statistics.median(cpus["plain"])) / n
+            cpu = f"; CPU {paired(cpus['plain'], cpus['gate'])}, gate {per_row * 1e6:.1f} µs/row"
+        print(
+            f"  {name:16s} {n:,} rows: {n / statistics.median(times['plain']):8,.0f} rows/s"
+            f" plain, {n / statistics.median(times['gate']):8,.0f} gated ="
+            f" {paired(times['plain'], times['gate'])}{cpu} ({flagged} flagged)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a database at head (default: a throwaway cluster)")
@@ -216,6 +302,8 @@ def main() -> None:
             f" = {checked / elapsed:,.0f} vectors/s, {read / elapsed:.2f}x of the bare read"
             f" ({low} low quality; target >= 100,000/s)"
         )
+        conn.autocommit = False
+        bench_attached(conn, args.rows, args.repeat)
         conn.close()
 
 

@@ -43,3 +43,21 @@ def text(start: int, x: np.ndarray, doc_id=lambda k: "d1") -> bytes:
         vector = "[" + ",".join(f"{v:.6g}" for v in row.tolist()) + "]"
         out.write(f"c{k:09d}\t{doc_id(k)}\tchunk {k}\t{vector}\n")
     return out.getvalue().encode()
+
+
+def binary_rows(start: int, x: np.ndarray, kind: str = "vector") -> bytes:
+    """Binary COPY data of (id, content, embedding) rows, the shape of a framework's table,
+    with the vectors x as pgvector's vector or halfvec (float16)."""
+    n, dim = x.shape
+    width = 2 if kind == "halfvec" else 4
+    big = x.astype(">f2" if kind == "halfvec" else ">f4")
+    vector = struct.pack("!i", 4 + width * dim) + struct.pack("!hh", dim, 0)
+    out = [_HEADER]
+    for i in range(n):
+        k = start + i
+        fields = [f"r{k:09d}".encode(), f"text {k}".encode()]
+        out.append(struct.pack("!h", 3))
+        out += [struct.pack("!i", len(f)) + f for f in fields]
+        out.append(vector + big[i].tobytes())
+    out.append(struct.pack("!h", -1))
+    return b"".join(out)

@@ -47,7 +47,6 @@ class Statements:
     updated: str  # the rows of an UPDATE whose embedding, model or content changed
     vanished: str  # ids an UPDATE changed away from
     update_delta: str  # rows with an embedding an UPDATE added (or removed, negative)
-    in_statement: str  # which of the ids $1 the statement wrote
     twins: str  # the stored rows with one of the hashes $1, in groups of two or more
     scan_first: str  # the first $1 stored rows in id order
     scan_after: str  # the next $1 stored rows after id $2
@@ -112,18 +111,17 @@ def _build(q, table: Table) -> Statements:
             f"SELECT (SELECT pg_catalog.count(*) FROM gate_new AS i WHERE i.{emb} IS NOT NULL)"
             f" - (SELECT pg_catalog.count(*) FROM gate_old AS i WHERE i.{emb} IS NOT NULL) AS n"
         ),
-        in_statement=(
-            f"SELECT i.{ident}::text AS row_id FROM gate_new AS i"
-            f" WHERE i.{ident}::text = ANY ($1::text[])"
-        ),
+        # per hash of the batch, one descent of the hash index that stops at a second row
+        # (nothing hashed again, no vector read); then the rare rows of those hashes whole
         twins=(
-            f"WITH m AS (SELECT {as_hash('t')} AS h, t.{ident}::text AS row_id,"
+            f"SELECT {as_hash('t')} AS h, t.{ident}::text AS row_id,"
             f" t.{q(table.content_column or table.id_column)}::text AS content,"
-            f" {as_bytes('t')} AS v, t.{ident} AS k FROM {table.name} AS t"
-            f" WHERE {as_hash('t')} = ANY ($1::bigint[]))"
-            " SELECT h, row_id, content, v FROM m"
-            " WHERE h IN (SELECT h FROM m GROUP BY h HAVING pg_catalog.count(*) > 1)"
-            " ORDER BY h, k"
+            f" {as_bytes('t')} AS v, t.xmin::text AS x FROM {table.name} AS t"
+            f" WHERE {as_hash('t')} = ANY (ARRAY(SELECT b.h"
+            " FROM pg_catalog.unnest($1::bigint[]) AS b(h)"
+            f" WHERE (SELECT pg_catalog.count(*) FROM (SELECT FROM {table.name} AS t"
+            f" WHERE {as_hash('t')} = b.h LIMIT 2) AS two) > 1))"
+            f" ORDER BY 1, t.{ident}"
         ),
         scan_first=f"{stored} ORDER BY i.{ident} LIMIT $1",
         scan_after=(
@@ -260,33 +258,27 @@ def _batches(plpy, s):
 
 def find_duplicates(plpy, table, s, rows, scan: bool) -> list:
     """Per row, duplicate_vector's verdict: the first row of the table in id order with the
-    identical embedding and other content that is earlier than it (stored before this
-    statement, or earlier in id order within it; in a scan, earlier in id order), or None.
-    Without a content column nothing is a duplicate: the same text stored twice is not."""
+    identical embedding and other content that is earlier than it, or None. Earlier: stored
+    by another transaction, or earlier in id order among the rows of this one (in a scan,
+    earlier in id order). A row of this statement knows the others by their xmin, the
+    transaction (or subtransaction) that wrote them, which it shares: no pass over the
+    statement's rows is needed. Without a content column nothing is a duplicate: the same
+    text stored twice is not."""
     found = [None] * len(rows)
     if table.content_column is None:
         return found
     twins = queries.run(plpy, s.twins, ["bigint[]"], [[r["h"] for r in rows]])
-    if not twins:
-        return found
     groups: dict = {}
     for row in twins:
         groups.setdefault(row["h"], []).append(row)
-    ids = sorted({row["row_id"] for row in twins})
-    if scan:
-        ours = set(ids)
-    else:
-        # prepared for this call only: the transition table lives as long as the trigger call
-        plan = plpy.prepare(s.in_statement, ["text[]"])
-        ours = {r["row_id"] for r in plpy.execute(plan, [ids])}
     for k, r in enumerate(rows):
         group = groups.get(r["h"], ())
-        position = next((p for p, g in enumerate(group) if g["row_id"] == r["row_id"]), None)
+        me = next((p for p, g in enumerate(group) if g["row_id"] == r["row_id"]), None)
+        if me is None:
+            continue
         for p, g in enumerate(group):
-            earlier = (g["row_id"] not in ours and p != position) or (
-                position is not None and p < position
-            )
-            if earlier and g["v"] == r["v"] and g["content"] != r["content"]:
+            ours = scan or g["x"] == group[me]["x"]
+            if (p < me or not ours) and g["v"] == r["v"] and g["content"] != r["content"]:
                 found[k] = g["row_id"]
                 break
     return found
