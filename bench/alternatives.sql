@@ -54,3 +54,14 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- (d) the floor of the gate's own way of reading: every row's id and vector bytes moved
+-- from the transition table into Python, 4,096 at a time, and nothing else done. Any
+-- PL/Python gate that reads its rows pays this before a check runs.
+CREATE OR REPLACE FUNCTION bench.read_rows() RETURNS trigger LANGUAGE plpython3u AS $python$
+cursor = plpy.cursor(
+    "SELECT chunk_id, embedding_gate.vector_bytes(embedding) AS v FROM inserted"
+)
+while cursor.fetch(4096):
+    pass
+$python$;

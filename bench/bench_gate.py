@@ -57,6 +57,8 @@ DESIGNS = {
     " FOR EACH STATEMENT EXECUTE FUNCTION bench.one_blob()",
     "empty transition": "AFTER INSERT ON chunks REFERENCING NEW TABLE AS inserted"
     " FOR EACH STATEMENT EXECUTE FUNCTION bench.empty_transition()",
+    "read rows": "AFTER INSERT ON chunks REFERENCING NEW TABLE AS inserted"
+    " FOR EACH STATEMENT EXECUTE FUNCTION bench.read_rows()",
 }
 
 
@@ -74,6 +76,20 @@ def backend_cpu(conn) -> "float | None":
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def _copy(conn, sql: str, payload: bytes) -> "tuple[float, float | None]":
+    """Wall seconds of a COPY and its commit, after a checkpoint, and the server process's
+    CPU seconds."""
+    with conn.cursor() as cur:
+        cur.execute("CHECKPOINT")
+        conn.commit()
+        cpu = backend_cpu(conn)
+        start = time.perf_counter()
+        cur.copy_expert(sql, io.BytesIO(payload))
+        conn.commit()
+        elapsed = time.perf_counter() - start
+    return elapsed, (backend_cpu(conn) - cpu if cpu is not None else None)
+
+
 def timed_copy(conn, payloads: dict, design: str) -> "tuple[float, float | None]":
     """Wall seconds of the COPY and its commit, and the server process's CPU seconds."""
     trigger = DESIGNS[design]
@@ -85,18 +101,10 @@ def timed_copy(conn, payloads: dict, design: str) -> "tuple[float, float | None]
         if trigger:
             cur.execute(f"CREATE TRIGGER bench_design {trigger}")
         conn.commit()
-        cur.execute("CHECKPOINT")
-        conn.commit()
-        cpu = backend_cpu(conn)
-        start = time.perf_counter()
-        cur.copy_expert(
-            f"COPY chunks ({data.COLUMNS}) FROM STDIN WITH (FORMAT {form})",
-            io.BytesIO(payloads[form]),
+        elapsed, cpu = _copy(
+            conn, f"COPY chunks ({data.COLUMNS}) FROM STDIN WITH (FORMAT {form})", payloads[form]
         )
-        conn.commit()
-        elapsed = time.perf_counter() - start
-        cpu = backend_cpu(conn) - cpu if cpu is not None else None
-        if trigger and "empty" not in design:
+        if trigger and design not in ("empty transition", "read rows"):
             cur.execute("SELECT count(quality_issues) FROM chunks")
             if cur.fetchone()[0] == 0:
                 raise AssertionError(f"design {design!r} flagged nothing")
@@ -164,31 +172,26 @@ def timed_table_copy(conn, table: str, payload: bytes) -> "tuple[float, float | 
     """Wall and server CPU seconds of a binary COPY into an emptied table."""
     with conn.cursor() as cur:
         cur.execute(f"TRUNCATE {table}")
-        conn.commit()
-        cur.execute("CHECKPOINT")
-        conn.commit()
-        cpu = backend_cpu(conn)
-        start = time.perf_counter()
-        cur.copy_expert(
-            f"COPY {table} (id, content, embedding) FROM STDIN WITH (FORMAT binary)",
-            io.BytesIO(payload),
-        )
-        conn.commit()
-        elapsed = time.perf_counter() - start
-    return elapsed, (backend_cpu(conn) - cpu if cpu is not None else None)
+    conn.commit()
+    return _copy(
+        conn, f"COPY {table} (id, content, embedding) FROM STDIN WITH (FORMAT binary)", payload
+    )
 
 
 def bench_attached(conn, rows: int, repeat: int) -> None:
-    """Per table shape: binary COPY into the table attached to the gate, and into the same
-    table never attached (no trigger, no hash index), alternating, over `repeat` rounds."""
+    """Per table shape: binary COPY into the table attached to the gate, into the same table
+    never attached (no trigger, no hash index), and into one with the hash index alone (as
+    chunks' baseline has), each round in another order, over `repeat` rounds."""
     print("attached tables (embedding_gate.attach), binary COPY:")
     with conn.cursor() as cur:
         for name, kind, dim, _ in ATTACHED:
-            for table in (name, name + "_plain"):
+            for table in (name, name + "_plain", name + "_indexed"):
                 cur.execute(
                     f"CREATE TABLE {table} (id text PRIMARY KEY, content text,"
                     f" embedding {kind}({dim}))"
                 )
+            # the index attach() creates, alone: what chunks' baseline pays too
+            cur.execute(f"CREATE INDEX ON {name}_indexed (embedding_gate.{kind}_hash(embedding))")
             # blank_like on, as on chunks: a model of this dimension, with its reference
             model = f"bench{dim}"
             reference = np.full(dim, 1 / dim**0.5, dtype=np.float32)
@@ -214,11 +217,12 @@ def bench_attached(conn, rows: int, repeat: int) -> None:
         n = rows // share
         x = data.vectors(0, n, dim, np.random.default_rng(3))
         payload = data.binary_rows(0, x, kind)
-        times = {"plain": [], "gate": []}
-        cpus = {"plain": [], "gate": []}
+        designs = ["plain", "indexed", "gate"]
+        times = {d: [] for d in designs}
+        cpus = {d: [] for d in designs}
         for r in range(repeat):
-            for design in ("plain", "gate") if r % 2 == 0 else ("gate", "plain"):
-                table = name if design == "gate" else name + "_plain"
+            for design in designs[r % 3 :] + designs[: r % 3]:
+                table = name if design == "gate" else f"{name}_{design}"
                 elapsed, cpu = timed_table_copy(conn, table, payload)
                 times[design].append(elapsed)
                 cpus[design].append(cpu)
@@ -229,15 +233,16 @@ def bench_attached(conn, rows: int, repeat: int) -> None:
             )
             flagged = cur.fetchone()[0]
         conn.commit()
-        cpu = ""
-        if None not in cpus["gate"] + cpus["plain"]:
-            per_row = (statistics.median(cpus["gate"]) - statistics.median(cpus["plain"])) / n
-            cpu = f"; CPU {paired(cpus['plain'], cpus['gate'])}, gate {per_row * 1e6:.1f} µs/row"
         print(
-            f"  {name:16s} {n:,} rows: {n / statistics.median(times['plain']):8,.0f} rows/s"
-            f" plain, {n / statistics.median(times['gate']):8,.0f} gated ="
-            f" {paired(times['plain'], times['gate'])}{cpu} ({flagged} flagged)"
+            f"  {name}, {n:,} rows, {flagged} flagged:"
+            f" {n / statistics.median(times['plain']):,.0f} rows/s never attached"
         )
+        for design, base in (("gate", "plain"), ("indexed", "plain"), ("gate", "indexed")):
+            cpu = ""
+            if None not in cpus[design] + cpus[base]:
+                extra = (statistics.median(cpus[design]) - statistics.median(cpus[base])) / n
+                cpu = f", CPU {paired(cpus[base], cpus[design])}, +{extra * 1e6:.1f} µs/row"
+            print(f"    {design} vs {base}: {paired(times[base], times[design])}{cpu}")
 
 
 def main() -> None:
@@ -264,7 +269,7 @@ def main() -> None:
             with conn.cursor() as cur:
                 cur.execute((Path(__file__).parent / "alternatives.sql").read_text())
             conn.commit()
-            designs += ["row trigger", "one bytea", "empty transition"]
+            designs += ["row trigger", "one bytea", "empty transition", "read rows"]
         times = {d: [] for d in designs}
         cpus = {d: [] for d in designs}
         for r in range(args.repeat):

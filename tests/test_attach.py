@@ -295,6 +295,12 @@ def test_detach_leaves_the_table_as_it_was(items):
             'has no column "text" \\(content_column\\)',
         ),
         ("", "SELECT embedding_gate.attach('chunks')", "gate's own table"),
+        (
+            "CREATE TABLE pp (id int PRIMARY KEY, embedding vector(16)) PARTITION BY RANGE (id);"
+            " CREATE TABLE pp1 PARTITION OF pp FOR VALUES FROM (0) TO (10)",
+            "SELECT embedding_gate.attach('pp1')",
+            "public.pp1 is a partition: attach its partitioned table",
+        ),
         ("", "SELECT embedding_gate.detach('items2')", "is not attached"),
     ],
     ids=[
@@ -307,6 +313,7 @@ def test_detach_leaves_the_table_as_it_was(items):
         "no key",
         "missing content column",
         "chunks",
+        "partition",
         "detach unattached",
     ],
 )

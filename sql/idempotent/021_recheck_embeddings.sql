@@ -34,6 +34,8 @@ DECLARE
     twin_hashes bigint[];
     b record;
     attached regclass;
+    b_checked bigint;
+    b_low bigint;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     checked := 0;
@@ -49,19 +51,12 @@ BEGIN
         -- the setting ended with the transaction
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
-    -- then every attached table, in id order
+    -- then every attached table, in id order, committing as it goes
     FOR attached IN SELECT a.table_oid FROM embedding_gate.attached_tables AS a
                     ORDER BY a.table_oid::oid LOOP
-        after := NULL;
-        LOOP
-            SELECT * INTO b FROM embedding_gate._check_existing(attached, after, batch_size);
-            EXIT WHEN b.checked = 0;
-            checked := checked + b.checked;
-            low_quality := low_quality + b.low_quality;
-            after := b.last_row_id;
-            COMMIT;
-            PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-        END LOOP;
+        CALL embedding_gate.check_existing(attached, batch_size, b_checked, b_low);
+        checked := checked + b_checked;
+        low_quality := low_quality + b_low;
     END LOOP;
 END
 $$;
