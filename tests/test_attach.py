@@ -526,3 +526,16 @@ def test_attach_records_the_model_s_blank_reference_from_its_server(db, db_url, 
         in capsys.readouterr().out
     )
     assert flagged(db, "public.lc") == {"b": (["blank_like"], False)}
+
+
+def test_a_dropped_table_leaves_nothing_behind(items):
+    """Haystack's recreate_table drops and recreates its table: the gate forgets the old
+    one (verdicts, quarantined rows, counts), and the new one can be attached again."""
+    attach(items, embedding_column="emb", content_column="body")
+    assert flagged(items) == {"2": (["low_norm", "low_variance", "sparse"], False)}
+    items.execute("DROP TABLE items")
+    assert items.execute("SELECT count(*) FROM embedding_gate.attached_tables").fetchone() == (0,)
+    assert items.execute("SELECT count(*) FROM embedding_gate.verdicts").fetchone() == (0,)
+    assert items.execute("SELECT embedded, low_quality FROM embedding_quality_summary").fetchone() == (0, 0)
+    items.execute("CREATE TABLE items (id bigint PRIMARY KEY, body text, emb vector(16))")
+    assert attach(items, embedding_column="emb", content_column="body") == ("public.items", 0, 0)

@@ -228,30 +228,41 @@ def names_a_statement(node, fn: ast.FunctionDef, statements: dict) -> bool:
     return False
 
 
+# functions that run the SQL their callers pass (the argument at this index): checked at
+# the callers instead
+PASS_THROUGH = {
+    ("queries.py", "plan"): 1,
+    ("queries.py", "run"): 1,
+    ("triggers.py", "run_statement"): 1,
+}
+
+
 def test_the_pl_python_package_builds_no_sql_from_data():
     """Every statement the package runs is a constant of queries.py, built from constants
     alone, or one of an attached table's Statements (names quoted): values always travel as
-    parameters. Every call that runs SQL (plpy.execute,
-    prepare, cursor; queries.run, plan) names one of them."""
+    parameters. Every call that runs SQL (plpy.execute, prepare, cursor; queries.run, plan;
+    run_statement) names one of them."""
     statements = _statement_constants()
     assert statements and all(statements.values()), statements
+    passed_on = {fn: i for (_, fn), i in PASS_THROUGH.items()}
     checked = 0
     for path in PACKAGE.glob("*.py"):
         tree = ast.parse(path.read_text())
         for fn in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
-            if path.name == "queries.py" and fn.name in ("plan", "run"):
+            if (path.name, fn.name) in PASS_THROUGH:
                 continue  # they run what their callers pass: checked at the callers
             for call in [n for n in ast.walk(fn) if isinstance(n, ast.Call)]:
                 f = call.func
-                if not isinstance(f, ast.Attribute):
+                name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+                owner = ast.unparse(f.value) if isinstance(f, ast.Attribute) else None
+                if name in ("execute", "prepare", "cursor") and owner == "plpy":
+                    sql = call.args[0]
+                elif name in ("run", "plan") and owner == "queries":
+                    sql = call.args[1]
+                elif name == "run_statement" and owner in (None, "triggers"):
+                    sql = call.args[passed_on[name]]
+                else:
                     continue
-                runs_sql = (
-                    f.attr in ("execute", "prepare", "cursor") and ast.unparse(f.value) == "plpy"
-                )
-                via_queries = f.attr in ("run", "plan") and ast.unparse(f.value) == "queries"
-                if not (runs_sql or via_queries):
-                    continue
-                sql = call.args[1] if via_queries else call.args[0]
                 checked += 1
                 assert names_a_statement(sql, fn, statements), (
                     f"{path.name}: {fn.name}, line {sql.lineno}: SQL from {ast.unparse(sql)}"

@@ -31,11 +31,14 @@ def downgrade() -> None:
         DECLARE
             t regclass;
         BEGIN
-            FOR t IN SELECT table_oid FROM embedding_gate.attached_tables LOOP
-                PERFORM embedding_gate.detach(t);
+            FOR t IN SELECT a.table_oid FROM embedding_gate.attached_tables AS a
+                     WHERE EXISTS (SELECT FROM pg_class AS c WHERE c.oid = a.table_oid) LOOP
+                PERFORM embedding_gate.detach(t, drop_quarantined => true);
             END LOOP;
         END
         $$;
+        DROP EVENT TRIGGER IF EXISTS embedding_gate_forget_dropped;
+        DROP FUNCTION IF EXISTS embedding_gate._forget_dropped();
         DROP FUNCTION IF EXISTS embedding_gate.attach(regclass, name, name, name, text, name, boolean);
         DROP FUNCTION IF EXISTS embedding_gate.detach(regclass);
         DROP FUNCTION IF EXISTS embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass);

@@ -17,7 +17,7 @@ from . import queries
 from .checks import Verdicts, evaluate
 from .codec import from_halfvec_bytes, from_vector_bytes
 from .settings import current_settings, references_for
-from .triggers import BATCH_ROWS, Rejected, Tally, reject
+from .triggers import BATCH_ROWS, Tally, reject, run_statement
 
 # how much of a row's content a verdict keeps, in characters
 PREVIEW_CHARS = 100
@@ -153,26 +153,25 @@ def check_statement(plpy, TD) -> None:
     mode, t = current_settings(plpy, overrides)
     s = statements(plpy, table)
     update = TD["event"] == "UPDATE"
-    tally = Tally()
-    embedded = 0
-    # not a prepared plan: the transition tables exist only for this trigger call
-    cursor = plpy.cursor(s.updated if update else s.inserted)
-    try:
-        while rows := cursor.fetch(BATCH_ROWS):
-            stored = [r for r in rows if r["v"] is not None]
-            embedded += len(stored)
-            if update:
-                forget(plpy, table, [r["row_id"] for r in rows if r["v"] is None])
-            if stored:
-                check_rows(plpy, table, s, stored, mode, t, tally, forget_clean=update)
-    except Rejected:
-        cursor.close()
-        return
-    if update:
-        forget(plpy, table, [r["row_id"] for r in plpy.execute(s.vanished)])
-        embedded = plpy.execute(s.update_delta)[0]["n"]
-    queries.run(plpy, queries.ADD_ROWS, ["text", "bigint"], [str(table.oid), embedded])
-    tally.notify(plpy, mode, table.name)
+
+    def check(rows, tally) -> None:
+        stored = [r for r in rows if r["v"] is not None]
+        embedded.append(len(stored))
+        if update:  # an embedding set to NULL: nothing left to judge
+            forget(plpy, table, [r["row_id"] for r in rows if r["v"] is None])
+        if stored:
+            check_rows(plpy, table, s, stored, mode, t, tally, forget_clean=update)
+
+    def finish(_) -> None:
+        if update:
+            forget(plpy, table, [r["row_id"] for r in plpy.execute(s.vanished)])
+            count = plpy.execute(s.update_delta)[0]["n"]
+        else:
+            count = sum(embedded)
+        queries.run(plpy, queries.ADD_ROWS, ["text", "bigint"], [str(table.oid), count])
+
+    embedded: list = []
+    run_statement(plpy, s.updated if update else s.inserted, table.name, mode, check, finish)
 
 
 def check_batch(plpy, oid, after, batch_size: int) -> dict:
@@ -288,8 +287,6 @@ def act(plpy, table, s, mode, rows, models, v: Verdicts, idx) -> None:
     """Apply the mode to flagged rows: reject the statement, move the rows to the
     quarantine, or record their verdicts."""
     ids = [r["row_id"] for r in rows]
-    if mode == "reject":
-        reject(plpy, ids, [v.reason(i) for i in idx], table.name)
     measured = [v.measured(i) for i in idx]
     contents = [r["content"] for r in rows]
     params = [
@@ -303,6 +300,8 @@ def act(plpy, table, s, mode, rows, models, v: Verdicts, idx) -> None:
         [c[:PREVIEW_CHARS] if c is not None else None for c in contents],
         table.oid,
     ]
+    if mode == "reject":
+        reject(plpy, ids, [v.reason(i) for i in idx], table.name)
     sql = s.quarantine if mode == "quarantine" else queries.FLAG_ATTACHED
     queries.run(plpy, sql, queries.ATTACHED_VERDICT_TYPES, params)
 

@@ -220,8 +220,10 @@ ATTACHED = (
     " JOIN pg_catalog.pg_attribute AS i ON i.attrelid = a.table_oid AND i.attname = a.id_column"
     " WHERE a.table_oid = $1"
 )
+# (the join leaves out a table dropped without the event trigger)
 ATTACHED_TABLES = (
-    "SELECT table_oid::oid AS oid FROM embedding_gate.attached_tables ORDER BY table_oid::oid"
+    "SELECT a.table_oid::oid AS oid FROM embedding_gate.attached_tables AS a"
+    " JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid ORDER BY 1"
 )
 # a statement's change in the count of an attached table's embedded rows (relation: oid)
 ADD_ROWS = "SELECT embedding_gate._add_rows($1, $2)"

@@ -40,32 +40,47 @@ def check_inserted(plpy) -> None:
     every new embedding in vectorised batches; write back only what is flagged, tell
     listeners when anything was, and add the statement's rows to the summary's total."""
     mode, t = current_settings(plpy)
+
+    def check(rows, tally) -> None:
+        stored = [r for r in rows if r["v"] is not None]
+        if stored:
+            verdicts = evaluate(
+                from_vector_bytes([r["v"] for r in stored]),
+                t,
+                references_for(plpy, [r["model"] for r in stored]),
+                [r["duplicate_of"] for r in stored],
+            )
+            ids = [r["chunk_id"] for r in stored]
+            apply_verdicts(plpy, ids, [r["had_issues"] for r in stored], verdicts, mode)
+            tally.add(verdicts.codes)
+        raw = [r for r in rows if r["v"] is None and r["raw"] is not None]
+        if raw:
+            tally.add(_check_raw(plpy, raw, mode, t))
+
+    def finish(inserted: int) -> None:
+        queries.run(plpy, queries.ADD_CHUNKS, ["bigint"], [inserted])
+
+    run_statement(plpy, queries.INSERTED, TABLE, mode, check, finish)
+
+
+def run_statement(plpy, sql: str, table: str, mode: str, check, finish) -> None:
+    """The loop of the statement-level triggers, on chunks and on attached tables alike:
+    read the statement's rows from its transition table (sql) in batches, check(rows,
+    tally) each, then finish(rows read) and tell listeners what the tally found. A
+    rejection stops it: the statement fails anyway."""
     tally = Tally()
-    inserted = 0
+    read = 0
     # not a prepared plan: the transition table exists only for this trigger call
-    cursor = plpy.cursor(queries.INSERTED)
+    cursor = plpy.cursor(sql)
     try:
         while rows := cursor.fetch(BATCH_ROWS):
-            inserted += len(rows)
-            stored = [r for r in rows if r["v"] is not None]
-            if stored:
-                verdicts = evaluate(
-                    from_vector_bytes([r["v"] for r in stored]),
-                    t,
-                    references_for(plpy, [r["model"] for r in stored]),
-                    [r["duplicate_of"] for r in stored],
-                )
-                ids = [r["chunk_id"] for r in stored]
-                apply_verdicts(plpy, ids, [r["had_issues"] for r in stored], verdicts, mode)
-                tally.add(verdicts.codes)
-            raw = [r for r in rows if r["v"] is None and r["raw"] is not None]
-            if raw:
-                tally.add(_check_raw(plpy, raw, mode, t))
+            read += len(rows)
+            check(rows, tally)
     except Rejected:
         cursor.close()
         return
-    queries.run(plpy, queries.ADD_CHUNKS, ["bigint"], [inserted])
-    tally.notify(plpy, mode)
+    finish(read)
+    tally.notify(plpy, mode, table)
 
 
 class Tally:

@@ -513,7 +513,8 @@ SELECT embedding_gate._qualified(a.table_oid) AS table_name,
        a.attached_at,
        a.attached_by
 FROM embedding_gate.attached_tables AS a
-CROSS JOIN embedding_gate.settings AS s;
+CROSS JOIN embedding_gate.settings AS s
+WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = a.table_oid);
 COMMENT ON VIEW embedding_gate.attached IS
     'The tables the gate guards besides chunks: their columns, model, mode (the table''s own '
     'or the global one), and how many rows are embedded, flagged and quarantined.';

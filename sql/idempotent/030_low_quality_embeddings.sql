@@ -43,11 +43,14 @@ SELECT NULL, NULL, v.issues, v.reason, v.norm, v.variance, v.near_zero_ratio, v.
        v.content_preview, v.checked_at, false, v.blank_similarity, v.duplicate_of,
        v.embedding_model, embedding_gate._qualified(v.table_oid), v.row_id
 FROM embedding_gate.verdicts AS v
+-- a table dropped without the event trigger (deployed by a non-superuser) is left out
+WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = v.table_oid)
 UNION ALL
 SELECT NULL, NULL, q.issues, q.reason, q.norm, q.variance, q.near_zero_ratio, q.content_length,
        q.content_preview, q.quarantined_at, true, q.blank_similarity, q.duplicate_of,
        q.embedding_model, embedding_gate._qualified(q.table_oid), q.row_id
 FROM embedding_gate.quarantine AS q
+WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = q.table_oid)
 ORDER BY checked_at DESC, table_name, row_id;
 COMMENT ON VIEW public.low_quality_embeddings IS
     'One row per embedding the gate flagged, in chunks and in every attached table: flagged '

@@ -12,14 +12,20 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-WITH quality AS (
+-- attached: the attached tables that still exist (one dropped without the event trigger is
+-- left out)
+WITH attached AS (
+    SELECT a.table_oid FROM embedding_gate.attached_tables AS a
+    WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = a.table_oid)
+),
+quality AS (
     SELECT c.quality_issues FROM public.chunks AS c WHERE c.quality_issues IS NOT NULL
     UNION ALL
     SELECT q.quality_issues FROM public.embedding_quarantine AS q
     UNION ALL
-    SELECT v.issues FROM embedding_gate.verdicts AS v
+    SELECT v.issues FROM embedding_gate.verdicts AS v JOIN attached AS a USING (table_oid)
     UNION ALL
-    SELECT q.issues FROM embedding_gate.quarantine AS q
+    SELECT q.issues FROM embedding_gate.quarantine AS q JOIN attached AS a USING (table_oid)
 ),
 counts AS MATERIALIZED (
     SELECT (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
@@ -32,10 +38,11 @@ counts AS MATERIALIZED (
            (SELECT count(*) FROM public.chunks
             WHERE embedding IS NULL AND embedding_raw IS NULL) AS not_embedded,
            (SELECT count(*) FROM public.embedding_quarantine)
-           + (SELECT count(*) FROM embedding_gate.quarantine) AS quarantined,
+           + (SELECT count(*) FROM embedding_gate.quarantine JOIN attached USING (table_oid))
+               AS quarantined,
            -- the embedded rows of attached tables, as their triggers count them
            (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
-            WHERE r.relation NOT IN ('chunks', 'documents')) AS attached_embedded,
+            JOIN attached AS a ON r.relation = a.table_oid::oid::text) AS attached_embedded,
            (SELECT count(*) FROM quality) AS low_quality,
            (SELECT COALESCE(pg_catalog.jsonb_object_agg(code, n ORDER BY code), '{}'::jsonb)
             FROM (SELECT code, count(*) AS n FROM quality, pg_catalog.unnest(quality_issues) AS code
