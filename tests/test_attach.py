@@ -536,6 +536,37 @@ def test_a_dropped_table_leaves_nothing_behind(items):
     items.execute("DROP TABLE items")
     assert items.execute("SELECT count(*) FROM embedding_gate.attached_tables").fetchone() == (0,)
     assert items.execute("SELECT count(*) FROM embedding_gate.verdicts").fetchone() == (0,)
-    assert items.execute("SELECT embedded, low_quality FROM embedding_quality_summary").fetchone() == (0, 0)
+    assert items.execute(
+        "SELECT embedded, low_quality FROM embedding_quality_summary"
+    ).fetchone() == (0, 0)
     items.execute("CREATE TABLE items (id bigint PRIMARY KEY, body text, emb vector(16))")
     assert attach(items, embedding_column="emb", content_column="body") == ("public.items", 0, 0)
+
+
+def test_an_update_that_changes_the_id_or_clears_the_embedding_moves_or_drops_the_verdict(items):
+    attach(items, embedding_column="emb", content_column="body")
+    items.execute("UPDATE items SET id = 99 WHERE id = 2")  # the flagged row, a new id
+    assert flagged(items) == {"99": (["low_norm", "low_variance", "sparse"], False)}
+    items.execute("UPDATE items SET body = 'renamed' WHERE id = 99")  # same vector
+    assert list(flagged(items)) == ["99"]
+    items.execute("UPDATE items SET emb = NULL WHERE id = 99")
+    assert flagged(items) == {}
+    assert items.execute("SELECT embedded FROM embedding_gate.attached").fetchone() == (1,)
+
+
+def test_the_stored_rows_calibrate_a_model_that_has_only_a_reference(db):
+    """As with chunks: a model with a blank reference and no calibration gets one from its
+    stored rows (50 or more) when they are checked, and blank_like applies from then on."""
+    rng = np.random.default_rng(60)
+    unit = lambda x: x / np.linalg.norm(x)  # noqa: E731
+    reference = unit(rng.standard_normal(256))
+    db.execute("SELECT set_blank_reference('m256', %s)", [vec(reference)])
+    db.execute("CREATE TABLE t256 (id int PRIMARY KEY, body text, embedding vector(256))")
+    rows = [(i, f"text {i}", vec(unit(rng.standard_normal(256)))) for i in range(60)]
+    rows.append((60, "", vec(reference)))
+    db.cursor().executemany("INSERT INTO t256 VALUES (%s, %s, %s)", rows)
+    attach(db, "t256", content_column="body", model="m256")
+    assert db.execute(
+        "SELECT sample_size, source FROM embedding_gate.model_calibrations WHERE model = 'm256'"
+    ).fetchone() == (61, "stored rows")
+    assert flagged(db, "public.t256") == {"60": (["blank_like"], False)}

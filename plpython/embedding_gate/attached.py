@@ -16,7 +16,7 @@ import numpy as np
 from . import queries
 from .checks import Verdicts, evaluate
 from .codec import from_halfvec_bytes, from_vector_bytes
-from .settings import current_settings, references_for
+from .settings import CALIBRATION_ROWS, current_settings, references_for
 from .triggers import BATCH_ROWS, Tally, reject, run_statement
 
 # how much of a row's content a verdict keeps, in characters
@@ -51,6 +51,7 @@ class Statements:
     scan_first: str  # the first $1 stored rows in id order
     scan_after: str  # the next $1 stored rows after id $2
     sample: str  # $1 stored rows drawn at random
+    calibrate: str  # each model's mean over its stored rows, where due ($1 rows, model $2)
     quarantine: str  # move rows $1 out of the table into embedding_gate.quarantine
 
 
@@ -128,12 +129,35 @@ def _build(q, table: Table) -> Statements:
             f"{stored} AND i.{ident} > $2::text::{table.id_type} ORDER BY i.{ident} LIMIT $1"
         ),
         sample=f"{stored} ORDER BY pg_catalog.random() LIMIT $1",
+        calibrate=_calibrate(table, model if table.model_column else "$2::text", emb),
         quarantine=(
             f"WITH moved AS (DELETE FROM {table.name} AS t"
             f" WHERE t.{ident} = ANY ($1::text[]::{table.id_type}[])"
             f" RETURNING t.{ident}::text AS row_id, pg_catalog.to_jsonb(t.*) AS row)"
             + queries.QUARANTINE_ATTACHED
         ),
+    )
+
+
+def _calibrate(table: Table, model: str, emb: str) -> str:
+    """The statement that records each model's mean over the table's stored rows as its
+    calibration, as queries.CALIBRATE does for chunks: where the model has CALIBRATION_ROWS
+    rows here and no calibration from stored rows yet, or twice as many rows as that one."""
+    return (
+        f"WITH stored AS (SELECT {model} AS model, i.{emb}::public.vector AS e"
+        f" FROM {table.name} AS i WHERE i.{emb} IS NOT NULL),"
+        " counts AS (SELECT s.model, pg_catalog.count(*) AS n FROM stored AS s"
+        "  WHERE s.model IS NOT NULL GROUP BY s.model),"
+        " due AS (SELECT c.model FROM counts AS c"
+        "  LEFT JOIN embedding_gate.model_calibrations AS m ON m.model = c.model"
+        "  WHERE c.n >= $1 AND (m.model IS NULL OR m.source <> 'stored rows'"
+        "   OR c.n >= 2 * m.sample_size))"
+        " INSERT INTO embedding_gate.model_calibrations AS c (model, mean, sample_size, source)"
+        " SELECT s.model, public.avg(s.e)::real[], pg_catalog.count(*)::integer, 'stored rows'"
+        " FROM stored AS s WHERE s.model IN (SELECT d.model FROM due AS d) GROUP BY s.model"
+        " ON CONFLICT (model) DO UPDATE SET mean = excluded.mean,"
+        " sample_size = excluded.sample_size, source = excluded.source,"
+        " recorded_at = pg_catalog.now(), recorded_by = SESSION_USER"
     )
 
 
@@ -181,8 +205,10 @@ def check_batch(plpy, oid, after, batch_size: int) -> dict:
     table, overrides = lookup(plpy, oid)
     if table is None:
         plpy.error(f"table with oid {oid} is not attached to the embedding gate", sqlstate="55000")
-    _, t = current_settings(plpy, overrides)
     s = statements(plpy, table)
+    if after is None:  # the first batch: calibrate the table's models where due
+        queries.run(plpy, s.calibrate, ["integer", "text"], [CALIBRATION_ROWS, table.model])
+    _, t = current_settings(plpy, overrides)
     if after is None:
         plan = queries.plan(plpy, s.scan_first, ["integer"])
     else:

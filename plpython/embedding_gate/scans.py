@@ -8,11 +8,8 @@ import numpy as np
 from . import attached, queries
 from .checks import CODES, evaluate
 from .codec import from_vector_blob, from_vector_bytes
-from .settings import current_settings, references_for
+from .settings import CALIBRATION_ROWS, current_settings, references_for
 from .triggers import TABLE, apply_verdicts
-
-# recheck_embeddings() calibrates a model from its stored rows once it has this many
-CALIBRATION_ROWS = 50
 
 # How much of the vectors one read brings into Python. Bigger reads cost more per row:
 # 768-d, 100,000 vectors read 2,000 rows (6 MB) at a time took 0.65 s, 10,000 rows 0.98 s.

@@ -9,6 +9,10 @@ from .checks import Thresholds, blank_reference
 
 MODES = ("flag", "quarantine", "reject")
 
+# a recheck calibrates a model from its stored rows once it has this many (and none from
+# its stored rows yet, or twice as many rows as that one)
+CALIBRATION_ROWS = 50
+
 
 def current_settings(plpy, table_overrides=None) -> "tuple[str, Thresholds]":
     """Mode and thresholds: the settings table, then an attached table's own overrides
