@@ -149,6 +149,9 @@ def test_halfvec_and_unconstrained_vector_columns(db):
 
 
 def test_a_partitioned_table_attaches_at_its_parent(db):
+    """Every partition is guarded, including one created later, whether a write names the
+    parent or the partition; a partition truncated, detached or dropped takes its rows'
+    verdicts along."""
     db.execute(
         "CREATE TABLE parts (doc text, id text, body text, emb vector(16), PRIMARY KEY (doc, id))"
         " PARTITION BY HASH (doc)"
@@ -162,11 +165,27 @@ def test_a_partitioned_table_attaches_at_its_parent(db):
     ]
     db.cursor().executemany("INSERT INTO parts VALUES (%s, %s, %s, %s)", rows)
     assert sorted(flagged(db, "public.parts")) == ["r0", "r3", "r6", "r9"]
-    counts = db.execute(
-        "SELECT count(*) FILTER (WHERE tableoid = 'parts_0'::regclass),"
-        " count(*) FILTER (WHERE tableoid = 'parts_1'::regclass) FROM parts"
-    ).fetchone()
-    assert min(counts) > 0  # both partitions, the later one too, hold rows
+    where = dict(db.execute("SELECT id, tableoid::regclass::text FROM parts").fetchall())
+    assert set(where.values()) == {"parts_0", "parts_1"}  # both partitions hold rows
+    # straight into each partition, the later one too
+    for k, partition in enumerate(("parts_0", "parts_1")):
+        doc = next(d for d, i, *_ in rows if where[i] == partition)
+        db.execute(
+            f"INSERT INTO {partition} VALUES (%s, %s, 'direct', %s)", [doc, f"p{k}", vec(PADDED)]
+        )
+    assert sorted(flagged(db, "public.parts")) == ["p0", "p1", "r0", "r3", "r6", "r9"]
+    # a partition truncated takes only its own rows' verdicts
+    db.execute("TRUNCATE parts_1")
+    left = {i for i, p in where.items() if p == "parts_0"} | {"p0"}
+    assert set(flagged(db, "public.parts")) == left & {"p0", "r0", "r3", "r6", "r9"}
+    # detached, a partition is a table of its own again: no trigger, its writes unchecked
+    db.execute("ALTER TABLE parts DETACH PARTITION parts_0")
+    db.execute("INSERT INTO parts_0 VALUES ('x', 'y', 'z', %s)", [vec(ZERO)])
+    assert db.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'parts_0'::regclass"
+    ).fetchone() == (0,)
+    db.execute("CALL recheck_embeddings()")  # forgets the verdicts of rows gone with it
+    assert flagged(db, "public.parts") == {}
 
 
 def test_duplicates_within_one_table(items):

@@ -23,10 +23,38 @@ def upgrade() -> None:
     execute(incremental(*INCREMENTAL))
 
 
+# the functions and procedures of the idempotent files this revision's tables serve
+ROUTINES = (
+    "attach",
+    "detach",
+    "set_table_settings",
+    "restore",
+    "check_existing",
+    "_check_existing",
+    "_register",
+    "_unregister",
+    "_may_own",
+    "_qualified",
+    "_refuse_unless_owner",
+    "_add_triggers",
+    "_drop_triggers",
+    "_check_attached",
+    "_forget_rows",
+    "_forget_dropped",
+    "_follow_partitions",
+    "halfvec_bytes",
+    "halfvec_hash",
+    "_hash_halfvec",
+)
+
+
 def downgrade() -> None:
     # every attached table goes back to what it was: no trigger, no index of the gate's
+    names = ", ".join(f"'{name}'" for name in ROUTINES)
     execute(
-        """
+        f"""
+        DROP EVENT TRIGGER IF EXISTS embedding_gate_forget_dropped;
+        DROP EVENT TRIGGER IF EXISTS embedding_gate_follow_partitions;
         DO $$
         DECLARE
             t regclass;
@@ -37,28 +65,25 @@ def downgrade() -> None:
             END LOOP;
         END
         $$;
-        DROP EVENT TRIGGER IF EXISTS embedding_gate_forget_dropped;
-        DROP FUNCTION IF EXISTS embedding_gate._forget_dropped();
-        DROP FUNCTION IF EXISTS embedding_gate.attach(regclass, name, name, name, text, name, boolean);
-        DROP FUNCTION IF EXISTS embedding_gate.detach(regclass);
-        DROP FUNCTION IF EXISTS embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass);
-        DROP FUNCTION IF EXISTS embedding_gate._unregister(regclass);
-        DROP FUNCTION IF EXISTS embedding_gate._may_own(regclass);
-        DROP FUNCTION IF EXISTS embedding_gate.set_table_settings(regclass, jsonb);
-        DROP FUNCTION IF EXISTS embedding_gate.restore(regclass, text);
-        DROP FUNCTION IF EXISTS embedding_gate._check_attached();
-        DROP FUNCTION IF EXISTS embedding_gate._forget_rows();
-        DROP FUNCTION IF EXISTS embedding_gate._check_existing(regclass, text, integer);
-        DROP PROCEDURE IF EXISTS embedding_gate.check_existing(regclass, integer);
-        DROP FUNCTION IF EXISTS embedding_gate.halfvec_bytes(public.halfvec);
-        DROP FUNCTION IF EXISTS embedding_gate.halfvec_hash(public.halfvec);
-        DROP FUNCTION IF EXISTS embedding_gate._hash_halfvec(public.halfvec, bigint);
         DROP VIEW IF EXISTS embedding_gate.attached;
         -- CASCADE: the report views read these tables. Every idempotent file is then
         -- re-applied by the next `upgrade head` of whichever tree runs it.
         DROP TABLE embedding_gate.quarantine, embedding_gate.verdicts,
             embedding_gate.attached_tables CASCADE;
         DELETE FROM embedding_gate._sources;
+        DO $$
+        DECLARE
+            r regprocedure;
+        BEGIN
+            -- in the order of ROUTINES: halfvec_hash calls _hash_halfvec
+            FOR r IN SELECT p.oid FROM pg_proc AS p
+                     WHERE p.pronamespace = 'embedding_gate'::regnamespace
+                       AND p.proname IN ({names})
+                     ORDER BY array_position(ARRAY[{names}]::name[], p.proname) LOOP
+                EXECUTE format('DROP ROUTINE %s', r);
+            END LOOP;
+        END
+        $$;
         DELETE FROM embedding_gate._row_counts WHERE relation NOT IN ('chunks', 'documents');
         ALTER TABLE embedding_gate._row_counts DROP CONSTRAINT _row_counts_relation_check;
         ALTER TABLE embedding_gate._row_counts ADD CONSTRAINT _row_counts_relation_check

@@ -52,6 +52,7 @@ class Statements:
     scan_after: str  # the next $1 stored rows after id $2
     sample: str  # $1 stored rows drawn at random
     calibrate: str  # each model's mean over its stored rows, where due ($1 rows, model $2)
+    orphans: str  # drop the verdicts of rows no longer in the table (table oid $1)
     quarantine: str  # move rows $1 out of the table into embedding_gate.quarantine
 
 
@@ -130,6 +131,12 @@ def _build(q, table: Table) -> Statements:
         ),
         sample=f"{stored} ORDER BY pg_catalog.random() LIMIT $1",
         calibrate=_calibrate(table, model if table.model_column else "$2::text", emb),
+        # (a dropped or detached partition, a write with the triggers off)
+        orphans=(
+            "DELETE FROM embedding_gate.verdicts AS v WHERE v.table_oid = $1::regclass"
+            f" AND NOT EXISTS (SELECT FROM {table.name} AS t"
+            f" WHERE t.{ident} = v.row_id::{table.id_type})"
+        ),
         quarantine=(
             f"WITH moved AS (DELETE FROM {table.name} AS t"
             f" WHERE t.{ident} = ANY ($1::text[]::{table.id_type}[])"
@@ -206,8 +213,10 @@ def check_batch(plpy, oid, after, batch_size: int) -> dict:
     if table is None:
         plpy.error(f"table with oid {oid} is not attached to the embedding gate", sqlstate="55000")
     s = statements(plpy, table)
-    if after is None:  # the first batch: calibrate the table's models where due
+    if after is None:  # the first batch: calibrate the table's models where due, and
+        # forget the verdicts of rows that are gone
         queries.run(plpy, s.calibrate, ["integer", "text"], [CALIBRATION_ROWS, table.model])
+        queries.run(plpy, s.orphans, ["oid"], [table.oid])
     _, t = current_settings(plpy, overrides)
     if after is None:
         plan = queries.plan(plpy, s.scan_first, ["integer"])

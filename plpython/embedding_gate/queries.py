@@ -206,7 +206,8 @@ RAW_ROWS = (
 
 # --- attached tables (attached.py builds the statements that name a table's columns) ---
 
-# the registry's row of an attached table, with its name and the id column's type
+# the registry's row of an attached table, with its name and the id column's type; for a
+# partition, its attached ancestor's
 ATTACHED = (
     "SELECT a.table_oid::oid AS oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS name,"
     " a.id_column::text AS id_column,"
@@ -218,7 +219,10 @@ ATTACHED = (
     " JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid"
     " JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace"
     " JOIN pg_catalog.pg_attribute AS i ON i.attrelid = a.table_oid AND i.attname = a.id_column"
-    " WHERE a.table_oid = $1"
+    # the table itself, or the partitioned table above it that is attached (ancestors lists
+    # nothing for a table outside any partition tree)
+    " WHERE a.table_oid = $1 OR a.table_oid IN (SELECT p.relid"
+    "  FROM pg_catalog.pg_partition_ancestors($1) AS p)"
 )
 # (the join leaves out a table dropped without the event trigger)
 ATTACHED_TABLES = (

@@ -33,27 +33,39 @@ DECLARE
     a embedding_gate.attached_tables;
     delta bigint;
 BEGIN
-    SELECT * INTO a FROM embedding_gate.attached_tables WHERE table_oid = TG_RELID;
+    -- the table, or (on a partition) the partitioned table above it that is attached
+    -- (ancestors lists nothing for a table outside any partition tree)
+    SELECT * INTO a FROM embedding_gate.attached_tables AS t
+    WHERE t.table_oid = TG_RELID
+       OR t.table_oid IN (SELECT p.relid FROM pg_partition_ancestors(TG_RELID) AS p);
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
-    IF TG_OP = 'TRUNCATE' THEN
-        DELETE FROM embedding_gate.verdicts AS v WHERE v.table_oid = TG_RELID;
+    IF TG_OP = 'TRUNCATE' AND a.table_oid = TG_RELID THEN  -- all of it
+        DELETE FROM embedding_gate.verdicts AS v WHERE v.table_oid = a.table_oid;
         SELECT -COALESCE(sum(r.delta), 0) INTO delta FROM embedding_gate._row_counts AS r
-        WHERE r.relation = TG_RELID::oid::text;
+        WHERE r.relation = a.table_oid::oid::text;
+    ELSIF TG_OP = 'TRUNCATE' THEN  -- one partition, before its rows go
+        EXECUTE format('DELETE FROM embedding_gate.verdicts AS v USING %s AS o'
+                       ' WHERE v.table_oid = $1 AND v.row_id = o.%I::text',
+                       TG_RELID::regclass, a.id_column)
+            USING a.table_oid;
+        EXECUTE format('SELECT -count(*) FROM %s AS o WHERE o.%I IS NOT NULL',
+                       TG_RELID::regclass, a.embedding_column)
+            INTO delta;
     ELSE
         EXECUTE format('DELETE FROM embedding_gate.verdicts AS v USING gate_old AS o'
                        ' WHERE v.table_oid = $1 AND v.row_id = o.%I::text', a.id_column)
-            USING TG_RELID;
+            USING a.table_oid;
         EXECUTE format('SELECT -count(*) FROM gate_old AS o WHERE o.%I IS NOT NULL',
                        a.embedding_column)
             INTO delta;
     END IF;
-    PERFORM embedding_gate._add_rows(TG_RELID::oid::text, delta);
+    PERFORM embedding_gate._add_rows(a.table_oid::oid::text, delta);
     RETURN NULL;
 END
 $$;
 COMMENT ON FUNCTION embedding_gate._forget_rows() IS
-    'Trigger of attached tables: drops the verdicts of deleted or truncated rows and keeps '
-    'the table''s count of embedded rows.';
+    'Trigger of attached tables and their partitions: drops the verdicts of deleted or '
+    'truncated rows and keeps the table''s count of embedded rows.';
 GRANT EXECUTE ON FUNCTION embedding_gate._forget_rows() TO PUBLIC;

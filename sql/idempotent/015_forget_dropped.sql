@@ -1,7 +1,9 @@
+-- The event triggers of attached tables. Only a superuser may create them: deployed by
+-- another role, the gate goes without (and says so).
+--
 -- A dropped attached table leaves no registry row, verdicts or quarantined rows behind (a
--- framework may drop and recreate its table: Haystack's recreate_table, for one). An event
--- trigger, which only a superuser may create: deployed by another role, the gate goes
--- without it, and the reports skip tables that no longer exist.
+-- framework may drop and recreate its table: Haystack's recreate_table, for one); without
+-- the event trigger, the reports skip tables that no longer exist.
 CREATE OR REPLACE FUNCTION embedding_gate._forget_dropped() RETURNS event_trigger
 LANGUAGE plpgsql
 VOLATILE
@@ -34,6 +36,52 @@ BEGIN
     ELSE
         RAISE NOTICE 'embedding gate: % is not a superuser, so a dropped attached table stays in '
                      'embedding_gate.attached_tables until its owner detaches it', current_user;
+    END IF;
+END
+$$;
+
+-- A partition created (or attached) later under an attached partitioned table gets the
+-- gate's triggers too, so that a write straight into it is checked; a partition detached
+-- from one loses them. Also an event trigger, a superuser's only.
+CREATE OR REPLACE FUNCTION embedding_gate._follow_partitions() RETURNS event_trigger
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT a.table_oid FROM embedding_gate.attached_tables AS a
+             JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid WHERE c.relkind = 'p' LOOP
+        PERFORM embedding_gate._add_triggers(t);
+    END LOOP;
+    FOR t IN SELECT g.tgrelid FROM pg_catalog.pg_trigger AS g
+             WHERE g.tgname = 'embedding_gate_check_insert'
+               AND NOT EXISTS (SELECT FROM embedding_gate.attached_tables AS a
+                               WHERE a.table_oid = g.tgrelid
+                                  OR a.table_oid IN (SELECT p.relid
+                                   FROM pg_catalog.pg_partition_ancestors(g.tgrelid) AS p)) LOOP
+        PERFORM embedding_gate._drop_triggers(t);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._follow_partitions() IS
+    'Event trigger: gives the partitions of attached tables the gate''s triggers, and takes '
+    'them from tables no longer under an attached table.';
+
+DO $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) THEN
+        DROP EVENT TRIGGER IF EXISTS embedding_gate_follow_partitions;
+        CREATE EVENT TRIGGER embedding_gate_follow_partitions ON ddl_command_end
+            WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+            EXECUTE FUNCTION embedding_gate._follow_partitions();
+        COMMENT ON EVENT TRIGGER embedding_gate_follow_partitions IS
+            'Keeps the gate''s triggers on every partition of an attached table.';
+    ELSE
+        RAISE NOTICE 'embedding gate: % is not a superuser, so a partition created after its '
+                     'table is attached is checked only through its parent', current_user;
     END IF;
 END
 $$;

@@ -181,6 +181,71 @@ COMMENT ON PROCEDURE embedding_gate.check_existing(regclass, integer, bigint, bi
     'batch_size rows (flags only: nothing is moved or rejected). For a large table: '
     'attach(..., check_existing => false), then CALL embedding_gate.check_existing(table).';
 
+-- The gate's triggers on a table and on every partition below it (statement triggers fire
+-- for the table a statement names: a write straight into a partition fires the partition's).
+-- Run as the caller, who owns the tables.
+CREATE OR REPLACE FUNCTION embedding_gate._add_triggers(table_name regclass) RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+BEGIN
+    -- (the tree lists nothing for a table outside any partition tree)
+    FOR t IN SELECT p.relid FROM (SELECT table_name AS relid UNION
+                                  SELECT relid FROM pg_catalog.pg_partition_tree(table_name)) AS p
+             WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
+                               WHERE g.tgrelid = p.relid
+                                 AND g.tgname = 'embedding_gate_check_insert') LOOP
+        -- statement triggers, fired in name order: check before raising a rejection
+        EXECUTE format('CREATE TRIGGER embedding_gate_check_insert AFTER INSERT ON %s'
+                       ' REFERENCING NEW TABLE AS gate_new FOR EACH STATEMENT'
+                       ' EXECUTE FUNCTION embedding_gate._check_attached()', t);
+        EXECUTE format('CREATE TRIGGER embedding_gate_check_update AFTER UPDATE ON %s'
+                       ' REFERENCING OLD TABLE AS gate_old NEW TABLE AS gate_new'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._check_attached()',
+                       t);
+        EXECUTE format('CREATE TRIGGER embedding_gate_forget_delete AFTER DELETE ON %s'
+                       ' REFERENCING OLD TABLE AS gate_old FOR EACH STATEMENT'
+                       ' EXECUTE FUNCTION embedding_gate._forget_rows()', t);
+        -- before: a partition's rows must still be there to know which verdicts go
+        EXECUTE format('CREATE TRIGGER embedding_gate_forget_truncate BEFORE TRUNCATE ON %s'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._forget_rows()', t);
+        EXECUTE format('CREATE TRIGGER embedding_gate_raise_rejected AFTER INSERT OR UPDATE'
+                       ' ON %s FOR EACH STATEMENT'
+                       ' EXECUTE FUNCTION embedding_gate._raise_rejected()', t);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._add_triggers(regclass) IS
+    'Creates the gate''s triggers on a table and on each partition below it that lacks them.';
+
+CREATE OR REPLACE FUNCTION embedding_gate._drop_triggers(table_name regclass) RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+    name text;
+BEGIN
+    FOR t IN SELECT table_name UNION
+             SELECT p.relid FROM pg_catalog.pg_partition_tree(table_name) AS p LOOP
+        FOREACH name IN ARRAY ARRAY['embedding_gate_check_insert', 'embedding_gate_check_update',
+                                    'embedding_gate_forget_delete',
+                                    'embedding_gate_forget_truncate',
+                                    'embedding_gate_raise_rejected'] LOOP
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', name, t);
+        END LOOP;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._drop_triggers(regclass) IS
+    'Drops the gate''s triggers from a table and from each partition below it.';
+
 -- Guards a table from now on: its writes, and (check_existing) the rows it holds.
 CREATE OR REPLACE FUNCTION embedding_gate.attach(
     table_name regclass,
@@ -233,7 +298,7 @@ BEGIN
     IF rel.relispartition THEN
         RAISE EXCEPTION '% is a partition: attach its partitioned table', qualified
             USING ERRCODE = 'wrong_object_type',
-                  HINT = 'the gate on the parent checks what is written through the parent';
+                  HINT = 'the gate on the parent checks every partition below it';
     END IF;
     IF table_name = 'public.chunks'::regclass THEN
         RAISE EXCEPTION 'public.chunks is the gate''s own table: it is guarded already'
@@ -321,22 +386,7 @@ BEGIN
                                      dimension, content_column, model,
                                      model_column, hash_index);
 
-    -- statement triggers, fired in name order: check before raising a rejection
-    EXECUTE format('CREATE TRIGGER embedding_gate_check_insert AFTER INSERT ON %s'
-                   ' REFERENCING NEW TABLE AS gate_new FOR EACH STATEMENT'
-                   ' EXECUTE FUNCTION embedding_gate._check_attached()', qualified);
-    EXECUTE format('CREATE TRIGGER embedding_gate_check_update AFTER UPDATE ON %s'
-                   ' REFERENCING OLD TABLE AS gate_old NEW TABLE AS gate_new FOR EACH STATEMENT'
-                   ' EXECUTE FUNCTION embedding_gate._check_attached()', qualified);
-    EXECUTE format('CREATE TRIGGER embedding_gate_forget_delete AFTER DELETE ON %s'
-                   ' REFERENCING OLD TABLE AS gate_old FOR EACH STATEMENT'
-                   ' EXECUTE FUNCTION embedding_gate._forget_rows()', qualified);
-    EXECUTE format('CREATE TRIGGER embedding_gate_forget_truncate AFTER TRUNCATE ON %s'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._forget_rows()',
-                   qualified);
-    EXECUTE format('CREATE TRIGGER embedding_gate_raise_rejected AFTER INSERT OR UPDATE ON %s'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._raise_rejected()',
-                   qualified);
+    PERFORM embedding_gate._add_triggers(table_name);
 
     checked := 0;
     low_quality := 0;
@@ -372,7 +422,6 @@ AS $$
 DECLARE
     qualified text := embedding_gate._qualified(table_name);
     hash_index regclass;
-    t text;
 BEGIN
     PERFORM embedding_gate._refuse_unless_owner(table_name, 'detach it');
     IF NOT EXISTS (SELECT FROM embedding_gate.attached_tables AS a WHERE a.table_oid = table_name) THEN
@@ -380,11 +429,7 @@ BEGIN
             USING ERRCODE = 'undefined_object';
     END IF;
     hash_index := embedding_gate._unregister(table_name, drop_quarantined);
-    FOREACH t IN ARRAY ARRAY['embedding_gate_check_insert', 'embedding_gate_check_update',
-                             'embedding_gate_forget_delete', 'embedding_gate_forget_truncate',
-                             'embedding_gate_raise_rejected'] LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', t, qualified);
-    END LOOP;
+    PERFORM embedding_gate._drop_triggers(table_name);
     IF hash_index IS NOT NULL THEN
         EXECUTE format('DROP INDEX IF EXISTS %s', hash_index);
     END IF;
