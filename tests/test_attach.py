@@ -589,3 +589,17 @@ def test_the_stored_rows_calibrate_a_model_that_has_only_a_reference(db):
         "SELECT sample_size, source FROM embedding_gate.model_calibrations WHERE model = 'm256'"
     ).fetchone() == (61, "stored rows")
     assert flagged(db, "public.t256") == {"60": (["blank_like"], False)}
+
+
+def test_recount_counts_attached_tables_too(items):
+    attach(items, embedding_column="emb", content_column="body")
+    items.execute("ALTER TABLE items DISABLE TRIGGER USER")
+    items.execute("INSERT INTO items (id, body, emb) VALUES (70, 'x', %s)", [vec(good())])
+    items.execute("ALTER TABLE items ENABLE TRIGGER USER")
+    assert items.execute("SELECT embedded FROM embedding_gate.attached").fetchone() == (2,)
+    assert items.execute("SELECT * FROM embedding_gate.recount()").fetchall() == [
+        ("chunks", 0),
+        ("documents", 0),
+        ("public.items", 3),
+    ]
+    assert items.execute("SELECT embedded FROM embedding_gate.attached").fetchone() == (3,)

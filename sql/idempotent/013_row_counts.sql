@@ -90,25 +90,47 @@ SELECT t.relation, t.n FROM (
 ) AS t
 WHERE NOT EXISTS (SELECT FROM embedding_gate._row_counts AS r WHERE r.relation = t.relation);
 
--- Counts both tables again, for when the triggers were switched off (only the owner can)
--- and the totals drifted: locks both against writers until the transaction ends.
+-- Counts both tables again, and the embedded rows of every attached table, for when the
+-- triggers were switched off (only the owner can) and the totals drifted, or after a
+-- restore from a dump (an attached table's count is keyed by its oid, which a restore
+-- changes): locks them against writers until the transaction ends.
 CREATE OR REPLACE FUNCTION embedding_gate.recount() RETURNS TABLE (relation text, total bigint)
 LANGUAGE plpgsql
 VOLATILE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    a record;
+    n bigint;
 BEGIN
     LOCK TABLE public.chunks, public.documents IN SHARE MODE;
     DELETE FROM embedding_gate._row_counts;
     INSERT INTO embedding_gate._row_counts (relation, delta)
     VALUES ('chunks', (SELECT count(*) FROM public.chunks)),
            ('documents', (SELECT count(*) FROM public.documents));
-    RETURN QUERY SELECT r.relation, r.delta FROM embedding_gate._row_counts AS r ORDER BY 1;
+    -- (a table dropped without the event trigger is left out)
+    FOR a IN SELECT t.table_oid, t.embedding_column FROM embedding_gate.attached_tables AS t
+             JOIN pg_catalog.pg_class AS c ON c.oid = t.table_oid LOOP
+        EXECUTE format('LOCK TABLE %s IN SHARE MODE', a.table_oid);
+        EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
+                       a.table_oid, a.embedding_column) INTO n;
+        INSERT INTO embedding_gate._row_counts (relation, delta)
+        VALUES (a.table_oid::oid::text, n);
+    END LOOP;
+    RETURN QUERY
+        SELECT r.relation, r.delta FROM embedding_gate._row_counts AS r
+        WHERE r.relation IN ('chunks', 'documents')
+        UNION ALL
+        SELECT embedding_gate._qualified(r.relation::oid::regclass), r.delta
+        FROM embedding_gate._row_counts AS r
+        WHERE r.relation NOT IN ('chunks', 'documents')
+        ORDER BY 1;
 END
 $$;
 COMMENT ON FUNCTION embedding_gate.recount() IS
-    'Counts chunks and documents again for embedding_quality_summary (after the owner has '
-    'switched the triggers off, say): SELECT * FROM embedding_gate.recount(). Locks both '
-    'tables against writers until the transaction ends.';
+    'Counts chunks, documents and the embedded rows of every attached table again for '
+    'embedding_quality_summary and embedding_gate.attached (after the owner has switched '
+    'the triggers off, say, or a restore from a dump): SELECT * FROM embedding_gate.recount(). '
+    'Locks them against writers until the transaction ends.';
 REVOKE EXECUTE ON FUNCTION embedding_gate.recount() FROM PUBLIC;
