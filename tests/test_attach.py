@@ -603,3 +603,24 @@ def test_recount_counts_attached_tables_too(items):
         ("public.items", 3),
     ]
     assert items.execute("SELECT embedded FROM embedding_gate.attached").fetchone() == (3,)
+
+
+def test_renamed_columns_stay_attached_and_a_dropped_one_is_named(items):
+    """The registry keeps columns by number: an ORM migration that renames one does not
+    break the table's writes; one that drops the embedding column gets a clear error."""
+    attach(items, embedding_column="emb", content_column="body")
+    items.execute("ALTER TABLE items RENAME COLUMN emb TO vec")
+    items.execute("ALTER TABLE items RENAME COLUMN body TO text")
+    items.execute("INSERT INTO items (id, text, vec) VALUES (80, 'x', %s)", [vec(ZERO)])
+    assert "80" in flagged(items)
+    assert items.execute(
+        "SELECT embedding_column, content_column FROM embedding_gate.attached"
+    ).fetchone() == ("vec", "text")
+    items.execute("ALTER TABLE items DROP COLUMN vec CASCADE")  # the hash index goes too
+    with pytest.raises(
+        psycopg.errors.ObjectNotInPrerequisiteState,
+        match="the embedding column attached on public.items was dropped",
+    ):
+        items.execute("INSERT INTO items (id, text) VALUES (81, 'y')")
+    items.execute("SELECT embedding_gate.detach('items')")
+    items.execute("INSERT INTO items (id, text) VALUES (81, 'y')")

@@ -63,7 +63,15 @@ def lookup(plpy, oid) -> "tuple[Table, dict] | tuple[None, None]":
         return None, None
     r = found[0]
     overrides = json.loads(r["overrides"])
-    return Table(**{k: r[k] for k in Table.__dataclass_fields__}), overrides
+    table = Table(**{k: r[k] for k in Table.__dataclass_fields__})
+    if table.embedding_column is None or table.id_column is None:
+        what = "embedding" if table.embedding_column is None else "id"
+        plpy.error(
+            f"the {what} column attached on {table.name} was dropped",
+            hint=f"detach it: SELECT embedding_gate.detach('{table.name}')",
+            sqlstate="55000",
+        )
+    return table, overrides
 
 
 _statements: dict = {}

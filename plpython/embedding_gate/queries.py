@@ -210,15 +210,17 @@ RAW_ROWS = (
 # partition, its attached ancestor's
 ATTACHED = (
     "SELECT a.table_oid::oid AS oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS name,"
-    " a.id_column::text AS id_column,"
+    " embedding_gate._column(a.table_oid, a.id_attnum)::text AS id_column,"
     " pg_catalog.format_type(i.atttypid, i.atttypmod) AS id_type,"
-    " a.embedding_column::text AS embedding_column, a.embedding_type,"
-    " a.content_column::text AS content_column, a.model, a.model_column::text AS model_column,"
+    " embedding_gate._column(a.table_oid, a.embedding_attnum)::text AS embedding_column,"
+    " a.embedding_type,"
+    " embedding_gate._column(a.table_oid, a.content_attnum)::text AS content_column, a.model,"
+    " embedding_gate._column(a.table_oid, a.model_attnum)::text AS model_column,"
     " a.overrides::text AS overrides"
     " FROM embedding_gate.attached_tables AS a"
     " JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid"
     " JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace"
-    " JOIN pg_catalog.pg_attribute AS i ON i.attrelid = a.table_oid AND i.attname = a.id_column"
+    " JOIN pg_catalog.pg_attribute AS i ON i.attrelid = a.table_oid AND i.attnum = a.id_attnum"
     # the table itself, or the partitioned table above it that is attached (ancestors lists
     # nothing for a table outside any partition tree)
     " WHERE a.table_oid = $1 OR a.table_oid IN (SELECT p.relid"

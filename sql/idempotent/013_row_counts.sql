@@ -110,11 +110,12 @@ BEGIN
     VALUES ('chunks', (SELECT count(*) FROM public.chunks)),
            ('documents', (SELECT count(*) FROM public.documents));
     -- (a table dropped without the event trigger is left out)
-    FOR a IN SELECT t.table_oid, t.embedding_column FROM embedding_gate.attached_tables AS t
+    FOR a IN SELECT t.table_oid, embedding_gate._column(t.table_oid, t.embedding_attnum) AS e
+             FROM embedding_gate.attached_tables AS t
              JOIN pg_catalog.pg_class AS c ON c.oid = t.table_oid LOOP
         EXECUTE format('LOCK TABLE %s IN SHARE MODE', a.table_oid);
         EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
-                       a.table_oid, a.embedding_column) INTO n;
+                       a.table_oid, a.e) INTO n;
         INSERT INTO embedding_gate._row_counts (relation, delta)
         VALUES (a.table_oid::oid::text, n);
     END LOOP;

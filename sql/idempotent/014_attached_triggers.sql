@@ -48,17 +48,17 @@ BEGIN
     ELSIF TG_OP = 'TRUNCATE' THEN  -- one partition, before its rows go
         EXECUTE format('DELETE FROM embedding_gate.verdicts AS v USING %s AS o'
                        ' WHERE v.table_oid = $1 AND v.row_id = o.%I::text',
-                       TG_RELID::regclass, a.id_column)
+                       TG_RELID::regclass, embedding_gate._column(a.table_oid, a.id_attnum))
             USING a.table_oid;
         EXECUTE format('SELECT -count(*) FROM %s AS o WHERE o.%I IS NOT NULL',
-                       TG_RELID::regclass, a.embedding_column)
+                       TG_RELID::regclass, embedding_gate._column(a.table_oid, a.embedding_attnum))
             INTO delta;
     ELSE
         EXECUTE format('DELETE FROM embedding_gate.verdicts AS v USING gate_old AS o'
-                       ' WHERE v.table_oid = $1 AND v.row_id = o.%I::text', a.id_column)
+                       ' WHERE v.table_oid = $1 AND v.row_id = o.%I::text', embedding_gate._column(a.table_oid, a.id_attnum))
             USING a.table_oid;
         EXECUTE format('SELECT -count(*) FROM gate_old AS o WHERE o.%I IS NOT NULL',
-                       a.embedding_column)
+                       embedding_gate._column(a.table_oid, a.embedding_attnum))
             INTO delta;
     END IF;
     PERFORM embedding_gate._add_rows(a.table_oid::oid::text, delta);

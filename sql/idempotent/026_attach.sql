@@ -22,6 +22,21 @@ COMMENT ON FUNCTION embedding_gate._may_own(regclass) IS
     'True when the calling role (SET ROLE, else the session user) owns the table, or is a '
     'member of its owner, or a superuser.';
 
+-- The name of a table's column by its number, NULL once dropped: the registry keeps
+-- numbers, so that a column renamed after attaching stays the one attached.
+CREATE OR REPLACE FUNCTION embedding_gate._column(table_name regclass, attnum smallint)
+RETURNS name
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT a.attname FROM pg_catalog.pg_attribute AS a
+WHERE a.attrelid = table_name AND a.attnum = _column.attnum AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION embedding_gate._column(regclass, smallint) IS
+    'The name of a table''s column by its number (NULL once dropped).';
+
 -- A table's schema-qualified name, quoted where needed (public.langchain_pg_embedding).
 CREATE OR REPLACE FUNCTION embedding_gate._qualified(table_name regclass) RETURNS text
 LANGUAGE sql
@@ -69,11 +84,16 @@ DECLARE
 BEGIN
     PERFORM embedding_gate._refuse_unless_owner(table_name, 'attach it');
     INSERT INTO embedding_gate.attached_tables AS a
-        (table_oid, id_column, embedding_column, embedding_type, dimension, content_column,
-         model, model_column, hash_index, attached_by)
-    VALUES (_register.table_name, _register.id_column, _register.embedding_column,
-            _register.embedding_type, _register.dimension, _register.content_column,
-            _register.model, _register.model_column, _register.hash_index,
+        (table_oid, id_attnum, embedding_attnum, embedding_type, dimension, content_attnum,
+         model, model_attnum, hash_index, attached_by)
+    VALUES (_register.table_name, (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
+                    AND c.attname = _register.id_column),
+            (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
+                    AND c.attname = _register.embedding_column), _register.embedding_type, _register.dimension,
+            (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
+                    AND c.attname = _register.content_column), _register.model, (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
+                    AND c.attname = _register.model_column),
+            _register.hash_index,
             CASE WHEN current_setting('role') = 'none' THEN SESSION_USER
                  ELSE current_setting('role')::name END);
     -- the summary's count of the table's embedded rows; the triggers keep it from now on
@@ -430,8 +450,9 @@ BEGIN
     END IF;
     hash_index := embedding_gate._unregister(table_name, drop_quarantined);
     PERFORM embedding_gate._drop_triggers(table_name);
-    IF hash_index IS NOT NULL THEN
-        EXECUTE format('DROP INDEX IF EXISTS %s', hash_index);
+    -- (gone already when its column was dropped)
+    IF EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = hash_index) THEN
+        EXECUTE format('DROP INDEX %s', hash_index);
     END IF;
 END
 $$;
@@ -540,13 +561,13 @@ GRANT EXECUTE ON FUNCTION embedding_gate.restore(regclass, text, jsonb) TO PUBLI
 
 CREATE OR REPLACE VIEW embedding_gate.attached AS
 SELECT embedding_gate._qualified(a.table_oid) AS table_name,
-       a.id_column,
-       a.embedding_column,
+       embedding_gate._column(a.table_oid, a.id_attnum) AS id_column,
+       embedding_gate._column(a.table_oid, a.embedding_attnum) AS embedding_column,
        a.embedding_type,
        a.dimension,
-       a.content_column,
+       embedding_gate._column(a.table_oid, a.content_attnum) AS content_column,
        a.model,
-       a.model_column,
+       embedding_gate._column(a.table_oid, a.model_attnum) AS model_column,
        COALESCE(a.overrides ->> 'mode', s.mode) AS mode,
        a.overrides,
        (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r

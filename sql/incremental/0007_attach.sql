@@ -6,22 +6,23 @@
 
 CREATE TABLE embedding_gate.attached_tables (
     table_oid         regclass PRIMARY KEY,
-    id_column         name NOT NULL,
-    embedding_column  name NOT NULL,
+    -- columns by number, not name: a column renamed later stays the one attached
+    id_attnum         smallint NOT NULL,
+    embedding_attnum  smallint NOT NULL,
     embedding_type    text NOT NULL
                       CONSTRAINT attached_tables_embedding_type_check
                       CHECK (embedding_type IN ('vector', 'halfvec')),
     -- NULL: an unconstrained vector column (rows of several dimensions)
     dimension         integer,
-    content_column    name,
+    content_attnum    smallint,
     model             text,
-    model_column      name,
+    model_attnum      smallint,
     -- mode and thresholds of this table where they differ from embedding_gate.settings
     overrides         jsonb NOT NULL DEFAULT '{}'::jsonb,
     hash_index        regclass,
     attached_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     attached_by       name NOT NULL,
-    CONSTRAINT attached_tables_one_model CHECK (model IS NULL OR model_column IS NULL)
+    CONSTRAINT attached_tables_one_model CHECK (model IS NULL OR model_attnum IS NULL)
 );
 COMMENT ON TABLE embedding_gate.attached_tables IS
     'Tables the gate guards besides chunks (embedding_gate.attach()): which columns hold the '
