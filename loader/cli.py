@@ -124,9 +124,6 @@ def cmd_attached(args) -> int:
         rows = db.attached(conn)
     finally:
         conn.close()
-    if not rows:
-        print("no table is attached (public.chunks is guarded always)")
-        return 0
     print(
         f"{'table':40s} {'embedding':22s} {'model':20s} {'mode':10s} {'embedded':>10s}"
         f" {'flagged':>8s} {'quarantined':>11s}"

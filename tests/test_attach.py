@@ -93,7 +93,9 @@ def test_attach_checks_stored_rows_then_every_write(items):
     assert summary == (7, 5)
     items.execute("TRUNCATE items")
     assert flagged(items) == {}
-    assert items.execute("SELECT embedded FROM embedding_gate.attached").fetchone() == (0,)
+    assert items.execute(
+        "SELECT embedded FROM embedding_gate.attached WHERE table_name <> 'public.chunks'"
+    ).fetchone() == (0,)
 
 
 def test_binary_copy_and_the_row_ids_of_every_key_type(db):
@@ -144,7 +146,8 @@ def test_halfvec_and_unconstrained_vector_columns(db):
     assert flagged(db, "public.h") == {"b": (["low_norm", "low_variance", "sparse"], False)}
     assert sorted(flagged(db, "public.u")) == ["b", "c", "d"]  # c: flat (variance 0)
     assert db.execute(
-        "SELECT table_name, embedding_type, dimension FROM embedding_gate.attached ORDER BY 1"
+        "SELECT table_name, embedding_type, dimension FROM embedding_gate.attached"
+        " WHERE table_name <> 'public.chunks' ORDER BY 1"
     ).fetchall() == [("public.h", "halfvec", 16), ("public.u", "vector", None)]
 
 
@@ -321,6 +324,7 @@ def test_detach_leaves_the_table_as_it_was(items):
             "public.pp1 is a partition: attach its partitioned table",
         ),
         ("", "SELECT embedding_gate.detach('items2')", "is not attached"),
+        ("", "SELECT embedding_gate.detach('chunks')", "public.chunks is the gate's own table"),
     ],
     ids=[
         "twice",
@@ -334,6 +338,7 @@ def test_detach_leaves_the_table_as_it_was(items):
         "chunks",
         "partition",
         "detach unattached",
+        "detach chunks",
     ],
 )
 def test_bad_input_gets_a_clear_error(items, setup, call, error):
@@ -465,8 +470,11 @@ def test_the_command_line_attaches_lists_reports_and_detaches(items, db_url, cap
     assert "public.items: 2 stored rows checked, 1 flagged" in out.out
     assert "1 stored rows checked, 0 flagged" in out.err  # progress, a line a batch
     assert main(["--database-url", db_url, "attached"]) == 0
-    listed = capsys.readouterr().out.splitlines()[1].split()
-    assert listed == ["public.items", "emb", "vector(16)", "m1", "flag", "2", "1", "0"]
+    listed = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert listed == [
+        ["public.chunks", "embedding", "vector(768)", "[embedding_model]", "flag", "0", "0", "0"],
+        ["public.items", "emb", "vector(16)", "m1", "flag", "2", "1", "0"],
+    ]
     page = tmp_path / "report.html"
     assert main(["--database-url", db_url, "report", "--html", str(page)]) == 0
     assert "row 2 of public.items" in capsys.readouterr().out
@@ -478,7 +486,7 @@ def test_the_command_line_attaches_lists_reports_and_detaches(items, db_url, cap
     assert "error: ERROR:  public.items is attached already" in capsys.readouterr().err
     assert main(["--database-url", db_url, "detach", "items"]) == 0
     assert main(["--database-url", db_url, "attached"]) == 0
-    assert "no table is attached" in capsys.readouterr().out
+    assert "public.items" not in capsys.readouterr().out
 
 
 def test_every_report_covers_attached_tables(items):
@@ -553,7 +561,9 @@ def test_a_dropped_table_leaves_nothing_behind(items):
     attach(items, embedding_column="emb", content_column="body")
     assert flagged(items) == {"2": (["low_norm", "low_variance", "sparse"], False)}
     items.execute("DROP TABLE items")
-    assert items.execute("SELECT count(*) FROM embedding_gate.attached_tables").fetchone() == (0,)
+    assert items.execute(
+        "SELECT count(*) FROM embedding_gate.attached_tables WHERE table_oid <> 'chunks'::regclass"
+    ).fetchone() == (0,)
     assert items.execute("SELECT count(*) FROM embedding_gate.verdicts").fetchone() == (0,)
     assert items.execute(
         "SELECT embedded, low_quality FROM embedding_quality_summary"
@@ -570,7 +580,9 @@ def test_an_update_that_changes_the_id_or_clears_the_embedding_moves_or_drops_th
     assert list(flagged(items)) == ["99"]
     items.execute("UPDATE items SET emb = NULL WHERE id = 99")
     assert flagged(items) == {}
-    assert items.execute("SELECT embedded FROM embedding_gate.attached").fetchone() == (1,)
+    assert items.execute(
+        "SELECT embedded FROM embedding_gate.attached WHERE table_name <> 'public.chunks'"
+    ).fetchone() == (1,)
 
 
 def test_the_stored_rows_calibrate_a_model_that_has_only_a_reference(db):
@@ -596,13 +608,17 @@ def test_recount_counts_attached_tables_too(items):
     items.execute("ALTER TABLE items DISABLE TRIGGER USER")
     items.execute("INSERT INTO items (id, body, emb) VALUES (70, 'x', %s)", [vec(good())])
     items.execute("ALTER TABLE items ENABLE TRIGGER USER")
-    assert items.execute("SELECT embedded FROM embedding_gate.attached").fetchone() == (2,)
+    assert items.execute(
+        "SELECT embedded FROM embedding_gate.attached WHERE table_name <> 'public.chunks'"
+    ).fetchone() == (2,)
     assert items.execute("SELECT * FROM embedding_gate.recount()").fetchall() == [
         ("chunks", 0),
         ("documents", 0),
         ("public.items", 3),
     ]
-    assert items.execute("SELECT embedded FROM embedding_gate.attached").fetchone() == (3,)
+    assert items.execute(
+        "SELECT embedded FROM embedding_gate.attached WHERE table_name <> 'public.chunks'"
+    ).fetchone() == (3,)
 
 
 def test_renamed_columns_stay_attached_and_a_dropped_one_is_named(items):
@@ -615,6 +631,7 @@ def test_renamed_columns_stay_attached_and_a_dropped_one_is_named(items):
     assert "80" in flagged(items)
     assert items.execute(
         "SELECT embedding_column, content_column FROM embedding_gate.attached"
+        " WHERE table_name = 'public.items'"
     ).fetchone() == ("vec", "text")
     items.execute("ALTER TABLE items DROP COLUMN vec CASCADE")  # the hash index goes too
     with pytest.raises(
@@ -624,3 +641,30 @@ def test_renamed_columns_stay_attached_and_a_dropped_one_is_named(items):
         items.execute("INSERT INTO items (id, text) VALUES (81, 'y')")
     items.execute("SELECT embedding_gate.detach('items')")
     items.execute("INSERT INTO items (id, text) VALUES (81, 'y')")
+
+
+def test_chunks_is_listed_and_takes_settings_of_its_own(doc):
+    """chunks is a row of the registry like any attached table: listed, and with its own
+    mode and thresholds, which its triggers, recheck and reports follow."""
+    listed = doc.execute(
+        "SELECT id_column, embedding_column, content_column, model_column, mode"
+        " FROM embedding_gate.attached WHERE table_name = 'public.chunks'"
+    ).fetchone()
+    assert listed == ("chunk_id", "embedding", "content", "embedding_model", "flag")
+    doc.execute("SELECT embedding_gate.set_table_settings('chunks', '{\"min_norm\": 2}')")
+    x = np.random.default_rng(7).standard_normal(768)
+    doc.execute(
+        "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES"
+        " ('c1', 'd1', 'a chunk', %s)",
+        [vec(x / np.linalg.norm(x))],
+    )
+    assert doc.execute("SELECT quality_issues FROM chunks").fetchone() == (["low_norm"],)
+    assert doc.execute("SELECT low_quality FROM verify_embeddings()").fetchone() == (1,)
+    doc.execute("SELECT embedding_gate.set_table_settings('chunks', '{\"min_norm\": null}')")
+    doc.execute("CALL recheck_embeddings()")
+    assert doc.execute("SELECT quality_issues FROM chunks").fetchone() == (None,)
+    assert doc.execute(
+        "SELECT embedded, flagged FROM embedding_gate.attached WHERE table_name = 'public.chunks'"
+    ).fetchone() == (1, 0)
+    with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="recheck_embeddings"):
+        doc.execute("CALL embedding_gate.check_existing('chunks')")

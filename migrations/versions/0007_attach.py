@@ -60,7 +60,8 @@ def downgrade() -> None:
             t regclass;
         BEGIN
             FOR t IN SELECT a.table_oid FROM embedding_gate.attached_tables AS a
-                     WHERE EXISTS (SELECT FROM pg_class AS c WHERE c.oid = a.table_oid) LOOP
+                     WHERE EXISTS (SELECT FROM pg_class AS c WHERE c.oid = a.table_oid)
+                       AND a.table_oid <> 'public.chunks'::regclass LOOP
                 PERFORM embedding_gate.detach(t, drop_quarantined => true);
             END LOOP;
         END

@@ -275,9 +275,10 @@ def parts(plpy, table, s, rows, scan: bool):
 
 def scan_all(plpy, sample_size: "int | None" = None):
     """Every stored embedding of every attached table (or a random sample of sample_size
-    from each), in batches: (table name, row ids, (n, d) array, models, duplicate_of)."""
+    from each), in batches: (table name, its overrides of the settings, row ids, (n, d)
+    array, models, duplicate_of)."""
     for r in queries.run(plpy, queries.ATTACHED_TABLES):
-        table, _ = lookup(plpy, r["oid"])
+        table, overrides = lookup(plpy, r["oid"])
         s = statements(plpy, table)
         if sample_size is not None:
             batches = [queries.run(plpy, s.sample, ["integer"], [sample_size])]
@@ -285,7 +286,8 @@ def scan_all(plpy, sample_size: "int | None" = None):
             batches = _batches(plpy, s)
         for rows in batches:
             for part, x, models, duplicates in parts(plpy, table, s, rows, scan=True):
-                yield table.name, [rows[k]["row_id"] for k in part], x, models, duplicates
+                ids = [rows[k]["row_id"] for k in part]
+                yield table.name, overrides, ids, x, models, duplicates
 
 
 def _batches(plpy, s):

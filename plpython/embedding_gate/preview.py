@@ -59,7 +59,8 @@ def preview(plpy, proposed: dict) -> list:
     new_counts = np.zeros(len(CODES) + 1, dtype=np.int64)
     n = 0
     dim = None
-    for _, _, x, models, duplicates in every_embedding(plpy):
+    # the global settings and the proposal, on every table (a table's own overrides aside)
+    for _, _, _, x, models, duplicates in every_embedding(plpy):
         references = references_for(plpy, models)
         a, b = evaluate(x, now, references, duplicates), evaluate(x, new, references, duplicates)
         dim = x.shape[1]

@@ -13,6 +13,11 @@ SETTINGS = (
 # a per-transaction override: SET LOCAL embedding_gate.<name> = ...
 OVERRIDE = "SELECT pg_catalog.current_setting('embedding_gate.' || $1, true) AS v"
 CALLER_MAY_TUNE = "SELECT embedding_gate._caller_may_tune() AS ok"
+# a table's own overrides of the settings (chunks' too: it is a row of the registry)
+OVERRIDES = (
+    "SELECT a.overrides::text AS overrides FROM embedding_gate.attached_tables AS a"
+    " WHERE a.table_oid = $1::regclass"
+)
 # the blank references of models that also have a calibration (blank_like needs both)
 REFERENCES = (
     "SELECT b.model, b.reference, c.mean FROM embedding_gate.blank_references AS b"
@@ -226,10 +231,11 @@ ATTACHED = (
     " WHERE a.table_oid = $1 OR a.table_oid IN (SELECT p.relid"
     "  FROM pg_catalog.pg_partition_ancestors($1) AS p)"
 )
-# (the join leaves out a table dropped without the event trigger)
+# (the join leaves out a table dropped without the event trigger; chunks has its own scans)
 ATTACHED_TABLES = (
     "SELECT a.table_oid::oid AS oid FROM embedding_gate.attached_tables AS a"
-    " JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid ORDER BY 1"
+    " JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid"
+    " WHERE a.table_oid <> 'public.chunks'::regclass ORDER BY 1"
 )
 # a statement's change in the count of an attached table's embedded rows (relation: oid)
 ADD_ROWS = "SELECT embedding_gate._add_rows($1, $2)"

@@ -8,7 +8,7 @@ import numpy as np
 from . import attached, queries
 from .checks import CODES, evaluate
 from .codec import from_vector_blob, from_vector_bytes
-from .settings import CALIBRATION_ROWS, current_settings, references_for
+from .settings import CALIBRATION_ROWS, current_settings, overrides_of, references_for
 from .triggers import TABLE, apply_verdicts
 
 # How much of the vectors one read brings into Python. Bigger reads cost more per row:
@@ -39,18 +39,21 @@ def matrix(rows) -> np.ndarray:
 
 def verify_sample(plpy, sample_size: int) -> dict:
     """verify_embeddings(): re-check a random sample of chunks, and one of each attached
-    table, with the current thresholds."""
-    _, t = current_settings(plpy)
+    table, with each table's current thresholds."""
     sample_size = max(sample_size, 0)
     rows = queries.run(plpy, queries.SAMPLE, ["integer"], [sample_size])
     parts = []
     if rows:
-        parts.append((matrix(rows), [r["model"] for r in rows], [r["duplicate_of"] for r in rows]))
-    for _, _, x, models, duplicates in attached.scan_all(plpy, sample_size):
-        parts.append((x, models, duplicates))
+        models = [r["model"] for r in rows]
+        parts.append(
+            (overrides_of(plpy, TABLE), matrix(rows), models, [r["duplicate_of"] for r in rows])
+        )
+    for _, overrides, _, x, models, duplicates in attached.scan_all(plpy, sample_size):
+        parts.append((overrides, x, models, duplicates))
     counts = np.zeros(len(CODES), dtype=np.int64)
     checked = low = 0
-    for x, models, duplicates in parts:
+    for overrides, x, models, duplicates in parts:
+        _, t = current_settings(plpy, overrides)
         v = evaluate(x, t, references_for(plpy, models), duplicates)
         checked += len(x)
         low += int(v.flagged.sum())
@@ -98,9 +101,11 @@ def read_batch(plpy, after, batch_size: int, twin_hashes: list):
 
 def every_embedding(plpy):
     """Every stored embedding of chunks, then of every attached table, batch by batch:
-    (table name, row ids, (n, d) array, models, duplicate_of)."""
+    (table name, its overrides of the settings, row ids, (n, d) array, models,
+    duplicate_of)."""
+    overrides = overrides_of(plpy, TABLE)
     for ids, _, x, models, duplicates in scan(plpy):
-        yield TABLE, ids, x, models, duplicates
+        yield TABLE, overrides, ids, x, models, duplicates
     yield from attached.scan_all(plpy)
 
 
@@ -123,7 +128,7 @@ def recheck_batch(plpy, after, batch_size: int, twin_hashes) -> dict:
     calibration where it has CALIBRATION_ROWS of them, and none from its stored rows yet or
     twice as many rows as that one), so that a recheck groups the hashes once, not once per
     batch."""
-    _, t = current_settings(plpy)
+    _, t = current_settings(plpy, overrides_of(plpy, TABLE))
     if twin_hashes is None:  # the first batch
         queries.run(plpy, queries.CALIBRATE, ["integer"], [CALIBRATION_ROWS])
         twin_hashes = twins(plpy)
@@ -148,9 +153,9 @@ def embedding_measures(plpy, near_zero_epsilon):
     """embedding_measures(): norm, variance, near-zero ratio, blank_like similarity, model
     and the issue codes under the current thresholds of every stored embedding (chunks and
     attached tables), batch by batch, with its table and row id."""
-    _, t = current_settings(plpy)
-    t = t.with_values(near_zero_epsilon=near_zero_epsilon)
-    for table, ids, x, models, duplicates in every_embedding(plpy):
+    for table, overrides, ids, x, models, duplicates in every_embedding(plpy):
+        _, t = current_settings(plpy, overrides)
+        t = t.with_values(near_zero_epsilon=near_zero_epsilon)
         v = evaluate(x, t, references_for(plpy, models), duplicates)
         chunk_ids = ids if table == TABLE else [None] * len(ids)
         for i, row_id in enumerate(ids):

@@ -2,6 +2,7 @@
 per transaction by roles that may change them), and each model's blank reference and
 calibration."""
 
+import json
 import math
 
 from . import queries
@@ -38,6 +39,13 @@ def current_settings(plpy, table_overrides=None) -> "tuple[str, Thresholds]":
             values[name] = _parse_override(plpy, name, text)
     mode = values.pop("mode")
     return mode, Thresholds(**{k: float(v) for k, v in values.items()})
+
+
+def overrides_of(plpy, table: str) -> dict:
+    """A table's own overrides of the settings (set by its owner with
+    embedding_gate.set_table_settings), {} where it has none."""
+    found = queries.run(plpy, queries.OVERRIDES, ["text"], [table])
+    return json.loads(found[0]["overrides"]) if found else {}
 
 
 def _parse_override(plpy, name: str, text: str):

@@ -8,7 +8,7 @@ import numpy as np
 from . import queries
 from .checks import CODES, Thresholds, Verdicts, evaluate
 from .codec import from_vector_bytes, from_vector_text
-from .settings import current_settings, references_for
+from .settings import current_settings, overrides_of, references_for
 
 # SQLSTATE of a rejected embedding (class QG: quality gate); embedding_gate_reject raises it
 REJECTED_SQLSTATE = "QG001"
@@ -39,7 +39,7 @@ def check_inserted(plpy) -> None:
     """Statement-level AFTER INSERT trigger on chunks, transition table `inserted`: check
     every new embedding in vectorised batches; write back only what is flagged, tell
     listeners when anything was, and add the statement's rows to the summary's total."""
-    mode, t = current_settings(plpy)
+    mode, t = current_settings(plpy, overrides_of(plpy, TABLE))
 
     def check(rows, tally) -> None:
         stored = [r for r in rows if r["v"] is not None]
@@ -203,7 +203,7 @@ def check_updated(plpy, TD) -> str:
         for col in (*VERDICT_COLUMNS, "quality_checked_at"):
             new[col] = None
         return "MODIFY"
-    mode, t = current_settings(plpy)
+    mode, t = current_settings(plpy, overrides_of(plpy, TABLE))
     duplicate_of = None
     if new["embedding"] is not None:
         found = queries.run(

@@ -112,7 +112,8 @@ BEGIN
     -- (a table dropped without the event trigger is left out)
     FOR a IN SELECT t.table_oid, embedding_gate._column(t.table_oid, t.embedding_attnum) AS e
              FROM embedding_gate.attached_tables AS t
-             JOIN pg_catalog.pg_class AS c ON c.oid = t.table_oid LOOP
+             JOIN pg_catalog.pg_class AS c ON c.oid = t.table_oid
+             WHERE t.table_oid <> 'public.chunks'::regclass LOOP
         EXECUTE format('LOCK TABLE %s IN SHARE MODE', a.table_oid);
         EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
                        a.table_oid, a.e) INTO n;

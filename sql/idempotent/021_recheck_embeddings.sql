@@ -54,6 +54,7 @@ BEGIN
     -- then every attached table, in id order, committing as it goes
     FOR attached IN SELECT a.table_oid FROM embedding_gate.attached_tables AS a
                     JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid
+                    WHERE a.table_oid <> 'public.chunks'::regclass
                     ORDER BY a.table_oid::oid LOOP
         CALL embedding_gate.check_existing(attached, batch_size, b_checked, b_low);
         checked := checked + b_checked;

@@ -156,6 +156,9 @@ may = plpy.execute(plpy.prepare(
 if not may:
     plpy.error("only the owner of the table (or the gate's owner) may check its rows",
                sqlstate="42501")
+if table_name == "public.chunks":
+    plpy.error("public.chunks has checks of its own: CALL recheck_embeddings()",
+               sqlstate="55000")
 if "{{python_key}}" not in GD:
     plpy.execute("SELECT embedding_gate._python_package()")
 found = GD["{{python_key}}"].attached.check_batch(
@@ -444,6 +447,11 @@ DECLARE
     hash_index regclass;
 BEGIN
     PERFORM embedding_gate._refuse_unless_owner(table_name, 'detach it');
+    IF table_name = 'public.chunks'::regclass THEN
+        RAISE EXCEPTION 'public.chunks is the gate''s own table: it cannot be detached'
+            USING ERRCODE = 'object_in_use',
+                  HINT = 'alembic downgrade base removes the gate with it';
+    END IF;
     IF NOT EXISTS (SELECT FROM embedding_gate.attached_tables AS a WHERE a.table_oid = table_name) THEN
         RAISE EXCEPTION '% is not attached to the embedding gate', qualified
             USING ERRCODE = 'undefined_object';
@@ -570,18 +578,28 @@ SELECT embedding_gate._qualified(a.table_oid) AS table_name,
        embedding_gate._column(a.table_oid, a.model_attnum) AS model_column,
        COALESCE(a.overrides ->> 'mode', s.mode) AS mode,
        a.overrides,
-       (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
-        WHERE r.relation = a.table_oid::oid::text) AS embedded,
-       (SELECT count(*) FROM embedding_gate.verdicts AS v WHERE v.table_oid = a.table_oid)
-           AS flagged,
-       (SELECT count(*) FROM embedding_gate.quarantine AS q WHERE q.table_oid = a.table_oid)
-           AS quarantined,
+       -- chunks keeps its verdicts in its own columns and quarantine
+       CASE WHEN a.table_oid = 'public.chunks'::regclass
+            THEN (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
+                  WHERE r.relation = 'chunks')
+                 - (SELECT count(*) FROM public.chunks
+                    WHERE embedding IS NULL AND embedding_raw IS NULL)
+            ELSE (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
+                  WHERE r.relation = a.table_oid::oid::text) END AS embedded,
+       CASE WHEN a.table_oid = 'public.chunks'::regclass
+            THEN (SELECT count(*) FROM public.chunks WHERE quality_issues IS NOT NULL)
+            ELSE (SELECT count(*) FROM embedding_gate.verdicts AS v
+                  WHERE v.table_oid = a.table_oid) END AS flagged,
+       CASE WHEN a.table_oid = 'public.chunks'::regclass
+            THEN (SELECT count(*) FROM public.embedding_quarantine)
+            ELSE (SELECT count(*) FROM embedding_gate.quarantine AS q
+                  WHERE q.table_oid = a.table_oid) END AS quarantined,
        a.attached_at,
        a.attached_by
 FROM embedding_gate.attached_tables AS a
 CROSS JOIN embedding_gate.settings AS s
 WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = a.table_oid);
 COMMENT ON VIEW embedding_gate.attached IS
-    'The tables the gate guards besides chunks: their columns, model, mode (the table''s own '
-    'or the global one), and how many rows are embedded, flagged and quarantined.';
+    'The tables the gate guards, chunks among them: their columns, model, mode (the table''s '
+    'own or the global one), and how many rows are embedded, flagged and quarantined.';
 GRANT SELECT ON embedding_gate.attached TO PUBLIC;

@@ -80,6 +80,24 @@ COMMENT ON TABLE embedding_gate.quarantine IS
     'Rows the gate took out of attached tables in quarantine mode: the whole row as jsonb '
     '(to_jsonb), and why. embedding_gate.restore(table, row_id) puts one back, checked again.';
 
+-- chunks, the gate's own table, is a row of the registry like any attached table: listed in
+-- embedding_gate.attached, with overrides of its own. Its triggers, quality columns and
+-- quarantine stay its own (sql/idempotent/010-013).
+INSERT INTO embedding_gate.attached_tables
+    (table_oid, id_attnum, embedding_attnum, embedding_type, dimension, content_attnum,
+     model_attnum, hash_index, attached_by)
+SELECT 'public.chunks'::regclass,
+       (SELECT attnum FROM pg_catalog.pg_attribute
+        WHERE attrelid = 'public.chunks'::regclass AND attname = 'chunk_id'),
+       e.attnum, 'vector', e.atttypmod,
+       (SELECT attnum FROM pg_catalog.pg_attribute
+        WHERE attrelid = 'public.chunks'::regclass AND attname = 'content'),
+       (SELECT attnum FROM pg_catalog.pg_attribute
+        WHERE attrelid = 'public.chunks'::regclass AND attname = 'embedding_model'),
+       'public.chunks_embedding_hash_idx'::regclass, current_user
+FROM pg_catalog.pg_attribute AS e
+WHERE e.attrelid = 'public.chunks'::regclass AND e.attname = 'embedding';
+
 -- the row counts of attached tables (their rows with an embedding), for the summary
 ALTER TABLE embedding_gate._row_counts DROP CONSTRAINT _row_counts_relation_check;
 ALTER TABLE embedding_gate._row_counts ADD CONSTRAINT _row_counts_relation_check
