@@ -25,9 +25,10 @@ CREATE TABLE embedding_gate.attached_tables (
     CONSTRAINT attached_tables_one_model CHECK (model IS NULL OR model_attnum IS NULL)
 );
 COMMENT ON TABLE embedding_gate.attached_tables IS
-    'Tables the gate guards besides chunks (embedding_gate.attach()): which columns hold the '
-    'row id, the embedding, the content and the model, and the table''s own overrides of '
-    'embedding_gate.settings. Read it through the view embedding_gate.attached.';
+    'The tables the gate guards: chunks, and those attached with embedding_gate.attach(): '
+    'which columns hold the row id, the embedding, the content and the model, and the '
+    'table''s own overrides of embedding_gate.settings. Read it through the view '
+    'embedding_gate.attached.';
 COMMENT ON COLUMN embedding_gate.attached_tables.overrides IS
     'The table''s mode and thresholds where they differ from embedding_gate.settings, e.g. '
     '{"mode": "quarantine"}; set by the table''s owner with embedding_gate.set_table_settings().';
