@@ -214,7 +214,7 @@ RAW_ROWS = (
 # the registry's row of an attached table, with its name and the id column's type; for a
 # partition, its attached ancestor's
 ATTACHED = (
-    "SELECT a.table_oid::oid AS oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS name,"
+    "SELECT a.table_oid::oid AS oid, embedding_gate._qualified(a.table_oid) AS name,"
     " embedding_gate._column(a.table_oid, a.id_attnum)::text AS id_column,"
     " pg_catalog.format_type(i.atttypid, i.atttypmod) AS id_type,"
     " embedding_gate._column(a.table_oid, a.embedding_attnum)::text AS embedding_column,"
@@ -223,8 +223,6 @@ ATTACHED = (
     " embedding_gate._column(a.table_oid, a.model_attnum)::text AS model_column,"
     " a.overrides::text AS overrides"
     " FROM embedding_gate.attached_tables AS a"
-    " JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid"
-    " JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace"
     " JOIN pg_catalog.pg_attribute AS i ON i.attrelid = a.table_oid AND i.attnum = a.id_attnum"
     # the table itself, or the partitioned table above it that is attached (ancestors lists
     # nothing for a table outside any partition tree)

@@ -153,9 +153,12 @@ def embedding_measures(plpy, near_zero_epsilon):
     """embedding_measures(): norm, variance, near-zero ratio, blank_like similarity, model
     and the issue codes under the current thresholds of every stored embedding (chunks and
     attached tables), batch by batch, with its table and row id."""
+    thresholds: dict = {}  # per table, read once (not once a batch)
     for table, overrides, ids, x, models, duplicates in every_embedding(plpy):
-        _, t = current_settings(plpy, overrides)
-        t = t.with_values(near_zero_epsilon=near_zero_epsilon)
+        if table not in thresholds:
+            _, t = current_settings(plpy, overrides)
+            thresholds[table] = t.with_values(near_zero_epsilon=near_zero_epsilon)
+        t = thresholds[table]
         v = evaluate(x, t, references_for(plpy, models), duplicates)
         chunk_ids = ids if table == TABLE else [None] * len(ids)
         for i, row_id in enumerate(ids):

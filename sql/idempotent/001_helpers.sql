@@ -15,17 +15,30 @@ $$;
 COMMENT ON FUNCTION embedding_gate.embedding_dim() IS
     'The dimension of chunks.embedding (chosen at `alembic upgrade` time).';
 
--- Whether the role that called in (not a SECURITY DEFINER function's owner) may tune the gate.
+-- The role that called in, not a SECURITY DEFINER function's owner: SET ROLE's, else the
+-- session user.
+CREATE OR REPLACE FUNCTION embedding_gate._caller() RETURNS name
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE WHEN pg_catalog.current_setting('role') = 'none' THEN SESSION_USER
+            ELSE pg_catalog.current_setting('role')::name END
+$$;
+COMMENT ON FUNCTION embedding_gate._caller() IS
+    'The calling role: SET ROLE''s, else the session user (inside a SECURITY DEFINER '
+    'function, current_user is the function''s owner).';
+
+-- Whether the role that called in may tune the gate.
 CREATE OR REPLACE FUNCTION embedding_gate._caller_may_tune() RETURNS boolean
 LANGUAGE sql
 STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT pg_catalog.has_table_privilege(
-    CASE WHEN pg_catalog.current_setting('role') = 'none' THEN SESSION_USER
-         ELSE pg_catalog.current_setting('role')::name END,
-    'embedding_gate.settings', 'UPDATE')
+SELECT pg_catalog.has_table_privilege(embedding_gate._caller(), 'embedding_gate.settings',
+                                      'UPDATE')
 $$;
 COMMENT ON FUNCTION embedding_gate._caller_may_tune() IS
     'True when the calling role (SET ROLE, else the session user) may UPDATE '

@@ -12,10 +12,7 @@ SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 SELECT COALESCE((
-    SELECT pg_catalog.pg_has_role(
-        CASE WHEN pg_catalog.current_setting('role') = 'none' THEN SESSION_USER
-             ELSE pg_catalog.current_setting('role')::name END,
-        c.relowner, 'USAGE')
+    SELECT pg_catalog.pg_has_role(embedding_gate._caller(), c.relowner, 'USAGE')
     FROM pg_catalog.pg_class AS c WHERE c.oid = table_name), false)
 $$;
 COMMENT ON FUNCTION embedding_gate._may_own(regclass) IS
@@ -93,9 +90,7 @@ BEGIN
             (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
                     AND c.attname = _register.content_column), _register.model, (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
                     AND c.attname = _register.model_column),
-            _register.hash_index,
-            CASE WHEN current_setting('role') = 'none' THEN SESSION_USER
-                 ELSE current_setting('role')::name END);
+            _register.hash_index, embedding_gate._caller());
     -- the summary's count of the table's embedded rows; the triggers keep it from now on
     EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
                    _register.table_name, _register.embedding_column)
