@@ -193,9 +193,12 @@ def check_statement(plpy, TD) -> None:
     s = statements(plpy, table)
     update = TD["event"] == "UPDATE"
 
+    embedded = 0
+
     def check(rows, tally) -> None:
+        nonlocal embedded
         stored = [r for r in rows if r["v"] is not None]
-        embedded.append(len(stored))
+        embedded += len(stored)
         if update:  # an embedding set to NULL: nothing left to judge
             forget(plpy, table, [r["row_id"] for r in rows if r["v"] is None])
         if stored:
@@ -206,10 +209,9 @@ def check_statement(plpy, TD) -> None:
             forget(plpy, table, [r["row_id"] for r in plpy.execute(s.vanished)])
             count = plpy.execute(s.update_delta)[0]["n"]
         else:
-            count = sum(embedded)
+            count = embedded
         queries.run(plpy, queries.ADD_ROWS, ["text", "bigint"], [str(table.oid), count])
 
-    embedded: list = []
     run_statement(plpy, s.updated if update else s.inserted, table.name, mode, check, finish)
 
 
@@ -226,14 +228,9 @@ def check_batch(plpy, oid, after, batch_size: int) -> dict:
         queries.run(plpy, s.calibrate, ["integer", "text"], [CALIBRATION_ROWS, table.model])
         queries.run(plpy, s.orphans, ["oid"], [table.oid])
     _, t = current_settings(plpy, overrides)
-    if after is None:
-        plan = queries.plan(plpy, s.scan_first, ["integer"])
-    else:
-        plan = queries.plan(plpy, s.scan_after, ["integer", "text"])
     tally = Tally()
     checked, last = 0, after
-    cursor = plpy.cursor(plan, [batch_size] if after is None else [batch_size, after])
-    while rows := cursor.fetch(BATCH_ROWS):
+    for rows in _batches(plpy, s, after, batch_size):
         checked += len(rows)
         last = rows[-1]["row_id"]
         check_rows(plpy, table, s, rows, "flag", t, tally, forget_clean=True, scan=True)
@@ -290,14 +287,21 @@ def scan_all(plpy, sample_size: "int | None" = None):
                 yield table.name, overrides, ids, x, models, duplicates
 
 
-def _batches(plpy, s):
-    """The table's stored rows in id order, BATCH_ROWS at a time."""
-    rows = queries.run(plpy, s.scan_first, ["integer"], [BATCH_ROWS])
-    while rows:
+def _batches(plpy, s, after=None, limit: "int | None" = None):
+    """The table's stored rows in id order after id `after` (None: from the first), at most
+    `limit` of them (None: all), BATCH_ROWS at a time."""
+    while limit is None or limit > 0:
+        size = BATCH_ROWS if limit is None else min(BATCH_ROWS, limit)
+        if after is None:
+            rows = queries.run(plpy, s.scan_first, ["integer"], [size])
+        else:
+            rows = queries.run(plpy, s.scan_after, ["integer", "text"], [size, after])
+        if not rows:
+            return
         yield rows
-        rows = queries.run(
-            plpy, s.scan_after, ["integer", "text"], [BATCH_ROWS, rows[-1]["row_id"]]
-        )
+        after = rows[-1]["row_id"]
+        if limit is not None:
+            limit -= len(rows)
 
 
 def find_duplicates(plpy, table, s, rows, scan: bool) -> list:
