@@ -1,7 +1,13 @@
 """Alembic environment: connects from DATABASE_URL or DB_HOST/DB_PORT/DB_NAME/DB_USER/
-DB_PASSWORD, runs the revisions, then (on an upgrade to head) brings the functions,
-triggers and views up to sql/idempotent/, and turns database errors into one readable
-line instead of a traceback."""
+DB_PASSWORD (or runs on a connection handed over in config.attributes["connection"], for
+an application's own migrations: see loader/deploy.py), runs the revisions, then (on an
+upgrade to head) brings the functions, triggers and views up to sql/idempotent/, and turns
+database errors into one readable line instead of a traceback.
+
+The gate's revision lives in a version table of its own, public.embedding_gate_alembic_version,
+never in public.alembic_version, which belongs to the application's alembic history if the
+database has one. A database deployed with 0.1 (the gate's revision in public.alembic_version)
+has that row moved to the gate's table by the first run; any other row stays untouched."""
 
 import os
 
@@ -10,7 +16,10 @@ from alembic import context
 from alembic.util import CommandError
 from sqlalchemy import URL, create_engine, exc, make_url, pool
 
-from migrations.sources import sync_statements
+from migrations.sources import VERSION_TABLE, VERSION_TABLE_SCHEMA, sync_statements
+
+VERSIONS = {"version_table": VERSION_TABLE, "version_table_schema": VERSION_TABLE_SCHEMA}
+QUALIFIED = f"{VERSION_TABLE_SCHEMA}.{VERSION_TABLE}"
 
 
 def database_url() -> URL:
@@ -44,10 +53,69 @@ def upgrading_to_head() -> bool:
     return bool(heads) and set(wanted) == set(heads)
 
 
+def move_from_shared_table() -> str:
+    """SQL that moves the gate's row out of public.alembic_version (0.1's layout) into the
+    gate's own table: only where the gate is deployed, its own table does not exist yet, and
+    the row is one of the gate's revisions. Other rows stay; the table is dropped only if
+    nothing is left in it (the gate created it then). Runs where there is nothing to move
+    without a trace, and in the --sql script too."""
+    ids = ", ".join(f"'{r.revision}'" for r in context.script.walk_revisions())
+    return f"""DO $move$
+BEGIN
+    IF pg_catalog.to_regclass('public.alembic_version') IS NOT NULL
+        AND pg_catalog.to_regclass('{QUALIFIED}') IS NULL
+        AND pg_catalog.to_regclass('embedding_gate._deployment') IS NOT NULL THEN
+        IF EXISTS (SELECT FROM public.alembic_version WHERE version_num IN ({ids})) THEN
+            CREATE TABLE {QUALIFIED} (
+                version_num varchar(32) NOT NULL,
+                CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num));
+            INSERT INTO {QUALIFIED} (version_num)
+                SELECT version_num FROM public.alembic_version WHERE version_num IN ({ids});
+            DELETE FROM public.alembic_version WHERE version_num IN ({ids});
+            IF NOT EXISTS (SELECT FROM public.alembic_version) THEN
+                DROP TABLE public.alembic_version;
+            END IF;
+        END IF;
+    END IF;
+END
+$move$;
+"""
+
+
+# after `downgrade base` the gate's version table is empty: it goes too (base leaves nothing)
+DROP_IF_EMPTY = f"""DO $drop$
+BEGIN
+    IF pg_catalog.to_regclass('{QUALIFIED}') IS NOT NULL
+        AND NOT EXISTS (SELECT FROM {QUALIFIED}) THEN
+        DROP TABLE {QUALIFIED};
+    END IF;
+END
+$drop$;
+"""
+
+
+def downgrading_to_base() -> bool:
+    try:
+        destination = context.get_revision_argument()
+    except KeyError:
+        return False
+    return destination in ("base", None, ()) and bool(steps_down)
+
+
 def run_offline() -> None:
-    context.configure(url=database_url(), literal_binds=True, transaction_per_migration=True)
+    context.configure(
+        url=database_url(),
+        literal_binds=True,
+        transaction_per_migration=True,
+        on_version_apply=note_step,
+        **VERSIONS,
+    )
+    output = context.get_context().impl.static_output
+    output(move_from_shared_table())
     with context.begin_transaction():
         context.run_migrations()
+    if downgrading_to_base():
+        output(DROP_IF_EMPTY)
     if upgrading_to_head() and not steps_down:
         # the script cannot know what a database holds: it re-applies every file
         output = context.get_context().impl.static_output
@@ -58,28 +126,53 @@ def run_offline() -> None:
 
 
 def run_online() -> None:
-    # UTF8 on the wire whatever the database's encoding, so its errors can be read
-    engine = create_engine(
-        database_url(), poolclass=pool.NullPool, connect_args={"client_encoding": "utf8"}
-    )
+    shared = context.config.attributes.get("connection")
     try:
-        with engine.connect() as connection:
-            context.configure(
-                connection=connection,
-                transaction_per_migration=True,
-                on_version_apply=note_step,
-            )
-            with context.begin_transaction():
-                context.run_migrations()
-            connection.commit()
-            if upgrading_to_head() and not steps_down:
-                sync_online(connection)
+        if shared is not None:
+            # an application's migration hands over its connection: its transaction
+            run_on(shared, commit=False)
+            return
+        # UTF8 on the wire whatever the database's encoding, so its errors can be read
+        engine = create_engine(
+            database_url(), poolclass=pool.NullPool, connect_args={"client_encoding": "utf8"}
+        )
+        try:
+            with engine.connect() as connection:
+                run_on(connection, commit=True)
+        finally:
+            engine.dispose()
     except (exc.DBAPIError, psycopg2.Error) as e:
         # the server's own words (message, DETAIL, HINT) are the clearest explanation
         error = getattr(e, "orig", e)
         raise CommandError((getattr(error, "pgerror", None) or str(error)).strip()) from e
-    finally:
-        engine.dispose()
+
+
+def run_on(connection, commit: bool) -> None:
+    raw_execute(connection, move_from_shared_table())
+    if commit:
+        connection.connection.dbapi_connection.commit()
+    context.configure(
+        connection=connection,
+        transaction_per_migration=True,
+        on_version_apply=note_step,
+        **VERSIONS,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    if commit:
+        connection.commit()
+    if steps_down:
+        raw_execute(connection, DROP_IF_EMPTY)
+        if commit:
+            connection.connection.dbapi_connection.commit()
+    if upgrading_to_head() and not steps_down:
+        sync_online(connection, commit)
+
+
+def raw_execute(connection, sql: str) -> None:
+    """SQL as written, on the driver's cursor (see sources.execute)."""
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        cursor.execute(sql)
 
 
 # revisions applied downwards (or stamped) in this run: then nothing is re-applied
@@ -91,7 +184,7 @@ def note_step(*, step, **_) -> None:
         steps_down.append(step)
 
 
-def sync_online(connection) -> None:
+def sync_online(connection, commit: bool) -> None:
     """Re-apply, in one transaction, the idempotent files whose text changed."""
     raw = connection.connection.dbapi_connection
     with raw.cursor() as cursor:
@@ -99,7 +192,8 @@ def sync_online(connection) -> None:
         applied = dict(cursor.fetchall())
         for sql in sync_statements(applied):
             cursor.execute(sql)
-    raw.commit()
+    if commit:
+        raw.commit()
 
 
 if context.is_offline_mode():

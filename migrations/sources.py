@@ -20,6 +20,10 @@ INCREMENTAL = ROOT / "sql" / "incremental"
 IDEMPOTENT = ROOT / "sql" / "idempotent"
 PACKAGE = ROOT / "plpython" / "embedding_gate"
 
+# the gate's alembic version table: its own, beside an application's public.alembic_version
+VERSION_TABLE = "embedding_gate_alembic_version"
+VERSION_TABLE_SCHEMA = "public"
+
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 # the objects in public an idempotent file creates (the baseline's downgrade drops them)
 _PUBLIC_OBJECT = re.compile(

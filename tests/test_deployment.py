@@ -261,7 +261,9 @@ def test_an_upgrade_to_a_later_release_applies_its_revision_and_recreates_only_w
     alembic(empty_db, "upgrade", "head", migrations=later_release)
     with psycopg.connect(empty_db) as conn:
         after = dict(conn.execute(FUNCTION_VERSIONS).fetchall())
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchone() == ("9999",)
+        assert conn.execute(
+            "SELECT version_num FROM public.embedding_gate_alembic_version"
+        ).fetchone() == ("9999",)
         comment = conn.execute(
             "SELECT obj_description('public.verify_embeddings(integer)'::regprocedure)"
         ).fetchone()[0]
@@ -309,3 +311,72 @@ def test_embeddings_that_compress_are_compressed_with_lz4(doc):
     )
     forms = dict(doc.execute("SELECT chunk_id, pg_column_compression(embedding) FROM chunks"))
     assert forms == {"z": "lz4", "r": None}
+
+
+# alembic's own DDL for a version table, as an application's alembic creates it
+APP_VERSION_TABLE = (
+    "CREATE TABLE public.alembic_version (version_num varchar(32) NOT NULL,"
+    " CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+)
+GATE_VERSION = "SELECT version_num FROM public.embedding_gate_alembic_version"
+
+
+def test_the_gate_keeps_its_revision_beside_an_apps_own_history(empty_db):
+    """An application's public.alembic_version (a revision the gate does not know) is never
+    read as the gate's, never written, never the cause of a failure: up, down, up."""
+    head = ScriptDirectory(str(ROOT / "migrations")).get_current_head()
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute(APP_VERSION_TABLE)
+        conn.execute("INSERT INTO public.alembic_version VALUES ('ae1027a6acf')")
+    alembic(empty_db, "upgrade", "head")
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute(GATE_VERSION).fetchall() == [(head,)]
+        assert conn.execute("SELECT * FROM public.alembic_version").fetchall() == [
+            ("ae1027a6acf",)
+        ]
+    current = run_alembic("current", env={"DATABASE_URL": empty_db})
+    assert current.returncode == 0, current.stderr
+    assert f"{head} (head)" in current.stdout
+    alembic(empty_db, "downgrade", "base")
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute("SELECT * FROM public.alembic_version").fetchall() == [
+            ("ae1027a6acf",)
+        ]
+        # base leaves nothing of the gate, its version table included
+        assert conn.execute(
+            "SELECT pg_catalog.to_regclass('public.embedding_gate_alembic_version')"
+        ).fetchone() == (None,)
+
+
+@pytest.mark.parametrize("app_row", [None, "ae1027a6acf"])
+def test_a_database_deployed_with_01s_layout_moves_the_gates_row_to_its_own_table(
+    empty_db, app_row
+):
+    """0.1 kept the gate's revision in public.alembic_version. The same `alembic upgrade
+    head` moves it to the gate's table and goes on from there; another row stays where it
+    is, and the table goes only when the gate's row was all it held."""
+    alembic(empty_db, "upgrade", "0001")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        # what 0.1 left: the revision in alembic's default table, no table of the gate's
+        conn.execute("DROP TABLE public.embedding_gate_alembic_version")
+        conn.execute(APP_VERSION_TABLE)
+        conn.execute("INSERT INTO public.alembic_version VALUES ('0001')")
+        if app_row:
+            conn.execute("INSERT INTO public.alembic_version VALUES (%s)", [app_row])
+    result = run_alembic("upgrade", "head", env={"DATABASE_URL": empty_db})
+    assert result.returncode == 0, result.stderr
+    head = ScriptDirectory(str(ROOT / "migrations")).get_current_head()
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute(GATE_VERSION).fetchall() == [(head,)]
+        left = conn.execute("SELECT pg_catalog.to_regclass('public.alembic_version')").fetchone()
+        if app_row:
+            assert conn.execute("SELECT * FROM public.alembic_version").fetchall() == [(app_row,)]
+        else:
+            assert left == (None,)
+        # the revisions after 0001 ran: 0007's registry is there
+        assert conn.execute("SELECT pg_catalog.to_regclass('embedding_gate.attached')").fetchone()[0]
+    alembic(empty_db, "downgrade", "base")
+    expected = ["extension plpgsql in pg_catalog"]
+    if app_row:
+        expected = [line for line in catalog(empty_db) if "alembic_version" not in line]
+    assert catalog(empty_db) == expected
