@@ -7,9 +7,12 @@ sentences, the blank_like reference and calibration the loader records first), a
 serialised. The loader reads and validates the JSON files, asks the server, and COPYs into
 chunks with the gate on. The baseline COPYs the very rows the loader stored, from memory, in
 binary format, into the same gated table. Runs interleaved, median of --repeat; the loader's
-own CPU per chunk is printed.
+own CPU per chunk is printed. The loader runs with its defaults (batch size, requests in
+flight) unless told otherwise.
 
     make bench-loader                                   # a throwaway PostgreSQL, 20,000 chunks
+    make bench-loader BENCH_ARGS="--api openai --cli"   # `embedding-gate load` as a user runs it
+    make bench-loader BENCH_ARGS="--processes 2"        # two `load --no-report` on the same files
     python bench/bench_loader.py --url postgresql://... --chunks 5000
 """
 
@@ -19,7 +22,9 @@ import http.server
 import io
 import json
 import multiprocessing
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +34,7 @@ import numpy as np
 import psycopg2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.cluster import throwaway_database  # noqa: E402
+from bench.cluster import ROOT, throwaway_database  # noqa: E402
 from loader import corpus, db, load  # noqa: E402
 from loader.calibration import SENTENCES  # noqa: E402
 from loader.embed import Client  # noqa: E402
@@ -117,13 +122,44 @@ def reset(conn) -> None:
     conn.commit()
 
 
-def timed_loader(conn, folder: Path, client: Client) -> "tuple[float, float, int]":
+def timed_loader(conn, folder: Path, client: Client, **kwargs) -> "tuple[float, float, int]":
     """Wall and CPU seconds of the whole load, from reading the files to the last commit."""
     reset(conn)
     wall, cpu = time.perf_counter(), time.process_time()
     data = corpus.read([folder])
-    stats = load.load(conn, data, client)
+    stats = load.load(conn, data, client, **kwargs)
     return time.perf_counter() - wall, time.process_time() - cpu, stats.embedded
+
+
+def timed_cli(conn, url: str, folder: Path, embed_url: str, processes: int, options: list):
+    """Wall seconds of `embedding-gate load FOLDER` run as a user runs it, in `processes`
+    processes at once on the same files (each with --no-report when more than one), and
+    their CPU seconds; the count of chunks stored."""
+    reset(conn)
+    cmd = [sys.executable, "-m", "loader", "--database-url", url, "load", str(folder), *options]
+    if processes > 1:
+        cmd.append("--no-report")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EMBED_API_URL": embed_url}
+    before = os.times()
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(processes)
+    ]
+    errors = [p.communicate()[1] for p in procs]
+    wall = time.perf_counter() - start
+    after = os.times()
+    for p, err in zip(procs, errors, strict=True):
+        if p.returncode:
+            raise AssertionError(f"embedding-gate load failed: {err.decode()[-2000:]}")
+    cpu = (after.children_user - before.children_user) + (
+        after.children_system - before.children_system
+    )
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM chunks WHERE embedding IS NOT NULL")
+        stored = cur.fetchone()[0]
+    conn.commit()
+    return wall, cpu, stored
 
 
 CHUNK_COLUMNS = ", ".join(db.COLUMNS)
@@ -164,7 +200,21 @@ def main() -> None:
     parser.add_argument("--url", help="a database at head, 768-d (default: a throwaway cluster)")
     parser.add_argument("--chunks", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-size", type=int, help="texts per request (default: the loader's default)"
+    )
+    parser.add_argument("--in-flight", type=int, help="concurrent requests (the loader's default)")
+    parser.add_argument(
+        "--cli",
+        action="store_true",
+        help="time `embedding-gate load FOLDER` in a process of its own, report included",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="time N `embedding-gate load --no-report` processes at once on the same files",
+    )
     parser.add_argument(
         "--api",
         choices=("tei", "openai"),
@@ -182,13 +232,31 @@ def main() -> None:
         server.start()
         port = ports.get(timeout=300)
         path = "/v1/embeddings" if args.api == "openai" else "/embed"
-        client = Client(f"http://127.0.0.1:{port}{path}", batch_size=args.batch_size)
+        embed_url = f"http://127.0.0.1:{port}{path}"
+        client = Client(embed_url, **({"batch_size": args.batch_size} if args.batch_size else {}))
+        options = ["--batch-size", str(args.batch_size)] if args.batch_size else []
+        options += ["--in-flight", str(args.in_flight)] if args.in_flight else []
+        kwargs = {"in_flight": args.in_flight} if args.in_flight else {}
+        processes = args.processes or (1 if args.cli else 0)
         conn = psycopg2.connect(url)
-        print(f"{args.chunks:,} chunks in {size / 1e6:.0f} MB of JSON; 768-d vectors, gate on")
+        how = (
+            f"{processes} x `embedding-gate load{' --no-report' if processes > 1 else ''}`"
+            if processes
+            else f"load.load(), batches of {client.batch_size}"
+        )
+        print(
+            f"{args.chunks:,} chunks in {size / 1e6:.0f} MB of JSON; 768-d vectors, gate on;"
+            f" {args.api} server; {how}"
+        )
         times: dict = {"loader": [], "copy": [], "cpu": []}
         try:
             for r in range(args.repeat):
-                wall, cpu, embedded = timed_loader(conn, folder, client)
+                if processes:
+                    wall, cpu, embedded = timed_cli(
+                        conn, url, folder, embed_url, processes, options
+                    )
+                else:
+                    wall, cpu, embedded = timed_loader(conn, folder, client, **kwargs)
                 if embedded != args.chunks:
                     raise AssertionError(f"the loader stored {embedded} of {args.chunks}")
                 times["loader"].append(wall)
@@ -210,7 +278,9 @@ def main() -> None:
             f"{'plain COPY':12s} {args.chunks / copy:9,.0f}  1.00x  (binary, the same rows, gated)"
         )
         ratio = copy / loader
-        print(f"{'loader':12s} {args.chunks / loader:9,.0f}  {ratio:.2f}x")
+        ratios = sorted(c / w for c, w in zip(times["copy"], times["loader"], strict=True))
+        spread = f"({ratios[0]:.2f}-{ratios[-1]:.2f} run by run)"
+        print(f"{'loader':12s} {args.chunks / loader:9,.0f}  {ratio:.2f}x  {spread}")
         print(f"loader CPU: {cpu / args.chunks * 1e6:.0f} µs per chunk ({cpu:.2f} s in all)")
 
 

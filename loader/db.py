@@ -9,13 +9,9 @@ import struct
 from urllib.parse import quote
 
 import numpy as np
+import orjson
 import psycopg2
 import psycopg2.extras
-
-try:
-    from pgvector import Vector
-except ImportError:  # pgvector-python before 0.4 (langchain-postgres pins it)
-    from pgvector.utils import Vector
 
 # the columns the loader writes; the gate writes the rest
 COLUMNS = (
@@ -122,22 +118,69 @@ def insert_chunks(conn, chunks, vectors: "np.ndarray | None", model: "str | None
     flag), or None for chunks stored without an embedding. On a duplicate chunk_id (another
     loader got there first) the batch goes through a staging table and INSERT ... ON
     CONFLICT DO NOTHING instead."""
-    data = copy_binary(chunks, vectors, model)
+    rows = [(copy_rows(chunks, vectors, model), len(chunks))]
+    return copy_stream(conn, lambda: rows.pop() if rows else None)[0]
+
+
+class _Stream:
+    """What copy_expert reads: the COPY's header, then each part produce() returns (rows of
+    binary COPY data, their count) as it is produced, then the trailer. Keeps the parts for
+    a second COPY through the staging table; an exception in produce() ends the data and is
+    kept for the caller (psycopg2 would replace it with its own)."""
+
+    def __init__(self, produce):
+        self.produce = produce
+        self.parts = [_HEADER]
+        self.rows = 0
+        self.error: BaseException | None = None
+        self.ended = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self.ended:
+            return b""
+        first = self.rows == 0 and len(self.parts) == 1
+        try:
+            part = self.produce()
+        except BaseException as e:  # noqa: B036 (re-raised by copy_stream)
+            self.error, part = e, None
+        if part is None:
+            self.ended = True
+            self.parts.append(_TRAILER)
+            return _HEADER + _TRAILER if first else _TRAILER
+        data, n = part
+        self.parts.append(data)
+        self.rows += n
+        return _HEADER + data if first else data
+
+
+def copy_stream(conn, produce) -> "tuple[int, int]":
+    """One COPY into chunks of the rows produce() returns, (bytes of rows from copy_rows,
+    their count) each call until None, each part sent to the server as soon as it is
+    produced (the server stores rows while the next part is made); then commit. Returns
+    (rows new, rows sent). On a duplicate chunk_id (another loader got there first) the
+    same data goes through a staging table and INSERT ... ON CONFLICT DO NOTHING instead.
+    An exception from produce() rolls the COPY back and is raised."""
+    stream = _Stream(produce)
     try:
         with conn.cursor() as cur:
-            cur.copy_expert(_COPY, io.BytesIO(data))
+            cur.copy_expert(_COPY, stream, size=1 << 20)
             n = cur.rowcount
+        if stream.error is not None:
+            conn.rollback()
+            raise stream.error
         conn.commit()
-        return n
+        return n, stream.rows
     except psycopg2.errors.UniqueViolation:
         conn.rollback()
+    if stream.error is not None:
+        raise stream.error
     with conn.cursor() as cur:
         cur.execute(_STAGE)
-        cur.copy_expert(_COPY_STAGE, io.BytesIO(data))
+        cur.copy_expert(_COPY_STAGE, io.BytesIO(b"".join(stream.parts)))
         cur.execute(_FROM_STAGE)
         n = cur.rowcount
     conn.commit()
-    return n
+    return n, stream.rows
 
 
 # --- binary COPY --------------------------------------------------------------------------
@@ -147,14 +190,25 @@ _TRAILER = struct.pack("!h", -1)
 _NULL = struct.pack("!i", -1)
 _FIELDS = struct.pack("!h", len(COLUMNS))
 _FLOAT4_OID = 700
+_INT = struct.Struct("!i").pack
+_FIRST = struct.Struct("!hi").pack  # the field count, the length of chunk_id
+_MIDDLE = struct.Struct("!iii").pack  # chunk_index (length, value), content's length
+_DROP = struct.Struct("!i?ib").pack  # drop (length, value), metadata's length, jsonb version
 
 
 def _field(value: bytes) -> bytes:
-    return struct.pack("!i", len(value)) + value
+    return _INT(len(value)) + value
 
 
 def _text(value: str) -> bytes:
     return _field(value.encode("utf-8"))
+
+
+def _jsonb_text(value: dict) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # an integer beyond 64 bits
+        return json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
 def _real_array(values: np.ndarray) -> bytes:
@@ -167,33 +221,61 @@ def _real_array(values: np.ndarray) -> bytes:
     return _field(header + elements.tobytes())
 
 
+def _tails(vectors: "np.ndarray | None", n: int, model: "str | None") -> list:
+    """The last three fields of each row (embedding, embedding_raw, embedding_model), made
+    for the whole batch at once: every finite vector in pgvector's binary form (its length,
+    dim and an unused int16, then dim big-endian float4s) by one numpy conversion of the
+    batch, each row a view into it; a row with NaN or Inf goes to embedding_raw."""
+    if vectors is None:
+        return [_NULL * 3] * n
+    model_field = _text(model) if model else _NULL
+    n, d = vectors.shape
+    size = 8 + 4 * d
+    after = np.frombuffer(_NULL + model_field, dtype=np.uint8)
+    record = size + len(after)
+    out = np.empty((n, record), dtype=np.uint8)
+    out[:, :8] = np.frombuffer(struct.pack("!ihh", 4 + 4 * d, d, 0), dtype=np.uint8)
+    out[:, 8:size] = np.ascontiguousarray(vectors, dtype=">f4").view(np.uint8).reshape(n, 4 * d)
+    out[:, size:] = after
+    flat = memoryview(out.reshape(-1))
+    tails = [flat[i * record : (i + 1) * record] for i in range(n)]
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        for i in np.flatnonzero(~finite).tolist():
+            tails[i] = _NULL + _real_array(vectors[i]) + model_field
+    return tails
+
+
+def copy_rows(chunks, vectors: "np.ndarray | None", model: "str | None") -> bytes:
+    """The rows of COPY ... (FORMAT binary) data of the COLUMNS of these chunks (no header,
+    no trailer)."""
+    out = []
+    add = out.extend
+    for c, tail in zip(chunks, _tails(vectors, len(chunks), model), strict=True):
+        chunk_id = c.chunk_id.encode("utf-8")
+        doc_id = c.doc_id.encode("utf-8")
+        content = c.content.encode("utf-8")
+        metadata = _jsonb_text(c.metadata)
+        add(
+            (
+                _FIRST(len(COLUMNS), len(chunk_id)),
+                chunk_id,
+                _INT(len(doc_id)),
+                doc_id,
+                _MIDDLE(4, c.chunk_index, len(content)),
+                content,
+                # jsonb's binary form: version 1, then the text
+                _DROP(1, c.drop, len(metadata) + 1, 1),
+                metadata,
+                tail,
+            )
+        )
+    return b"".join(out)
+
+
 def copy_binary(chunks, vectors: "np.ndarray | None", model: "str | None") -> bytes:
     """COPY ... (FORMAT binary) data of the COLUMNS of these chunks."""
-    out = [_HEADER]
-    model_field = _text(model) if model else _NULL
-    finite = np.isfinite(vectors).all(axis=1) if vectors is not None else None
-    for i, c in enumerate(chunks):
-        if vectors is None:
-            embedding = raw = row_model = _NULL
-        elif finite[i]:
-            embedding, raw, row_model = _field(Vector(vectors[i]).to_binary()), _NULL, model_field
-        else:
-            embedding, raw, row_model = _NULL, _real_array(vectors[i]), model_field
-        out += [
-            _FIELDS,
-            _text(c.chunk_id),
-            _text(c.doc_id),
-            _field(struct.pack("!i", c.chunk_index)),
-            _text(c.content),
-            _field(b"\x01" if c.drop else b"\x00"),
-            # jsonb's binary form: version 1, then the text
-            _field(b"\x01" + json.dumps(c.metadata, ensure_ascii=False).encode("utf-8")),
-            embedding,
-            raw,
-            row_model,
-        ]
-    out.append(_TRAILER)
-    return b"".join(out)
+    return _HEADER + copy_rows(chunks, vectors, model) + _TRAILER
 
 
 # --- blank references ---------------------------------------------------------------------

@@ -109,10 +109,11 @@ def load(
 ) -> Stats:
     """Store every document and chunk of the corpus that is not stored yet. Embedded chunks
     are committed in COPYs of up to insert_rows, or fewer whenever the next answer from the
-    server is not there yet. With blank_reference, the model's embedding of empty text and
-    its calibration (the mean of a sample of ordinary sentences) are recorded first where the
-    database has none (for the blank_like check). on_progress is
-    called with (chunks stored so far, chunks to embed) after each commit."""
+    server is not there yet; each answer is sent to the database as soon as it is parsed.
+    With blank_reference, the model's embedding of empty text and its calibration (the mean
+    of a sample of ordinary sentences) are recorded first where the database has none (for
+    the blank_like check). on_progress is called with (chunks stored so far, chunks to
+    embed) after each commit."""
     stats = Stats()
     dim = db.embedding_dim(conn)
     stats.documents = db.insert_documents(conn, corpus.documents)
@@ -152,40 +153,41 @@ def load(
     pool = ThreadPoolExecutor(max_workers=max(in_flight, 1))
     window: deque = deque()
     pending = iter(batches)
-    ready_chunks: list = []
-    ready_vectors: list = []
+    sent = 0  # rows in the COPY under way
 
-    def flush() -> None:
-        nonlocal done
-        n = db.insert_chunks(conn, ready_chunks, np.concatenate(ready_vectors), stats.model)
-        stats.chunks += n
-        stats.embedded += n
-        stats.skipped += len(ready_chunks) - n
-        done += len(ready_chunks)
-        if on_progress:
-            on_progress(done, len(to_embed))
-        ready_chunks.clear()
-        ready_vectors.clear()
+    def produce():
+        """The next answer's rows for the COPY under way, once the server has answered;
+        None to end the COPY and commit: at insert_rows, at the end, or when the next answer
+        is not there yet (a fast server gets few large COPYs, a slow one a commit per
+        answer) or is a failure (what came before it is committed first)."""
+        nonlocal sent
+        if not window:
+            return None
+        future = window[0]
+        if sent and (sent >= insert_rows or not future.done() or future.exception()):
+            return None
+        batch, vectors = future.result()
+        window.popleft()
+        for more in islice(pending, 1):
+            window.append(pool.submit(fetch, more))
+        sent += len(batch)
+        return db.copy_rows(batch, vectors, stats.model), len(batch)
 
     try:
-        # in order, with up to 2 x in_flight requests ahead of the inserts: bounded memory
+        # in order, with up to 2 x in_flight requests ahead of the inserts: bounded memory;
+        # the COPY streams each answer to the database as it comes, so the database stores
+        # one while the loader waits for and parses the next
         for batch in islice(pending, 2 * max(in_flight, 1)):
             window.append(pool.submit(fetch, batch))
         while window:
-            future = window.popleft()
-            # commit what is ready rather than wait on the server with it: a fast server
-            # gets few large COPYs, a slow one a commit per answer
-            if ready_chunks and not future.done():
-                flush()
-            batch, vectors = future.result()
-            for more in islice(pending, 1):
-                window.append(pool.submit(fetch, more))
-            ready_chunks += batch
-            ready_vectors.append(vectors)
-            if len(ready_chunks) >= insert_rows:
-                flush()
-        if ready_chunks:
-            flush()
+            sent = 0
+            n, rows = db.copy_stream(conn, produce)
+            stats.chunks += n
+            stats.embedded += n
+            stats.skipped += rows - n
+            done += rows
+            if on_progress:
+                on_progress(done, len(to_embed))
     finally:
         for future in window:
             future.cancel()
