@@ -346,6 +346,10 @@ def parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--events", type=int, help="stop after this many events")
     w.set_defaults(func=cmd_watch)
+
+    from loader import deploy
+
+    deploy.add_parser(sub)  # embedding-gate db upgrade|downgrade|current|history
     return p
 
 

@@ -3,10 +3,17 @@
 The session builds a template database once with `alembic upgrade head` (768 dimensions);
 each test gets a fresh clone of it. PostgreSQL refuses to run as root, so as root run the
 tests through `make test`, which runs them as the unprivileged user postgres.
+
+PG_EXTERNAL=host:port runs the suite against a server that is already running (superuser
+postgres, trust on that address), for example PostgreSQL 17 or 18 in a Debian tree
+(scripts/test-other-majors.sh). Tests that need this machine's server binaries skip there.
 """
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -14,7 +21,7 @@ from pytest_postgresql import factories
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from tests.embed_server import EmbedServer
-from tests.helpers import PG_CTL, alembic, url_for
+from tests.helpers import PG_BINDIR, PG_CTL, alembic, url_for
 
 if hasattr(os, "geteuid") and os.geteuid() == 0:
     pytest.exit(
@@ -28,7 +35,33 @@ def deploy_head(host: str, port: int, user: str, dbname: str, password: str | No
     alembic(url_for(host, port, user, dbname, password), "upgrade", "head")
 
 
-postgresql_proc = factories.postgresql_proc(executable=PG_CTL, load=[deploy_head])
+EXTERNAL = os.environ.get("PG_EXTERNAL", "")
+if EXTERNAL:
+    _host, _, _port = EXTERNAL.rpartition(":")
+    postgresql_proc = factories.postgresql_noproc(
+        host=_host or "127.0.0.1", port=int(_port), user="postgres", load=[deploy_head]
+    )
+else:
+    postgresql_proc = factories.postgresql_proc(executable=PG_CTL, load=[deploy_head])
+
+# tests that drive this machine's server binaries (pg_ctl on the test cluster's data
+# directory): they cannot run against an external server
+NEEDS_LOCAL_SERVER = {
+    "test_a_database_restart_mid_load_fails_clearly_and_a_rerun_completes": (
+        "restarts the server with pg_ctl on its data directory"
+    ),
+}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    if not EXTERNAL:
+        return
+    for item in items:
+        reason = NEEDS_LOCAL_SERVER.get(item.originalname)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=f"PG_EXTERNAL={EXTERNAL}: this test {reason}"))
+
+
 postgresql = factories.postgresql("postgresql_proc")
 
 
@@ -107,3 +140,59 @@ def loader_url(db, postgresql_proc) -> str:
 def as_loader(loader_url):
     with psycopg.connect(loader_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def server_without_pgvector(tmp_path) -> Iterator[str]:
+    """A real PostgreSQL (this machine's major) whose installation has no pgvector: a
+    relocated copy of this machine's (PostgreSQL finds share/ and lib/ relative to its
+    binaries), minus vector. Yields the URL of a database on it."""
+    from port_for import get_port
+    from pytest_postgresql.executors import PostgreSQLExecutor
+
+    if EXTERNAL:
+        pytest.skip(f"PG_EXTERNAL={EXTERNAL}: this fixture copies this machine's server binaries")
+
+    def pg_config(option: str) -> Path:
+        out = subprocess.check_output([PG_BINDIR / "pg_config", option], text=True)
+        return Path(out.strip())
+
+    # the same layout under another prefix: .../lib/postgresql/N/{bin,lib}, .../share/postgresql/N
+    prefix = tmp_path / "usr"
+    bindir, pkglibdir, sharedir = (pg_config(o) for o in ("--bindir", "--pkglibdir", "--sharedir"))
+    root = Path(os.path.commonpath([bindir, pkglibdir, sharedir]))
+
+    def moved(path: Path) -> Path:
+        return prefix / path.relative_to(root)
+
+    shutil.copytree(bindir, moved(bindir), symlinks=True)
+    moved(pkglibdir).mkdir(parents=True, exist_ok=True)
+    for item in pkglibdir.iterdir():
+        if not item.name.startswith("vector"):
+            (moved(pkglibdir) / item.name).symlink_to(item)
+    shutil.copytree(sharedir, moved(sharedir), ignore=shutil.ignore_patterns("vector*"))
+    port = get_port(None)
+    executor = PostgreSQLExecutor(
+        executable=str(moved(bindir) / "pg_ctl"),
+        host="127.0.0.1",
+        port=port,
+        datadir=str(tmp_path / "data"),
+        unixsocketdir=str(tmp_path),
+        logfile=str(tmp_path / "log"),
+        startparams="-w",
+        dbname="nopgvector",
+        user="postgres",
+        password=None,
+        options="",
+    )
+    executor.start()
+    try:
+        with DatabaseJanitor(user="postgres", host="127.0.0.1", port=port, dbname="nopgvector"):
+            with psycopg.connect(url_for("127.0.0.1", port, "postgres", "nopgvector")) as conn:
+                available = conn.execute(
+                    "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'"
+                ).fetchone()
+            assert available == (0,), "the copied server still finds pgvector"
+            yield url_for("127.0.0.1", port, "postgres", "nopgvector")
+    finally:
+        executor.stop()

@@ -27,7 +27,35 @@ from loader.db import connect
 from loader.embed import Client
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
+
+
+def _pg_bindir() -> Path:
+    """PG_BINDIR, else the newest major installed under /usr/lib/postgresql (Debian's
+    layout: 15 on Debian 12, 17 on Debian 13) that has pgvector, else pg_config's."""
+    if os.environ.get("PG_BINDIR"):
+        return Path(os.environ["PG_BINDIR"])
+    majors = [
+        p.parent
+        for p in Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")
+        if p.parent.parent.name.isdigit()
+    ]
+    if majors:
+        return max(
+            majors,
+            key=lambda bindir: (
+                Path(
+                    f"/usr/share/postgresql/{bindir.parent.name}/extension/vector.control"
+                ).exists(),
+                int(bindir.parent.name),
+            ),
+        )
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        return Path(subprocess.check_output([pg_config, "--bindir"], text=True).strip())
+    return Path("/usr/lib/postgresql/bin")
+
+
+PG_BINDIR = _pg_bindir()
 PG_CTL = str(PG_BINDIR / "pg_ctl") if (PG_BINDIR / "pg_ctl").exists() else shutil.which("pg_ctl")
 
 

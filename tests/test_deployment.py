@@ -10,13 +10,10 @@ import numpy as np
 import psycopg
 import pytest
 from alembic.script import ScriptDirectory
-from port_for import get_port
-from pytest_postgresql.executors import PostgreSQLExecutor
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from migrations import sources
 from tests.cases import DEFAULTS
-from tests.helpers import PG_BINDIR, ROOT, alembic, catalog, url_for, vec
+from tests.helpers import ROOT, alembic, catalog, url_for, vec
 
 ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
 
@@ -147,44 +144,6 @@ def test_non_utf8_database_is_refused_with_a_reason(postgresql_proc):
     finally:
         with psycopg.connect(url_for(p.host, p.port, p.user, "postgres"), autocommit=True) as conn:
             conn.execute("DROP DATABASE ascii_db")
-
-
-@pytest.fixture
-def server_without_pgvector(tmp_path):
-    """A real PostgreSQL 15 whose installation has no pgvector: a relocated copy of this
-    machine's (PostgreSQL finds share/ and lib/ relative to its binaries), minus vector."""
-    prefix = tmp_path / "usr"
-    bindir = prefix / "lib/postgresql/15/bin"
-    shutil.copytree(PG_BINDIR, bindir, symlinks=True)
-    libdir = prefix / "lib/postgresql/15/lib"
-    libdir.mkdir()
-    for item in (PG_BINDIR.parent / "lib").iterdir():
-        if not item.name.startswith("vector"):
-            (libdir / item.name).symlink_to(item)
-    sharedir = subprocess.check_output([PG_BINDIR / "pg_config", "--sharedir"], text=True).strip()
-    shutil.copytree(
-        sharedir, prefix / "share/postgresql/15", ignore=shutil.ignore_patterns("vector*")
-    )
-    port = get_port(None)
-    executor = PostgreSQLExecutor(
-        executable=str(bindir / "pg_ctl"),
-        host="127.0.0.1",
-        port=port,
-        datadir=str(tmp_path / "data"),
-        unixsocketdir=str(tmp_path),
-        logfile=str(tmp_path / "log"),
-        startparams="-w",
-        dbname="nopgvector",
-        user="postgres",
-        password=None,
-        options="",
-    )
-    executor.start()
-    try:
-        with DatabaseJanitor(user="postgres", host="127.0.0.1", port=port, dbname="nopgvector"):
-            yield url_for("127.0.0.1", port, "postgres", "nopgvector")
-    finally:
-        executor.stop()
 
 
 def test_upgrade_without_pgvector_says_what_is_missing_and_how_to_get_it(server_without_pgvector):
@@ -331,17 +290,13 @@ def test_the_gate_keeps_its_revision_beside_an_apps_own_history(empty_db):
     alembic(empty_db, "upgrade", "head")
     with psycopg.connect(empty_db) as conn:
         assert conn.execute(GATE_VERSION).fetchall() == [(head,)]
-        assert conn.execute("SELECT * FROM public.alembic_version").fetchall() == [
-            ("ae1027a6acf",)
-        ]
+        assert conn.execute("SELECT * FROM public.alembic_version").fetchall() == [("ae1027a6acf",)]
     current = run_alembic("current", env={"DATABASE_URL": empty_db})
     assert current.returncode == 0, current.stderr
     assert f"{head} (head)" in current.stdout
     alembic(empty_db, "downgrade", "base")
     with psycopg.connect(empty_db) as conn:
-        assert conn.execute("SELECT * FROM public.alembic_version").fetchall() == [
-            ("ae1027a6acf",)
-        ]
+        assert conn.execute("SELECT * FROM public.alembic_version").fetchall() == [("ae1027a6acf",)]
         # base leaves nothing of the gate, its version table included
         assert conn.execute(
             "SELECT pg_catalog.to_regclass('public.embedding_gate_alembic_version')"
@@ -374,7 +329,9 @@ def test_a_database_deployed_with_01s_layout_moves_the_gates_row_to_its_own_tabl
         else:
             assert left == (None,)
         # the revisions after 0001 ran: 0007's registry is there
-        assert conn.execute("SELECT pg_catalog.to_regclass('embedding_gate.attached')").fetchone()[0]
+        assert conn.execute("SELECT pg_catalog.to_regclass('embedding_gate.attached')").fetchone()[
+            0
+        ]
     alembic(empty_db, "downgrade", "base")
     expected = ["extension plpgsql in pg_catalog"]
     if app_row:
