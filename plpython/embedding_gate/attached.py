@@ -6,6 +6,15 @@ embedding_gate.quarantine as jsonb.
 The statements here name the table's own columns, so they are built per table from the
 registry (embedding_gate.attached_tables), every name quoted with quote_ident; values still
 travel only as parameters.
+
+The trigger runs as the gate's owner, so nothing here may run code the table's owner
+controls: it reads the statement's transition tables and, for duplicate_vector and the
+scans, the table itself, only while its id, content and model columns are of built-in
+types and its embedding of pgvector's (embedding_gate._refusal(), asked on every use: a
+column's type can change after attach), and never where a row-level security policy would
+be evaluated (the functions set row_security = off, so such a read fails rather than run
+a policy; the trigger skips the duplicate probe there). It never writes the table: quarantine
+mode's move out of it is the writer's own statement trigger, restore() runs as the owner.
 """
 
 import json
@@ -36,6 +45,8 @@ class Table:
     content_column: "str | None"
     model: "str | None"
     model_column: "str | None"
+    # the gate reads every row without a row-level security policy being evaluated
+    readable: bool
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,6 @@ class Statements:
     sample: str  # $1 stored rows drawn at random
     calibrate: str  # each model's mean over its stored rows, where due ($1 rows, model $2)
     orphans: str  # drop the verdicts of rows no longer in the table (table oid $1)
-    quarantine: str  # move rows $1 out of the table into embedding_gate.quarantine
 
 
 def lookup(plpy, oid) -> "tuple[Table, dict] | tuple[None, None]":
@@ -62,6 +72,13 @@ def lookup(plpy, oid) -> "tuple[Table, dict] | tuple[None, None]":
     if not found:
         return None, None
     r = found[0]
+    if r["problem"]:
+        plpy.error(
+            f"the embedding gate will not read {r['name']}: {r['problem']}",
+            hint="change the column back, or detach the table:"
+            f" SELECT embedding_gate.detach('{r['name']}')",
+            sqlstate="42804",
+        )
     overrides = json.loads(r["overrides"])
     table = Table(**{k: r[k] for k in Table.__dataclass_fields__})
     if table.embedding_column is None or table.id_column is None:
@@ -145,12 +162,6 @@ def _build(q, table: Table) -> Statements:
             f" AND NOT EXISTS (SELECT FROM {table.name} AS t"
             f" WHERE t.{ident} = v.row_id::{table.id_type})"
         ),
-        quarantine=(
-            f"WITH moved AS (DELETE FROM {table.name} AS t"
-            f" WHERE t.{ident} = ANY ($1::text[]::{table.id_type}[])"
-            f" RETURNING t.{ident}::text AS row_id, pg_catalog.to_jsonb(t.*) AS row)"
-            + queries.QUARANTINE_ATTACHED
-        ),
     )
 
 
@@ -222,6 +233,14 @@ def check_batch(plpy, oid, after, batch_size: int) -> dict:
     table, overrides = lookup(plpy, oid)
     if table is None:
         plpy.error(f"table with oid {oid} is not attached to the embedding gate", sqlstate="55000")
+    if not table.readable:
+        plpy.error(
+            f"the embedding gate's owner would read {table.name} under its row-level security"
+            " policies, and the gate runs no code of a table's owner",
+            hint="let the gate's owner bypass row-level security (ALTER ROLE ... BYPASSRLS), or"
+            " check the rows as the table's owner with SELECT * FROM preview_thresholds()",
+            sqlstate="42501",
+        )
     s = statements(plpy, table)
     if after is None:  # the first batch: calibrate the table's models where due, and
         # forget the verdicts of rows that are gone
@@ -248,7 +267,7 @@ def check_rows(plpy, table, s, rows, mode, t, tally, forget_clean=False, scan=Fa
         flagged = np.flatnonzero(v.flagged)
         clean += [rows[part[j]]["row_id"] for j in np.flatnonzero(~v.flagged)]
         if len(flagged):
-            act(plpy, table, s, mode, [rows[part[j]] for j in flagged], models, v, flagged)
+            act(plpy, table, mode, [rows[part[j]] for j in flagged], models, v, flagged)
     if forget_clean:
         forget(plpy, table, clean)
 
@@ -313,7 +332,9 @@ def find_duplicates(plpy, table, s, rows, scan: bool) -> list:
     statement's rows is needed. Without a content column nothing is a duplicate: the same
     text stored twice is not."""
     found = [None] * len(rows)
-    if table.content_column is None:
+    # (where reading the table would evaluate its row-level security policies, the gate
+    # does not read it: no code of the table's owner runs as the gate)
+    if table.content_column is None or not table.readable:
         return found
     twins = queries.run(plpy, s.twins, ["bigint[]"], [[r["h"] for r in rows]])
     groups: dict = {}
@@ -332,9 +353,9 @@ def find_duplicates(plpy, table, s, rows, scan: bool) -> list:
     return found
 
 
-def act(plpy, table, s, mode, rows, models, v: Verdicts, idx) -> None:
-    """Apply the mode to flagged rows: reject the statement, move the rows to the
-    quarantine, or record their verdicts."""
+def act(plpy, table, mode, rows, models, v: Verdicts, idx) -> None:
+    """Apply the mode to flagged rows: reject the statement, record why they go to the
+    quarantine (the writer's move trigger then moves them), or record their verdicts."""
     ids = [r["row_id"] for r in rows]
     measured = [v.measured(i) for i in idx]
     contents = [r["content"] for r in rows]
@@ -351,8 +372,11 @@ def act(plpy, table, s, mode, rows, models, v: Verdicts, idx) -> None:
     ]
     if mode == "reject":
         reject(plpy, ids, [v.reason(i) for i in idx], table.name)
-    sql = s.quarantine if mode == "quarantine" else queries.FLAG_ATTACHED
-    queries.run(plpy, sql, queries.ATTACHED_VERDICT_TYPES, params)
+    if mode == "quarantine":
+        queries.run(plpy, queries.QUARANTINE_ATTACHED, queries.ATTACHED_VERDICT_TYPES, params)
+        queries.run(plpy, queries.MOVING)
+    else:
+        queries.run(plpy, queries.FLAG_ATTACHED, queries.ATTACHED_VERDICT_TYPES, params)
 
 
 def forget(plpy, table: Table, ids: list) -> None:

@@ -221,7 +221,12 @@ ATTACHED = (
     " a.embedding_type,"
     " embedding_gate._column(a.table_oid, a.content_attnum)::text AS content_column, a.model,"
     " embedding_gate._column(a.table_oid, a.model_attnum)::text AS model_column,"
-    " a.overrides::text AS overrides"
+    " a.overrides::text AS overrides,"
+    # what the gate cannot read safely (a column's type changed since attach), and whether
+    # it reads every row without evaluating a row-level security policy
+    " embedding_gate._refusal(a.table_oid, a.id_attnum, a.embedding_attnum,"
+    "  a.content_attnum, a.model_attnum) AS problem,"
+    " embedding_gate._reads_all(a.table_oid) AS readable"
     " FROM embedding_gate.attached_tables AS a"
     " JOIN pg_catalog.pg_attribute AS i ON i.attrelid = a.table_oid AND i.attnum = a.id_attnum"
     # the table itself, or the partitioned table above it that is attached (ancestors lists
@@ -230,10 +235,19 @@ ATTACHED = (
     "  FROM pg_catalog.pg_partition_ancestors($1) AS p)"
 )
 # (the join leaves out a table dropped without the event trigger; chunks has its own scans)
+# The scans (verify, measures, preview) run as their caller and read only the tables whose
+# columns the caller may SELECT: another team's table is left out, not an error.
 ATTACHED_TABLES = (
     "SELECT a.table_oid::oid AS oid FROM embedding_gate.attached_tables AS a"
     " JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid"
-    " WHERE a.table_oid <> 'public.chunks'::regclass ORDER BY 1"
+    " WHERE a.table_oid <> 'public.chunks'::regclass"
+    " AND pg_catalog.has_column_privilege(a.table_oid, a.id_attnum, 'SELECT')"
+    " AND pg_catalog.has_column_privilege(a.table_oid, a.embedding_attnum, 'SELECT')"
+    " AND (a.content_attnum IS NULL"
+    "  OR pg_catalog.has_column_privilege(a.table_oid, a.content_attnum, 'SELECT'))"
+    " AND (a.model_attnum IS NULL"
+    "  OR pg_catalog.has_column_privilege(a.table_oid, a.model_attnum, 'SELECT'))"
+    " ORDER BY 1"
 )
 # a statement's change in the count of an attached table's embedded rows (relation: oid)
 ADD_ROWS = "SELECT embedding_gate._add_rows($1, $2)"
@@ -271,17 +285,22 @@ FLAG_ATTACHED = (
     + _ATTACHED_SET
     + ", checked_at = pg_catalog.now()"
 )
-# follows a CTE `moved` (row_id, row) that deleted the rows from their table
+# quarantine mode: why each row goes, recorded as the gate (row NULL, moving_xid this
+# transaction); the writer's own statement trigger, embedding_gate._move_quarantined(), then
+# moves the rows out of their table, as the writer, and fills in `row`
 QUARANTINE_ATTACHED = (
-    " INSERT INTO embedding_gate.quarantine (table_oid, row_id, row, " + _ATTACHED_COLUMNS + ")"
-    " SELECT $12::regclass, m.row_id, m.row, "
+    "INSERT INTO embedding_gate.quarantine (table_oid, row_id, row, moving_xid, "
+    + _ATTACHED_COLUMNS
+    + ") SELECT $12::regclass, v.row_id, NULL, pg_catalog.pg_current_xact_id(), "
     + _ATTACHED_VALUES
     + _ATTACHED_VERDICTS
-    + " JOIN moved AS m ON m.row_id = v.row_id"
-    " ON CONFLICT (table_oid, row_id) DO UPDATE SET row = excluded.row,"
+    + " ON CONFLICT (table_oid, row_id) DO UPDATE SET row = NULL,"
+    " moving_xid = excluded.moving_xid,"
     + _ATTACHED_SET
     + ", quarantined_at = pg_catalog.now()"
 )
+# tells embedding_gate._move_quarantined() that this transaction has rows to move
+MOVING = "SELECT pg_catalog.set_config('embedding_gate.moving', 'on', true)"
 FORGET = "DELETE FROM embedding_gate.verdicts WHERE table_oid = $1::regclass AND row_id = ANY ($2)"
 
 

@@ -1,8 +1,9 @@
 -- Attaching the gate to a table it did not create, and what its owner does with it then:
 -- attach, detach, per-table settings, restore from the quarantine, check the stored rows.
--- Each is allowed to the table's owner (or a superuser) alone. The DDL (triggers, index)
--- runs as the caller, who owns the table; the gate's own tables are written by SECURITY
--- DEFINER helpers, which check the caller again.
+-- Each is allowed to the table's owner (or a superuser) alone. What touches the table (the
+-- DDL, counting its rows, putting a row back) runs as the caller, who owns it; the gate's
+-- own tables are written by SECURITY DEFINER helpers, which check the caller again and
+-- touch nothing of the table's.
 
 -- Whether the role that called in (SET ROLE, else the session user) owns the table.
 CREATE OR REPLACE FUNCTION embedding_gate._may_own(table_name regclass) RETURNS boolean
@@ -48,6 +49,66 @@ $$;
 COMMENT ON FUNCTION embedding_gate._qualified(regclass) IS
     'The table''s name with its schema, quoted where needed.';
 
+-- What the gate cannot read of a table without running code its owner controls, or NULL.
+-- The gate reads attached tables as its own owner (the triggers, check_existing, a
+-- superuser's recheck): a type the table's owner created (a domain, an enum, a composite)
+-- could bring a cast, an operator or a check of theirs into those reads, so the id, content
+-- and model columns must be of built-in types and the embedding of pgvector's, and the
+-- relation a table. Asked at attach and on every use, since ALTER TABLE can change a type.
+CREATE OR REPLACE FUNCTION embedding_gate._refusal(
+    table_name regclass, id_attnum smallint, embedding_attnum smallint,
+    content_attnum smallint, model_attnum smallint)
+RETURNS text
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT COALESCE(
+    (SELECT pg_catalog.format('it is a relation of kind %s now, not a table', c.relkind)
+     FROM pg_catalog.pg_class AS c
+     WHERE c.oid = _refusal.table_name AND c.relkind NOT IN ('r', 'p')),
+    (SELECT pg_catalog.string_agg(pg_catalog.format(
+                'its %s column %I is of type %s (the gate reads %s columns of type %s)',
+                k.what, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), k.what,
+                pg_catalog.array_to_string(k.allowed::text[], ', ')), '; ' ORDER BY k.n)
+     FROM (VALUES
+             (1, 'id', _refusal.id_attnum,
+              '{text,"character varying",character,name,uuid,smallint,integer,bigint}'::regtype[]),
+             (2, 'embedding', _refusal.embedding_attnum,
+              ARRAY['public.vector'::regtype, 'public.halfvec'::regtype]),
+             (3, 'content', _refusal.content_attnum,
+              '{text,"character varying",character}'::regtype[]),
+             (4, 'model', _refusal.model_attnum,
+              '{text,"character varying",character,name}'::regtype[])) AS k(n, what, attnum, allowed)
+     JOIN pg_catalog.pg_attribute AS a
+       ON a.attrelid = _refusal.table_name AND a.attnum = k.attnum AND NOT a.attisdropped
+     WHERE a.atttypid <> ALL (k.allowed)))
+$$;
+COMMENT ON FUNCTION embedding_gate._refusal(regclass, smallint, smallint, smallint, smallint) IS
+    'Why the gate will not read the table (a relation that is no longer a table, a column of '
+    'a type other than the built-in ones it trusts), or NULL: no code of the table''s owner '
+    'may run when the gate reads it.';
+
+-- Whether the current role reads every row of the table without any row-level security
+-- policy being evaluated (a superuser, BYPASSRLS, or its owner without FORCE ROW LEVEL
+-- SECURITY, or a table without RLS), as PostgreSQL itself decides it.
+CREATE OR REPLACE FUNCTION embedding_gate._reads_all(table_name regclass) RETURNS boolean
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT NOT c.relrowsecurity OR r.rolsuper OR r.rolbypassrls
+       OR (pg_catalog.pg_has_role(CURRENT_USER, c.relowner, 'USAGE')
+           AND NOT c.relforcerowsecurity)
+FROM pg_catalog.pg_class AS c, pg_catalog.pg_roles AS r
+WHERE c.oid = _reads_all.table_name AND r.rolname = CURRENT_USER
+$$;
+COMMENT ON FUNCTION embedding_gate._reads_all(regclass) IS
+    'True when the current role reads every row of the table without a row-level security '
+    'policy being evaluated.';
+
 CREATE OR REPLACE FUNCTION embedding_gate._refuse_unless_owner(table_name regclass, what text)
 RETURNS void
 LANGUAGE plpgsql
@@ -67,17 +128,18 @@ COMMENT ON FUNCTION embedding_gate._refuse_unless_owner(regclass, text) IS
     'Fails unless the calling role owns the table (see _may_own).';
 
 -- Records an attached table (the gate's registry is the deployment owner's).
+DROP FUNCTION IF EXISTS embedding_gate._register(
+    regclass, name, name, text, integer, name, text, name, regclass);
 CREATE OR REPLACE FUNCTION embedding_gate._register(
     table_name regclass, id_column name, embedding_column name, embedding_type text,
-    dimension integer, content_column name, model text, model_column name, hash_index regclass)
+    dimension integer, content_column name, model text, model_column name, hash_index regclass,
+    embedded bigint)
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    embedded bigint;
 BEGIN
     PERFORM embedding_gate._refuse_unless_owner(table_name, 'attach it');
     INSERT INTO embedding_gate.attached_tables AS a
@@ -91,16 +153,15 @@ BEGIN
                     AND c.attname = _register.content_column), _register.model, (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
                     AND c.attname = _register.model_column),
             _register.hash_index, embedding_gate._caller());
-    -- the summary's count of the table's embedded rows; the triggers keep it from now on
-    EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
-                   _register.table_name, _register.embedding_column)
-        INTO embedded;
-    PERFORM embedding_gate._add_rows(_register.table_name::oid::text, embedded);
+    -- the summary's count of the table's embedded rows (counted by attach() as the
+    -- owner); the triggers keep it from now on
+    PERFORM embedding_gate._add_rows(_register.table_name::oid::text, _register.embedded);
 END
 $$;
-COMMENT ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass) IS
-    'attach(): records the table in embedding_gate.attached_tables and counts its embedded rows.';
-GRANT EXECUTE ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass) TO PUBLIC;
+COMMENT ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass, bigint) IS
+    'attach(): records the table in embedding_gate.attached_tables with its count of embedded '
+    'rows.';
+GRANT EXECUTE ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass, bigint) TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION embedding_gate._unregister(table_name regclass, drop_quarantined boolean)
 RETURNS regclass
@@ -143,6 +204,7 @@ LANGUAGE plpython3u
 VOLATILE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET row_security = off
 SET jit = off
 AS $python$
 may = plpy.execute(plpy.prepare(
@@ -231,6 +293,10 @@ BEGIN
         -- before: a partition's rows must still be there to know which verdicts go
         EXECUTE format('CREATE TRIGGER embedding_gate_forget_truncate BEFORE TRUNCATE ON %s'
                        ' FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._forget_rows()', t);
+        -- (after the checks: in quarantine mode, the writer moves the flagged rows out)
+        EXECUTE format('CREATE TRIGGER embedding_gate_move_quarantined AFTER INSERT OR UPDATE'
+                       ' ON %s FOR EACH STATEMENT'
+                       ' EXECUTE FUNCTION embedding_gate._move_quarantined()', t);
         EXECUTE format('CREATE TRIGGER embedding_gate_raise_rejected AFTER INSERT OR UPDATE'
                        ' ON %s FOR EACH STATEMENT'
                        ' EXECUTE FUNCTION embedding_gate._raise_rejected()', t);
@@ -255,6 +321,7 @@ BEGIN
         FOREACH name IN ARRAY ARRAY['embedding_gate_check_insert', 'embedding_gate_check_update',
                                     'embedding_gate_forget_delete',
                                     'embedding_gate_forget_truncate',
+                                    'embedding_gate_move_quarantined',
                                     'embedding_gate_raise_rejected'] LOOP
             EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', name, t);
         END LOOP;
@@ -292,6 +359,8 @@ DECLARE
     index_name text;
     after text;
     b record;
+    problem text;
+    embedded bigint;
 BEGIN
     IF table_name IS NULL THEN
         RAISE EXCEPTION 'attach() needs a table' USING ERRCODE = 'null_value_not_allowed';
@@ -381,16 +450,31 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- the gate's functions run as its owner: they read the table (duplicates), move rows
-    -- out of it (quarantine) and back (restore)
-    -- (has_table_privilege with a list is true when any one is held: ask for each)
-    IF NOT (has_table_privilege(gate_owner, table_name, 'SELECT')
-            AND has_table_privilege(gate_owner, table_name, 'INSERT')
-            AND has_table_privilege(gate_owner, table_name, 'DELETE')) THEN
-        RAISE EXCEPTION 'the embedding gate''s owner % needs SELECT, INSERT and DELETE on %',
-            gate_owner, qualified
+    -- the gate reads the table as its own owner (duplicates, check_existing, recheck): only
+    -- columns of types no role but a superuser controls (no cast, operator or check of the
+    -- table's owner can run in those reads)
+    problem := embedding_gate._refusal(
+        table_name,
+        (SELECT a.attnum FROM pg_catalog.pg_attribute AS a
+         WHERE a.attrelid = table_name AND a.attname = id_col),
+        (SELECT a.attnum FROM pg_catalog.pg_attribute AS a
+         WHERE a.attrelid = table_name AND a.attname = attach.embedding_column),
+        (SELECT a.attnum FROM pg_catalog.pg_attribute AS a
+         WHERE a.attrelid = table_name AND a.attname = attach.content_column),
+        (SELECT a.attnum FROM pg_catalog.pg_attribute AS a
+         WHERE a.attrelid = table_name AND a.attname = attach.model_column));
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'the embedding gate does not attach %: %', qualified, problem
+            USING ERRCODE = 'datatype_mismatch',
+                  HINT = 'the gate reads a table as its own owner and runs no code of the '
+                         'table''s: name columns of built-in types';
+    END IF;
+
+    -- it reads the table (duplicates, check_existing); it never writes it
+    IF NOT has_table_privilege(gate_owner, table_name, 'SELECT') THEN
+        RAISE EXCEPTION 'the embedding gate''s owner % needs SELECT on %', gate_owner, qualified
             USING ERRCODE = 'insufficient_privilege',
-                  HINT = format('GRANT SELECT, INSERT, DELETE ON %s TO %I', qualified, gate_owner);
+                  HINT = format('GRANT SELECT ON %s TO %I', qualified, gate_owner);
     END IF;
 
     -- duplicate_vector needs the content to tell texts apart, and an index to be fast
@@ -400,9 +484,13 @@ BEGIN
                        index_name, qualified, kind, attach.embedding_column);
         hash_index := format('%I.%I', rel.nspname, index_name)::regclass;
     END IF;
+    -- the summary's count of its embedded rows, counted as the owner
+    EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
+                   qualified, attach.embedding_column)
+        INTO embedded;
     PERFORM embedding_gate._register(table_name, id_col, attach.embedding_column, kind,
                                      dimension, content_column, model,
-                                     model_column, hash_index);
+                                     model_column, hash_index, embedded);
 
     PERFORM embedding_gate._add_triggers(table_name);
 
@@ -521,10 +609,9 @@ COMMENT ON FUNCTION embedding_gate.set_table_settings(regclass, jsonb) IS
     'overrides. Owner only.';
 GRANT EXECUTE ON FUNCTION embedding_gate.set_table_settings(regclass, jsonb) TO PUBLIC;
 
--- Puts a quarantined row back into its table, where the gate checks it again.
-CREATE OR REPLACE FUNCTION embedding_gate.restore(
-    table_name regclass, row_id text, fix jsonb DEFAULT NULL)
-RETURNS boolean
+-- Takes a quarantined row out of the quarantine for restore(): the owner's alone.
+CREATE OR REPLACE FUNCTION embedding_gate._take_quarantined(table_name regclass, row_id text)
+RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE
 SECURITY DEFINER
@@ -532,17 +619,58 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     kept jsonb;
-    columns text;
 BEGIN
     PERFORM embedding_gate._refuse_unless_owner(table_name, 'restore its rows');
     DELETE FROM embedding_gate.quarantine AS q
-    WHERE q.table_oid = table_name AND q.row_id = restore.row_id
+    WHERE q.table_oid = _take_quarantined.table_name AND q.row_id = _take_quarantined.row_id
+      AND q.row IS NOT NULL
     RETURNING q.row INTO kept;
     IF kept IS NULL THEN
         RAISE EXCEPTION 'the quarantine holds no row "%" of %', row_id,
             embedding_gate._qualified(table_name)
             USING ERRCODE = 'no_data_found';
     END IF;
+    RETURN kept;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._take_quarantined(regclass, text) IS
+    'restore(): removes a row from the quarantine and returns it (jsonb). Owner only.';
+GRANT EXECUTE ON FUNCTION embedding_gate._take_quarantined(regclass, text) TO PUBLIC;
+
+-- Whether the quarantine holds a row of the table (restore() asks after putting it back).
+CREATE OR REPLACE FUNCTION embedding_gate._quarantine_holds(table_name regclass, row_id text)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM embedding_gate._refuse_unless_owner(table_name, 'read its quarantine');
+    RETURN EXISTS (SELECT FROM embedding_gate.quarantine AS q
+                   WHERE q.table_oid = _quarantine_holds.table_name
+                     AND q.row_id = _quarantine_holds.row_id);
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._quarantine_holds(regclass, text) IS
+    'Whether the quarantine holds the row of the table. Owner only.';
+GRANT EXECUTE ON FUNCTION embedding_gate._quarantine_holds(regclass, text) TO PUBLIC;
+
+-- Puts a quarantined row back into its table, where the gate checks it again. SECURITY
+-- INVOKER: the INSERT, and whatever the table runs on it (its triggers, defaults, checks,
+-- generated columns, index expressions), run as the owner who calls it, never as the gate.
+CREATE OR REPLACE FUNCTION embedding_gate.restore(
+    table_name regclass, row_id text, fix jsonb DEFAULT NULL)
+RETURNS boolean
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kept jsonb := embedding_gate._take_quarantined(table_name, row_id);
+    columns text;
+BEGIN
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO columns
     FROM pg_catalog.pg_attribute AS a
     WHERE a.attrelid = table_name AND a.attnum > 0 AND NOT a.attisdropped
@@ -552,15 +680,13 @@ BEGIN
                    ' FROM pg_catalog.jsonb_populate_record(NULL::%s, $1)',
                    table_name, columns, columns, table_name)
         USING kept || COALESCE(fix, '{}');
-    RETURN NOT EXISTS (SELECT FROM embedding_gate.quarantine AS q
-                       WHERE q.table_oid = table_name AND q.row_id = restore.row_id);
+    RETURN NOT embedding_gate._quarantine_holds(table_name, row_id);
 END
 $$;
 COMMENT ON FUNCTION embedding_gate.restore(regclass, text, jsonb) IS
     'Puts a quarantined row back into its table, with the fields of `fix` (jsonb) replaced, '
     'e.g. a new embedding; the gate checks it again. Returns true when the row is back, false '
-    'when it was quarantined again. Owner only.';
-GRANT EXECUTE ON FUNCTION embedding_gate.restore(regclass, text, jsonb) TO PUBLIC;
+    'when it was quarantined again. Owner only; the INSERT runs as the caller.';
 
 CREATE OR REPLACE VIEW embedding_gate.attached AS
 SELECT embedding_gate._qualified(a.table_oid) AS table_name,

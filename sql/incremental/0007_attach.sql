@@ -63,7 +63,10 @@ CREATE TABLE embedding_gate.quarantine (
     table_oid         regclass NOT NULL
                       REFERENCES embedding_gate.attached_tables ON DELETE CASCADE,
     row_id            text NOT NULL,
-    row               jsonb NOT NULL,
+    -- NULL only inside the writing transaction: the gate records why, then the writer's
+    -- own statement trigger moves the row here (_move_quarantined), as the writer
+    row               jsonb,
+    moving_xid        xid8,
     issues            text[] NOT NULL,
     reason            text NOT NULL,
     norm              double precision,
