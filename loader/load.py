@@ -7,9 +7,10 @@ inserted with ON CONFLICT DO NOTHING semantics, so two loaders on the same files
 chunk once. The loader checks no embedding: the database's gate does.
 """
 
+import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -104,12 +105,14 @@ def load(
     *,
     in_flight: int = 4,
     insert_rows: int = 2000,
+    linger: float = 0.2,
     blank_reference: bool = True,
     on_progress: "Callable[[int, int], None] | None" = None,
 ) -> Stats:
     """Store every document and chunk of the corpus that is not stored yet. Embedded chunks
-    are committed in COPYs of up to insert_rows, or fewer whenever the next answer from the
-    server is not there yet; each answer is sent to the database as soon as it is parsed.
+    are committed in COPYs of up to insert_rows, each answer sent to the database as soon as
+    it is parsed; a COPY waits for the next answer until it has been open `linger` seconds,
+    then commits what it has.
     With blank_reference, the model's embedding of empty text and its calibration (the mean
     of a sample of ordinary sentences) are recorded first where the database has none (for
     the blank_like check). on_progress is called with (chunks stored so far, chunks to
@@ -154,18 +157,24 @@ def load(
     window: deque = deque()
     pending = iter(batches)
     sent = 0  # rows in the COPY under way
+    opened = 0.0  # when it began
 
     def produce():
         """The next answer's rows for the COPY under way, once the server has answered;
-        None to end the COPY and commit: at insert_rows, at the end, or when the next answer
-        is not there yet (a fast server gets few large COPYs, a slow one a commit per
-        answer) or is a failure (what came before it is committed first)."""
+        None to end the COPY and commit: at insert_rows, at the end, when the next answer is
+        not there by `linger` seconds after the COPY began (a fast server gets few large
+        COPYs, a slow one a commit every answer or every `linger` seconds), or when it is a
+        failure (what came before it is committed first)."""
         nonlocal sent
         if not window:
             return None
         future = window[0]
-        if sent and (sent >= insert_rows or not future.done() or future.exception()):
-            return None
+        if sent:
+            if sent >= insert_rows:
+                return None
+            wait([future], timeout=max(opened + linger - time.monotonic(), 0))
+            if not future.done() or future.exception():
+                return None
         batch, vectors = future.result()
         window.popleft()
         for more in islice(pending, 1):
@@ -180,7 +189,7 @@ def load(
         for batch in islice(pending, 2 * max(in_flight, 1)):
             window.append(pool.submit(fetch, batch))
         while window:
-            sent = 0
+            sent, opened = 0, time.monotonic()
             n, rows = db.copy_stream(conn, produce)
             stats.chunks += n
             stats.embedded += n
