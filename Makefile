@@ -7,11 +7,11 @@ PYTHON ?= $(or $(wildcard /usr/bin/python3),python3)
 AS_USER := $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
 PYTEST_ENV := env PYTHONDONTWRITEBYTECODE=1 HOME=$(if $(AS_USER),/tmp,$(HOME))
 
-.PHONY: all server tools venv test lint bench bench-instructions bench-reports bench-scale bench-loader demo clean
+.PHONY: all server tools venv test test-majors lint bench bench-instructions bench-reports bench-scale bench-loader demo clean
 
 all: test
 
-server:  ## PostgreSQL 15, plpython3u, pgvector, numpy for the server (idempotent)
+server:  ## PostgreSQL (this Debian release's major), plpython3u, pgvector, numpy for the server (idempotent)
 	@bash scripts/install-server.sh
 
 tools:  ## headless Chromium and a CJK font, for the report's tests and pictures (idempotent)
@@ -29,6 +29,12 @@ $(VENV)/.installed: pyproject.toml
 test: server tools venv  ## the whole test suite against a real PostgreSQL
 	@bash scripts/check-readable.sh "$(AS_USER)" "$(CURDIR)"
 	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+# the majors the machine's release does not carry, each a server in a Debian tree (as root)
+MAJORS ?= 17 18
+test-majors: server tools venv  ## the test suite against PostgreSQL 17 and 18 (trees kept in /var/cache/embedding-gate)
+	@bash scripts/check-readable.sh "$(AS_USER)" "$(CURDIR)"
+	@PYTEST_ARGS="$(PYTEST_ARGS)" VENV="$(VENV)" bash scripts/test-other-majors.sh $(MAJORS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,18 +1,47 @@
 #!/usr/bin/env bash
 # Install what the PostgreSQL server needs for the embedding gate:
-# PostgreSQL 15, PL/Python (plpython3u), numpy for the server's own Python, and pgvector
-# (plus python3-venv, for the project's environment on the same interpreter).
+# PostgreSQL (the major version this Debian release carries: 15 on Debian 12, 17 on
+# Debian 13; PG_MAJOR=N to choose), PL/Python (plpython3u), numpy for the server's own
+# Python, and pgvector (plus python3-venv, for the project's environment on the same
+# interpreter).
 #
 # Idempotent: where everything is already there it installs nothing and returns in well
 # under a second. Installing needs Debian (apt-get) and root; elsewhere it lists what is
 # missing and how to get it, and exits 1.
 #
-# pgvector has no Debian 12 package: it is built from the source package of Debian's next
-# release (a deb-src entry for that suite, on the archive address already configured in
-# /etc/apt, kept in a throwaway apt state so the machine's own apt config is not touched).
+# pgvector is Debian's package postgresql-N-pgvector where the release has one (Debian 13
+# and later). Debian 12 has none: there it is built from the source package of Debian's
+# next release (a deb-src entry for that suite, on the archive address already configured
+# in /etc/apt, kept in a throwaway apt state so the machine's own apt config is not touched).
 set -euo pipefail
 
-PG_MAJOR="${PG_MAJOR:-15}"
+metapackage_major() {
+    apt-cache depends postgresql 2>/dev/null \
+        | awk '/Depends: postgresql-[0-9]+$/ { sub(/.*postgresql-/, ""); print; exit }'
+}
+
+# The PostgreSQL major version of this machine's Debian release.
+release_major() {
+    local version codename
+    version="$(. /etc/os-release 2>/dev/null && echo "${VERSION_ID:-}")"
+    codename="$(. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}")"
+    [ -n "$version" ] || version="$(cut -d. -f1 /etc/debian_version 2>/dev/null || true)"
+    case "$version:$codename" in
+        12*|*:bookworm) echo 15 ;;
+        13*|*:trixie) echo 17 ;;
+        *)
+            # another release (testing, unstable): the major its `postgresql` package names
+            local dep
+            dep="$(metapackage_major)"
+            if [ -z "$dep" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                apt-get update -qq >&2 && dep="$(metapackage_major)"
+            fi
+            echo "${dep:-15}"
+            ;;
+    esac
+}
+
+PG_MAJOR="${PG_MAJOR:-$(release_major)}"
 PGVECTOR_SUITE="${PGVECTOR_SUITE:-trixie}"
 
 say() { printf 'install-server: %s\n' "$*" >&2; }
@@ -29,11 +58,11 @@ missing() {
     if [ -z "$pgc" ] || [ ! -x "$("$pgc" --bindir)/postgres" ]; then
         echo "PostgreSQL $PG_MAJOR server|postgresql-$PG_MAJOR"
         echo "PL/Python (plpython3u)|postgresql-plpython3-$PG_MAJOR"
-        echo "pgvector (vector)|pgvector"
+        echo "pgvector (vector)|postgresql-$PG_MAJOR-pgvector"
     else
         sharedir="$("$pgc" --sharedir)/extension"
         [ -f "$sharedir/plpython3u.control" ] || echo "PL/Python (plpython3u)|postgresql-plpython3-$PG_MAJOR"
-        [ -f "$sharedir/vector.control" ] || echo "pgvector (vector)|pgvector"
+        [ -f "$sharedir/vector.control" ] || echo "pgvector (vector)|postgresql-$PG_MAJOR-pgvector"
     fi
     # PL/Python runs the server's interpreter, /usr/bin/python3, not a virtual environment.
     if ! /usr/bin/python3 -c 'import numpy' >/dev/null 2>&1; then
@@ -113,18 +142,24 @@ main() {
         while IFS='|' read -r what pkg; do
             say "  - $what: Debian package '$pkg'"
         done <<<"$todo"
-        say "pgvector is not packaged for Debian 12: build it from https://github.com/pgvector/pgvector (make && make install)"
+        say "where Debian has no pgvector package (Debian 12): build it from https://github.com/pgvector/pgvector (make && make install)"
         exit 1
     fi
     local -a pkgs=()
     while IFS='|' read -r _ pkg; do
-        [ "$pkg" = pgvector ] || pkgs+=("$pkg")
+        [ "$pkg" = "postgresql-$PG_MAJOR-pgvector" ] || pkgs+=("$pkg")
     done <<<"$todo"
     [ "${#pkgs[@]}" = 0 ] || apt_install "${pkgs[@]}"
     local pgc
     pgc="$(pg_config_bin)"
     if [ ! -f "$("$pgc" --sharedir)/extension/vector.control" ]; then
-        # a packaged build, where a configured repository carries one (for example PGDG)
+        # Debian's package where the release has one (Debian 13 and later), or where a
+        # configured repository carries one (for example PGDG); else built from source
+        if [ "$apt_updated" = 0 ]; then
+            say "apt-get update"
+            apt-get update -qq
+            apt_updated=1
+        fi
         if [ -n "$(apt-cache policy "postgresql-$PG_MAJOR-pgvector" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)"')" ]; then
             apt_install "postgresql-$PG_MAJOR-pgvector"
         else
