@@ -345,8 +345,8 @@ def _loads(data):
         return json.loads(data)
 
 
-# all a TEI answer of numbers alone may hold: no string, null, true, false, object, NaN
-_NUMERIC = b"0123456789.eE+-[], \t\r\n"
+# what only a string, null, true or false can put in an answer (no number holds these)
+_NOT_NUMBERS = (b'"', b"n", b"t", b"f")
 
 
 def _numbers(parsed, data, n: int, dim: "int | None") -> "np.ndarray | None":
@@ -354,7 +354,7 @@ def _numbers(parsed, data, n: int, dim: "int | None") -> "np.ndarray | None":
     for anything else (left to the checks that name what is wrong)."""
     if not isinstance(parsed, list) or len(parsed) != n or not n:
         return None
-    if not isinstance(data, bytes) or data.translate(None, _NUMERIC):
+    if not isinstance(data, bytes) or any(c in data for c in _NOT_NUMBERS):
         return None  # a null, a string, true or false: the one-by-one path
     try:
         with np.errstate(over="ignore"):
