@@ -279,7 +279,7 @@ def parser() -> argparse.ArgumentParser:
     ld = sub.add_parser("load", help="embed and store JSON corpus files (idempotent)")
     ld.add_argument("files", nargs="+", help=".json/.jsonl files or directories of them")
     embedding_options(ld)
-    ld.add_argument("--batch-size", type=int, default=32, help="texts per request (32)")
+    ld.add_argument("--batch-size", type=int, default=64, help="texts per request (64)")
     ld.add_argument("--in-flight", type=int, default=4, help="concurrent requests (4)")
     ld.add_argument(
         "--retries", type=int, default=5, help="retries of a failed request, with backoff (5)"

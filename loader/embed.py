@@ -94,7 +94,7 @@ class Client:
         timeout: float = 60.0,
         retries: int = 5,
         backoff: float = 0.5,
-        batch_size: int = 32,
+        batch_size: int = 64,
     ):
         self.url = url
         parts = urlsplit(url)
