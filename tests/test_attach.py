@@ -427,16 +427,23 @@ def test_only_the_owner_attaches_and_tunes_and_writers_need_no_new_rights(items,
                 " VALUES ('items', '1', '{}', '')",
                 "permission denied",
             ),
-            (
-                "UPDATE embedding_gate.attached_tables SET overrides = '{\"min_norm\": 0}'",
-                "permission denied",
-            ),
             ("ALTER TABLE items DISABLE TRIGGER embedding_gate_check_insert", "must be owner"),
             ("DROP INDEX " + index, "must be owner"),
         ]
         for sql, error in denied:
             with pytest.raises(psycopg.Error, match=error):
                 writer.execute(sql)
+        # the registry's policies: a writer's UPDATE or DELETE of it reaches no row
+        for sql in (
+            "UPDATE embedding_gate.attached_tables SET overrides = '{\"min_norm\": 0}'",
+            "DELETE FROM embedding_gate.attached_tables",
+            "DELETE FROM embedding_gate.quarantine",
+            "DELETE FROM embedding_gate._row_counts",
+        ):
+            assert writer.execute(sql).rowcount == 0, sql
+        assert items.execute(
+            "SELECT overrides FROM embedding_gate.attached_tables WHERE table_oid = 'items'::regclass"
+        ).fetchone() == ({},)
         # the owner of one table cannot touch another's
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only the owner"):
             as_owner.execute("SELECT embedding_gate.detach('items')")

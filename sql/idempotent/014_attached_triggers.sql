@@ -15,6 +15,14 @@ SET search_path = pg_catalog, pg_temp
 SET row_security = off
 SET jit = off
 AS $python$
+if "gate_trigger" not in SD:
+    SD["gate_trigger"] = plpy.prepare(
+        "SELECT embedding_gate._gate_trigger($1, $2, $3, $4, $5) AS ok",
+        ["oid", "name", "text", "text", "text"])
+if not plpy.execute(SD["gate_trigger"], [TD["relid"], TD["name"], TD["level"], TD["when"],
+                                         TD["event"]])[0]["ok"]:
+    plpy.error("embedding_gate._check_attached() runs only as the gate's own trigger, "
+               "created by embedding_gate.attach()", sqlstate="42501")
 if "{{python_key}}" not in GD:
     plpy.execute("SELECT embedding_gate._python_package()")
 GD["{{python_key}}"].attached.check_statement(plpy, TD)
@@ -44,6 +52,11 @@ DECLARE
     delta bigint;
     problem text;
 BEGIN
+    IF NOT embedding_gate._gate_trigger(TG_RELID, TG_NAME, TG_LEVEL, TG_WHEN, TG_OP) THEN
+        RAISE EXCEPTION 'embedding_gate._forget_rows() runs only as the gate''s own trigger, '
+                        'created by embedding_gate.attach()'
+            USING ERRCODE = 'insufficient_privilege';
+    END IF;
     -- the table, or (on a partition) the partitioned table above it that is attached
     -- (ancestors lists nothing for a table outside any partition tree)
     SELECT * INTO a FROM embedding_gate.attached_tables AS t
@@ -198,3 +211,38 @@ COMMENT ON FUNCTION embedding_gate._quarantined(regclass, text[], jsonb[]) IS
     'Keeps the rows _move_quarantined() took out of their table, whole, in '
     'embedding_gate.quarantine: only rows the gate flagged for it in the calling transaction.';
 GRANT EXECUTE ON FUNCTION embedding_gate._quarantined(regclass, text[], jsonb[]) TO PUBLIC;
+
+-- Whether the trigger that fired is one of the gate's own, as attach() creates them: the
+-- trigger functions below are PUBLIC's to use in CREATE TRIGGER (attach() runs as the
+-- table's owner), and their statements name the transition tables gate_new and gate_old,
+-- which a trigger without those REFERENCING names would leave to be found in pg_temp
+-- (a view of the caller's, run as the gate). They refuse to run from any other trigger.
+CREATE OR REPLACE FUNCTION embedding_gate._gate_trigger(
+    relid oid, trigger_name name, level text, timing text, event text)
+RETURNS boolean
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT level = 'STATEMENT' AND EXISTS (
+    SELECT FROM pg_catalog.pg_trigger AS g
+    WHERE g.tgrelid = _gate_trigger.relid AND g.tgname = _gate_trigger.trigger_name
+      AND CASE _gate_trigger.event
+              WHEN 'INSERT' THEN timing = 'AFTER'
+                  AND g.tgfoid = 'embedding_gate._check_attached()'::pg_catalog.regprocedure
+                  AND g.tgnewtable = 'gate_new'
+              WHEN 'UPDATE' THEN timing = 'AFTER'
+                  AND g.tgfoid = 'embedding_gate._check_attached()'::pg_catalog.regprocedure
+                  AND g.tgnewtable = 'gate_new' AND g.tgoldtable = 'gate_old'
+              WHEN 'DELETE' THEN timing = 'AFTER'
+                  AND g.tgfoid = 'embedding_gate._forget_rows()'::pg_catalog.regprocedure
+                  AND g.tgoldtable = 'gate_old'
+              WHEN 'TRUNCATE' THEN
+                  g.tgfoid = 'embedding_gate._forget_rows()'::pg_catalog.regprocedure
+              ELSE false END)
+$$;
+COMMENT ON FUNCTION embedding_gate._gate_trigger(oid, name, text, text, text) IS
+    'Whether the firing trigger is one of the gate''s own (its function, statement level, '
+    'its transition tables named gate_new and gate_old): the gate''s trigger functions run '
+    'from no other.';

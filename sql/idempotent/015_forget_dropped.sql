@@ -54,7 +54,14 @@ DECLARE
 BEGIN
     FOR t IN SELECT a.table_oid FROM embedding_gate.attached_tables AS a
              JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid WHERE c.relkind = 'p' LOOP
-        PERFORM embedding_gate._add_triggers(t);
+        -- one table's trouble (its owner dropped or renamed a trigger of the gate's, say)
+        -- must not fail every CREATE and ALTER TABLE in the database
+        BEGIN
+            PERFORM embedding_gate._add_triggers(t);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'embedding gate: could not give the partitions of % its triggers: %',
+                t, SQLERRM;
+        END;
     END LOOP;
     FOR t IN SELECT g.tgrelid FROM pg_catalog.pg_trigger AS g
              WHERE g.tgname = 'embedding_gate_check_insert'

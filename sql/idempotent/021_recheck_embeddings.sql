@@ -34,6 +34,7 @@ DECLARE
     twin_hashes bigint[];
     b record;
     attached regclass;
+    refused text;
     b_checked bigint;
     b_low bigint;
 BEGIN
@@ -52,10 +53,20 @@ BEGIN
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
     -- then every attached table, in id order, committing as it goes
-    FOR attached IN SELECT a.table_oid FROM embedding_gate.attached_tables AS a
-                    JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid
-                    WHERE a.table_oid <> 'public.chunks'::regclass
-                    ORDER BY a.table_oid::oid LOOP
+    FOR attached, refused IN
+            SELECT a.table_oid, embedding_gate._refusal(a.table_oid, a.id_attnum,
+                       a.embedding_attnum, a.content_attnum, a.model_attnum)
+            FROM embedding_gate.attached_tables AS a
+            JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid
+            WHERE a.table_oid <> 'public.chunks'::regclass
+            ORDER BY a.table_oid::oid LOOP
+        -- a table the gate will not read (one of its columns has a type of its owner's
+        -- now) is left for its owner to mend; the others are rechecked all the same
+        IF refused IS NOT NULL THEN
+            RAISE WARNING 'embedding gate: % not rechecked: %',
+                embedding_gate._qualified(attached), refused;
+            CONTINUE;
+        END IF;
         CALL embedding_gate.check_existing(attached, batch_size, b_checked, b_low);
         checked := checked + b_checked;
         low_quality := low_quality + b_low;

@@ -1,12 +1,31 @@
 -- Attaching the gate to a table it did not create, and what its owner does with it then:
 -- attach, detach, per-table settings, restore from the quarantine, check the stored rows.
--- Each is allowed to the table's owner (or a superuser) alone. What touches the table (the
--- DDL, counting its rows, putting a row back) runs as the caller, who owns it; the gate's
--- own tables are written by SECURITY DEFINER helpers, which check the caller again and
--- touch nothing of the table's.
+-- Each is allowed to the table's owner (or a superuser) alone, and runs as its caller
+-- (SECURITY INVOKER): what touches the table (the DDL, counting its rows, putting a row
+-- back) runs with the owner's rights, and what it writes of the gate's own tables
+-- (registry, counts, quarantine) PostgreSQL lets through only for the table's owner (their
+-- row-level security policies, sql/incremental/0007). No SECURITY DEFINER function decides
+-- who owns a table: inside one, the real caller is unknown (SET ROLE's or the session's
+-- user is not it, for code an index expression runs during ANALYZE, say).
 
--- Whether the role that called in (SET ROLE, else the session user) owns the table.
+-- Whether the current role owns the table, or is a member of its owner, or a superuser.
 CREATE OR REPLACE FUNCTION embedding_gate._may_own(table_name regclass) RETURNS boolean
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT COALESCE((
+    SELECT pg_catalog.pg_has_role(CURRENT_USER, c.relowner, 'USAGE')
+    FROM pg_catalog.pg_class AS c WHERE c.oid = table_name), false)
+$$;
+COMMENT ON FUNCTION embedding_gate._may_own(regclass) IS
+    'True when the current role owns the table, or is a member of its owner, or a superuser.';
+
+-- The table's owner, or the gate's: the callers _check_existing() (SECURITY DEFINER) lets in,
+-- as SET ROLE's or the session's user (the worst another role's code can make of it is a
+-- check of the table's stored rows, which only writes true verdicts).
+CREATE OR REPLACE FUNCTION embedding_gate._caller_may_check(table_name regclass) RETURNS boolean
 LANGUAGE sql
 STABLE
 SECURITY INVOKER
@@ -15,10 +34,11 @@ AS $$
 SELECT COALESCE((
     SELECT pg_catalog.pg_has_role(embedding_gate._caller(), c.relowner, 'USAGE')
     FROM pg_catalog.pg_class AS c WHERE c.oid = table_name), false)
+    OR embedding_gate._caller_may_tune()
 $$;
-COMMENT ON FUNCTION embedding_gate._may_own(regclass) IS
-    'True when the calling role (SET ROLE, else the session user) owns the table, or is a '
-    'member of its owner, or a superuser.';
+COMMENT ON FUNCTION embedding_gate._caller_may_check(regclass) IS
+    'True when the calling role (SET ROLE, else the session user) owns the table or may tune '
+    'the gate: who may run check_existing().';
 
 -- The name of a table's column by its number, NULL once dropped: the registry keeps
 -- numbers, so that a column renamed after attaching stays the one attached.
@@ -109,6 +129,112 @@ COMMENT ON FUNCTION embedding_gate._reads_all(regclass) IS
     'True when the current role reads every row of the table without a row-level security '
     'policy being evaluated.';
 
+-- Whether the table's row-level security policies call nothing but built-in functions and
+-- operators (and read no other relation): then a report may evaluate them as its reader
+-- (to show it only its rows) without running code of the table's owner. Otherwise the
+-- reports leave the table out for a reader the policies apply to.
+CREATE OR REPLACE FUNCTION embedding_gate._policies_trusted(table_name regclass) RETURNS boolean
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT NOT EXISTS (
+    SELECT FROM pg_catalog.pg_policy AS p
+    JOIN pg_catalog.pg_depend AS d
+      ON d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid = p.oid
+    WHERE p.polrelid = _policies_trusted.table_name
+      AND CASE WHEN d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+               THEN d.refobjid <> _policies_trusted.table_name
+               -- (objects initdb creates have oids below 16384, FirstNormalObjectId)
+               ELSE d.refobjid >= 16384 END)
+$$;
+COMMENT ON FUNCTION embedding_gate._policies_trusted(regclass) IS
+    'True when the table''s row-level security policies use only built-in functions, '
+    'operators and types and read no other relation.';
+
+-- Locks the table against ALTER TABLE until the transaction ends, before the gate checks
+-- what it may read of it: a column's type cannot change between that check and the read.
+CREATE OR REPLACE FUNCTION embedding_gate._lock_for_reading(table_name regclass) RETURNS void
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('LOCK TABLE %s IN ACCESS SHARE MODE', table_name);
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._lock_for_reading(regclass) IS
+    'LOCK TABLE ... IN ACCESS SHARE MODE (as a read takes it), taken before the gate checks '
+    'the column types it reads: no ALTER TABLE comes between.';
+
+-- Whether the current role sees the row of the table whose id is row_id, under the table's
+-- row-level security policies for it: the reports ask it (as their reader) where
+-- _reads_all() is false, so that a report row shows only what its reader could SELECT.
+CREATE OR REPLACE FUNCTION embedding_gate._visible(table_name regclass, row_id text)
+RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a record;
+    seen boolean;
+BEGIN
+    -- (LOCK needs SELECT on the table, not on some of its columns)
+    IF row_id IS NULL OR NOT pg_catalog.has_table_privilege(table_name, 'SELECT') THEN
+        RETURN false;
+    END IF;
+    -- no ALTER TABLE between the checks below and the read
+    PERFORM embedding_gate._lock_for_reading(table_name);
+    SELECT embedding_gate._column(t.table_oid, t.id_attnum) AS id_column,
+           pg_catalog.format_type(i.atttypid, i.atttypmod) AS id_type,
+           embedding_gate._refusal(t.table_oid, t.id_attnum, t.embedding_attnum,
+                                   t.content_attnum, t.model_attnum) AS problem
+      INTO a
+      FROM embedding_gate.attached_tables AS t
+      JOIN pg_catalog.pg_attribute AS i ON i.attrelid = t.table_oid AND i.attnum = t.id_attnum
+     WHERE t.table_oid = _visible.table_name;
+    -- the read runs as the reader: only with built-in types, and only where the table's
+    -- policies for the reader run no code of the table's owner
+    IF NOT FOUND OR a.id_column IS NULL OR a.problem IS NOT NULL
+       OR NOT (embedding_gate._reads_all(table_name)
+               OR embedding_gate._policies_trusted(table_name)) THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT FROM %s AS t WHERE t.%I = $1::%s)',
+                   table_name, a.id_column, a.id_type)
+        INTO seen USING row_id;
+    RETURN seen;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._visible(regclass, text) IS
+    'Whether the current role sees the row (by its id as text) of a guarded table, under the '
+    'table''s row-level security policies: the reports'' filter, run as their reader.';
+
+-- What the current role may read of each guarded table, for the reports: its id and
+-- embedding columns (may), its content column (content), every row without a policy
+-- (all_rows, else _visible() per row), and whether it owns the table (its quarantine).
+CREATE OR REPLACE VIEW embedding_gate._readable AS
+SELECT a.table_oid,
+       COALESCE(pg_catalog.has_column_privilege(a.table_oid, a.id_attnum, 'SELECT')
+                AND pg_catalog.has_column_privilege(a.table_oid, a.embedding_attnum, 'SELECT'),
+                false) AS may,
+       COALESCE(a.content_attnum IS NOT NULL
+                AND pg_catalog.has_column_privilege(a.table_oid, a.content_attnum, 'SELECT'),
+                false) AS content,
+       COALESCE(embedding_gate._reads_all(a.table_oid), false) AS all_rows,
+       pg_catalog.pg_has_role(c.relowner, 'USAGE') AS owner
+FROM embedding_gate.attached_tables AS a
+JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid;
+COMMENT ON VIEW embedding_gate._readable IS
+    'Per guarded table, what the current role may read of it (the reports'' filter): may (its '
+    'id and embedding columns), content, all_rows (no row-level security policy applies), '
+    'owner (its quarantine).';
+GRANT SELECT ON embedding_gate._readable TO PUBLIC;
+
 CREATE OR REPLACE FUNCTION embedding_gate._refuse_unless_owner(table_name regclass, what text)
 RETURNS void
 LANGUAGE plpgsql
@@ -137,7 +263,7 @@ CREATE OR REPLACE FUNCTION embedding_gate._register(
 RETURNS void
 LANGUAGE plpgsql
 VOLATILE
-SECURITY DEFINER
+SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -152,22 +278,25 @@ BEGIN
             (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
                     AND c.attname = _register.content_column), _register.model, (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
                     AND c.attname = _register.model_column),
-            _register.hash_index, embedding_gate._caller());
+            _register.hash_index, CURRENT_USER);
     -- the summary's count of the table's embedded rows (counted by attach() as the
     -- owner); the triggers keep it from now on
-    PERFORM embedding_gate._add_rows(_register.table_name::oid::text, _register.embedded);
+    IF _register.embedded <> 0 THEN
+        INSERT INTO embedding_gate._row_counts (relation, delta)
+        VALUES (_register.table_name::oid::text, _register.embedded);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass, bigint) IS
     'attach(): records the table in embedding_gate.attached_tables with its count of embedded '
-    'rows.';
+    'rows (as the caller: the registry''s policies let only the table''s owner in).';
 GRANT EXECUTE ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass, bigint) TO PUBLIC;
 
 CREATE OR REPLACE FUNCTION embedding_gate._unregister(table_name regclass, drop_quarantined boolean)
 RETURNS regclass
 LANGUAGE plpgsql
 VOLATILE
-SECURITY DEFINER
+SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -208,14 +337,16 @@ SET row_security = off
 SET jit = off
 AS $python$
 may = plpy.execute(plpy.prepare(
-    "SELECT embedding_gate._may_own($1) OR embedding_gate._caller_may_tune() AS ok",
-    ["regclass"]), [table_name])[0]["ok"]
+    "SELECT embedding_gate._caller_may_check($1) AS ok", ["regclass"]), [table_name])[0]["ok"]
 if not may:
     plpy.error("only the owner of the table (or the gate's owner) may check its rows",
                sqlstate="42501")
 if table_name == "public.chunks":
     plpy.error("public.chunks has checks of its own: CALL recheck_embeddings()",
                sqlstate="55000")
+# no ALTER TABLE between the gate's look at the column types and its reads
+plpy.execute(plpy.prepare("SELECT embedding_gate._lock_for_reading($1)", ["regclass"]),
+             [table_name])
 if "{{python_key}}" not in GD:
     plpy.execute("SELECT embedding_gate._python_package()")
 found = GD["{{python_key}}"].attached.check_batch(
@@ -272,34 +403,38 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     t regclass;
+    g record;
 BEGIN
     -- (the tree lists nothing for a table outside any partition tree)
-    FOR t IN SELECT p.relid FROM (SELECT table_name AS relid UNION
-                                  SELECT relid FROM pg_catalog.pg_partition_tree(table_name)) AS p
-             WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
-                               WHERE g.tgrelid = p.relid
-                                 AND g.tgname = 'embedding_gate_check_insert') LOOP
-        -- statement triggers, fired in name order: check before raising a rejection
-        EXECUTE format('CREATE TRIGGER embedding_gate_check_insert AFTER INSERT ON %s'
-                       ' REFERENCING NEW TABLE AS gate_new FOR EACH STATEMENT'
-                       ' EXECUTE FUNCTION embedding_gate._check_attached()', t);
-        EXECUTE format('CREATE TRIGGER embedding_gate_check_update AFTER UPDATE ON %s'
-                       ' REFERENCING OLD TABLE AS gate_old NEW TABLE AS gate_new'
-                       ' FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._check_attached()',
-                       t);
-        EXECUTE format('CREATE TRIGGER embedding_gate_forget_delete AFTER DELETE ON %s'
-                       ' REFERENCING OLD TABLE AS gate_old FOR EACH STATEMENT'
-                       ' EXECUTE FUNCTION embedding_gate._forget_rows()', t);
-        -- before: a partition's rows must still be there to know which verdicts go
-        EXECUTE format('CREATE TRIGGER embedding_gate_forget_truncate BEFORE TRUNCATE ON %s'
-                       ' FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._forget_rows()', t);
-        -- (after the checks: in quarantine mode, the writer moves the flagged rows out)
-        EXECUTE format('CREATE TRIGGER embedding_gate_move_quarantined AFTER INSERT OR UPDATE'
-                       ' ON %s FOR EACH STATEMENT'
-                       ' EXECUTE FUNCTION embedding_gate._move_quarantined()', t);
-        EXECUTE format('CREATE TRIGGER embedding_gate_raise_rejected AFTER INSERT OR UPDATE'
-                       ' ON %s FOR EACH STATEMENT'
-                       ' EXECUTE FUNCTION embedding_gate._raise_rejected()', t);
+    FOR t IN SELECT table_name UNION
+             SELECT p.relid FROM pg_catalog.pg_partition_tree(table_name) AS p LOOP
+        -- statement triggers, fired in name order: check, then (quarantine mode) move the
+        -- flagged rows out as the writer, then raise a rejection. Each one that is missing
+        -- is created (a table's owner may have dropped one).
+        FOR g IN SELECT * FROM (VALUES
+                 ('embedding_gate_check_insert',
+                  'AFTER INSERT ON %s REFERENCING NEW TABLE AS gate_new FOR EACH STATEMENT'
+                  ' EXECUTE FUNCTION embedding_gate._check_attached()'),
+                 ('embedding_gate_check_update',
+                  'AFTER UPDATE ON %s REFERENCING OLD TABLE AS gate_old NEW TABLE AS gate_new'
+                  ' FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._check_attached()'),
+                 ('embedding_gate_forget_delete',
+                  'AFTER DELETE ON %s REFERENCING OLD TABLE AS gate_old FOR EACH STATEMENT'
+                  ' EXECUTE FUNCTION embedding_gate._forget_rows()'),
+                 -- before: a partition's rows must still be there to know which verdicts go
+                 ('embedding_gate_forget_truncate',
+                  'BEFORE TRUNCATE ON %s FOR EACH STATEMENT'
+                  ' EXECUTE FUNCTION embedding_gate._forget_rows()'),
+                 ('embedding_gate_move_quarantined',
+                  'AFTER INSERT OR UPDATE ON %s FOR EACH STATEMENT'
+                  ' EXECUTE FUNCTION embedding_gate._move_quarantined()'),
+                 ('embedding_gate_raise_rejected',
+                  'AFTER INSERT OR UPDATE ON %s FOR EACH STATEMENT'
+                  ' EXECUTE FUNCTION embedding_gate._raise_rejected()')) AS d(name, body)
+                 WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS x
+                                   WHERE x.tgrelid = t AND x.tgname = d.name) LOOP
+            EXECUTE format('CREATE TRIGGER %I ', g.name) || format(g.body, t);
+        END LOOP;
     END LOOP;
 END
 $$;
@@ -541,8 +676,9 @@ BEGIN
     END IF;
     hash_index := embedding_gate._unregister(table_name, drop_quarantined);
     PERFORM embedding_gate._drop_triggers(table_name);
-    -- (gone already when its column was dropped)
-    IF EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = hash_index) THEN
+    -- (gone already when its column was dropped; and only an index of this table)
+    IF EXISTS (SELECT FROM pg_catalog.pg_index AS i
+               WHERE i.indexrelid = hash_index AND i.indrelid = table_name) THEN
         EXECUTE format('DROP INDEX %s', hash_index);
     END IF;
 END
@@ -557,7 +693,7 @@ CREATE OR REPLACE FUNCTION embedding_gate.set_table_settings(table_name regclass
 RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE
-SECURITY DEFINER
+SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -614,7 +750,7 @@ CREATE OR REPLACE FUNCTION embedding_gate._take_quarantined(table_name regclass,
 RETURNS jsonb
 LANGUAGE plpgsql
 VOLATILE
-SECURITY DEFINER
+SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -642,7 +778,7 @@ CREATE OR REPLACE FUNCTION embedding_gate._quarantine_holds(table_name regclass,
 RETURNS boolean
 LANGUAGE plpgsql
 STABLE
-SECURITY DEFINER
+SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -668,9 +804,25 @@ SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    kept jsonb := embedding_gate._take_quarantined(table_name, row_id);
+    kept jsonb;
     columns text;
+    owner_is_super boolean := (SELECT r.rolsuper FROM pg_catalog.pg_class AS c
+                               JOIN pg_catalog.pg_roles AS r ON r.oid = c.relowner
+                               WHERE c.oid = table_name);
 BEGIN
+    -- the INSERT runs the table's triggers, defaults and checks as the caller: a superuser
+    -- (or a role that bypasses row-level security) would lend them its rights (and SET ROLE
+    -- is no shield: the owner's code could RESET ROLE), so only the owner's own login does
+    IF NOT owner_is_super
+       AND EXISTS (SELECT FROM pg_catalog.pg_roles AS r
+                   WHERE r.rolname IN (CURRENT_USER, SESSION_USER)
+                     AND (r.rolsuper OR r.rolbypassrls)) THEN
+        RAISE EXCEPTION 'restore() runs the triggers of % as its caller: a superuser does not',
+            embedding_gate._qualified(table_name)
+            USING ERRCODE = 'insufficient_privilege',
+                  HINT = 'log in as the table''s owner and restore from there';
+    END IF;
+    kept := embedding_gate._take_quarantined(table_name, row_id);
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO columns
     FROM pg_catalog.pg_attribute AS a
     WHERE a.attrelid = table_name AND a.attnum > 0 AND NOT a.attisdropped
@@ -719,8 +871,12 @@ SELECT embedding_gate._qualified(a.table_oid) AS table_name,
        a.attached_by
 FROM embedding_gate.attached_tables AS a
 CROSS JOIN embedding_gate.settings AS s
-WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = a.table_oid);
+-- a reader sees the tables it may read or owns (a table dropped without the event trigger
+-- has no row in _readable)
+JOIN embedding_gate._readable AS r ON r.table_oid = a.table_oid
+WHERE r.may OR r.owner;
 COMMENT ON VIEW embedding_gate.attached IS
-    'The tables the gate guards, chunks among them: their columns, model, mode (the table''s '
-    'own or the global one), and how many rows are embedded, flagged and quarantined.';
+    'The tables the gate guards, chunks among them, that the reader may read or owns: their '
+    'columns, model, mode (the table''s own or the global one), and how many rows are '
+    'embedded, flagged and quarantined (counts, whatever row-level security hides).';
 GRANT SELECT ON embedding_gate.attached TO PUBLIC;

@@ -115,6 +115,41 @@ REVOKE ALL ON embedding_gate.attached_tables, embedding_gate.verdicts, embedding
 -- which tables are guarded, and how, is no secret (the view embedding_gate.attached);
 -- attach() and detach() read it as the table's owner, whoever that is
 GRANT SELECT ON embedding_gate.attached_tables TO PUBLIC;
+-- the reports run as their reader (what each shows is what that reader could read of the
+-- tables): every role reads the configuration they check with, none of it data
+GRANT SELECT ON embedding_gate.settings, embedding_gate.blank_references,
+    embedding_gate.model_calibrations TO PUBLIC;
+
+-- Who may change what of the gate's stores is PostgreSQL's to check, on the role that
+-- really calls (attach, detach, set_table_settings and restore run as their caller, never
+-- as the gate: a SECURITY DEFINER function could only ask for SET ROLE's or the session's
+-- user, which code running for another role, say an index expression during ANALYZE,
+-- would pass): a table's registry row, count, and quarantined rows are its owner's.
+ALTER TABLE embedding_gate.attached_tables ENABLE ROW LEVEL SECURITY;
+CREATE POLICY attached_tables_read ON embedding_gate.attached_tables FOR SELECT USING (true);
+CREATE POLICY attached_tables_owner ON embedding_gate.attached_tables FOR ALL
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
+                                   WHERE c.oid = table_oid), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
+                                        WHERE c.oid = table_oid), 'USAGE'));
+GRANT INSERT, DELETE ON embedding_gate.attached_tables TO PUBLIC;
+GRANT UPDATE (overrides) ON embedding_gate.attached_tables TO PUBLIC;
+ALTER TABLE embedding_gate.quarantine ENABLE ROW LEVEL SECURITY;
+CREATE POLICY quarantine_owner ON embedding_gate.quarantine FOR ALL
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
+                                   WHERE c.oid = table_oid), 'USAGE'));
+GRANT SELECT, DELETE ON embedding_gate.quarantine TO PUBLIC;
+ALTER TABLE embedding_gate._row_counts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY _row_counts_owner ON embedding_gate._row_counts FOR ALL
+    USING (CASE WHEN relation ~ '^[0-9]+$'
+                THEN pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
+                                             WHERE c.oid = relation::oid), 'USAGE')
+                ELSE false END)
+    WITH CHECK (CASE WHEN relation ~ '^[0-9]+$'
+                     THEN pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
+                                                  WHERE c.oid = relation::oid), 'USAGE')
+                     ELSE false END);
+GRANT SELECT, INSERT, DELETE ON embedding_gate._row_counts TO PUBLIC;
 
 -- a table's owner calls embedding_gate.attach() and its index names
 -- embedding_gate.vector_hash(): every role may look into the schema (what is inside keeps
@@ -126,3 +161,9 @@ GRANT USAGE ON SCHEMA embedding_gate TO PUBLIC;
 -- revisions run before any function exists.
 DROP FUNCTION IF EXISTS public.embedding_measures(double precision);
 DELETE FROM embedding_gate._sources WHERE name = '022_embedding_measures.sql';
+
+-- embedding_quality_summary gains `tables` (a new return type for its function: both go,
+-- and sql/idempotent/ creates them again)
+DROP VIEW IF EXISTS public.embedding_quality_summary;
+DROP FUNCTION IF EXISTS embedding_gate._quality_summary();
+DELETE FROM embedding_gate._sources WHERE name = '032_embedding_quality_summary.sql';
