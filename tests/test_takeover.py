@@ -347,3 +347,209 @@ def _argument(t: str) -> str:
         "bigint[]": "ARRAY[1]::bigint[]",
         "halfvec": f"'{GOOD}'::halfvec",
     }.get(t, "NULL")
+
+
+# --- what a review found, each tried as she would -----------------------------------------
+
+
+def test_the_gate_s_trigger_functions_run_from_no_trigger_of_hers(db, mallory):
+    """Her own triggers calling the gate's trigger functions, without the transition tables
+    they read, and her temporary views named like them: refused before anything is read."""
+    mallory.execute("CREATE TABLE m.t (id text PRIMARY KEY, body text, emb vector(8))")
+    mallory.execute("SELECT * FROM embedding_gate.attach('m.t', 'emb', content_column => 'body')")
+    mallory.execute(
+        "CREATE TRIGGER zz AFTER INSERT ON m.t FOR EACH STATEMENT"
+        " EXECUTE FUNCTION embedding_gate._check_attached()"
+    )
+    mallory.execute(
+        "CREATE TRIGGER zy AFTER DELETE ON m.t FOR EACH STATEMENT"
+        " EXECUTE FUNCTION embedding_gate._forget_rows()"
+    )
+    for name in ("gate_new", "gate_old"):
+        mallory.execute(
+            f"CREATE TEMP VIEW {name} AS SELECT m.payload('temp view')::text AS id,"
+            f" '{GOOD}'::vector AS emb, 'x'::text AS body"
+        )
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only as the gate's own"):
+        mallory.execute("INSERT INTO m.t VALUES ('1', 'a', %s)", [GOOD])
+    mallory.execute("DROP TRIGGER zz ON m.t")
+    mallory.execute("INSERT INTO m.t VALUES ('1', 'a', %s)", [GOOD])
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only as the gate's own"):
+        mallory.execute("DELETE FROM m.t")
+    assert_no_takeover(db, "her triggers on the gate's functions")
+
+
+def test_code_run_for_her_by_analyze_cannot_act_on_another_s_table(db, mallory):
+    """An index expression of hers runs in ANALYZE (by the superuser, or autovacuum) with the
+    session's user a superuser: it cannot change another table's settings, take its
+    quarantined rows or detach it."""
+    db.execute("CREATE TABLE public.vt (id text PRIMARY KEY, body text, emb vector(8))")
+    db.execute("SELECT * FROM embedding_gate.attach('vt', 'emb', content_column => 'body')")
+    db.execute("SELECT embedding_gate.set_table_settings('vt', '{\"mode\": \"quarantine\"}')")
+    db.execute("INSERT INTO vt VALUES ('q', 'SECRET', %s)", [ZERO])
+    mallory.execute(
+        """CREATE FUNCTION m.steal() RETURNS int LANGUAGE plpgsql AS $$
+        BEGIN
+            BEGIN
+                PERFORM embedding_gate.set_table_settings('public.vt', '{"mode": "flag"}');
+                INSERT INTO m.log VALUES ('settings changed', current_user);
+            EXCEPTION WHEN OTHERS THEN NULL; END;
+            BEGIN
+                INSERT INTO m.log VALUES (embedding_gate._take_quarantined('public.vt', 'q')::text,
+                                          current_user);
+            EXCEPTION WHEN OTHERS THEN NULL; END;
+            BEGIN
+                PERFORM embedding_gate._unregister('public.vt', true);
+                INSERT INTO m.log VALUES ('detached', current_user);
+            EXCEPTION WHEN OTHERS THEN NULL; END;
+            RETURN 1;
+        END $$;
+        CREATE FUNCTION m.steal_imm(x int) RETURNS int LANGUAGE plpgsql IMMUTABLE
+            AS $$ BEGIN PERFORM m.steal(); RETURN x; END $$;
+        CREATE TABLE m.t2 (x int);
+        INSERT INTO m.t2 SELECT generate_series(1, 10);
+        CREATE INDEX ON m.t2 (m.steal_imm(x));"""
+    )
+    db.execute("DELETE FROM m.log")
+    db.execute("ANALYZE m.t2")
+    assert db.execute("SELECT what FROM m.log").fetchall() == []
+    assert db.execute(
+        "SELECT overrides, (SELECT count(*) FROM embedding_gate.quarantine)"
+        " FROM embedding_gate.attached_tables WHERE table_oid = 'vt'::regclass"
+    ).fetchone() == ({"mode": "quarantine"}, 1)
+    assert_no_takeover(db, "analyze")
+
+
+def test_a_superuser_does_not_restore_into_her_table(db, mallory):
+    """restore() runs the table's triggers as its caller: a superuser's restore would run hers
+    with its rights, so it is refused; she restores it herself."""
+    hostile_table(mallory, "notes")
+    mallory.execute("SELECT * FROM embedding_gate.attach('m.notes', 'emb', content_column => 'body')")
+    mallory.execute("SELECT embedding_gate.set_table_settings('m.notes', '{\"mode\": \"quarantine\"}')")
+    mallory.execute("INSERT INTO m.notes (id, body, emb) VALUES (1, 'bad', %s)", [ZERO])
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="a superuser does not"):
+        db.execute(
+            "SELECT embedding_gate.restore('m.notes', '1', jsonb_build_object('emb', %s::text))",
+            [GOOD],
+        )
+    assert_no_takeover(db, "a superuser's restore")
+    assert mallory.execute(
+        "SELECT embedding_gate.restore('m.notes', '1', jsonb_build_object('emb', %s::text))",
+        [GOOD],
+    ).fetchone() == (True,)
+    assert_no_takeover(db, "her restore", {"before_insert_row"})
+
+
+def test_her_rows_do_not_calibrate_a_model_for_everyone(db, mallory):
+    """A model's calibration serves chunks and every table: her stored rows, labelled as a
+    model, do not create or move it."""
+    mallory.execute("CREATE TABLE m.cal (id int PRIMARY KEY, body text, emb vector(8), model text)")
+    mallory.execute(
+        "INSERT INTO m.cal SELECT g, 'c' || g, %s, 'prod-model' FROM generate_series(1, 60) AS g",
+        [OTHER],
+    )
+    mallory.execute(
+        "SELECT * FROM embedding_gate.attach('m.cal', 'emb', content_column => 'body',"
+        " model_column => 'model')"
+    )
+    db.execute("CALL recheck_embeddings()")
+    assert db.execute(
+        "SELECT count(*) FROM embedding_gate.model_calibrations WHERE model = 'prod-model'"
+    ).fetchone() == (0,)
+
+
+def test_her_broken_partition_does_not_stop_anyone_s_ddl(db, mallory):
+    mallory.execute(
+        "CREATE TABLE m.p (id bigint PRIMARY KEY, body text, emb vector(8)) PARTITION BY RANGE (id)"
+    )
+    mallory.execute("CREATE TABLE m.p1 PARTITION OF m.p FOR VALUES FROM (0) TO (10)")
+    mallory.execute("SELECT * FROM embedding_gate.attach('m.p', 'emb', content_column => 'body')")
+    mallory.execute("DROP TRIGGER embedding_gate_check_insert ON m.p1")
+    db.execute("CREATE TABLE public.someone_else (x int)")
+    db.execute("ALTER TABLE public.someone_else ADD COLUMN y int")
+    # and her partition has its trigger back
+    assert db.execute(
+        "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'm.p1'::regclass"
+        " AND tgname = 'embedding_gate_check_insert'"
+    ).fetchone() == (1,)
+
+
+def test_a_registry_row_of_hers_cannot_make_detach_drop_another_s_index(db, mallory):
+    db.execute("CREATE TABLE public.theirs (id int PRIMARY KEY, note text)")
+    db.execute("CREATE INDEX theirs_note_idx ON public.theirs (note)")
+    mallory.execute("CREATE TABLE m.t (id int PRIMARY KEY, body text, emb vector(8))")
+    mallory.execute(
+        "INSERT INTO embedding_gate.attached_tables (table_oid, id_attnum, embedding_attnum,"
+        " embedding_type, hash_index, attached_by)"
+        " VALUES ('m.t', 1, 3, 'vector', 'public.theirs_note_idx', 'mallory')"
+    )
+    with pytest.raises(psycopg.Error):  # another table's row is not hers to write
+        mallory.execute(
+            "INSERT INTO embedding_gate.attached_tables (table_oid, id_attnum, embedding_attnum,"
+            " embedding_type, attached_by) VALUES ('public.theirs', 1, 2, 'vector', 'mallory')"
+        )
+    db.execute("SELECT embedding_gate.detach('m.t')")
+    assert db.execute("SELECT to_regclass('public.theirs_note_idx')").fetchone() == (
+        "theirs_note_idx",
+    )
+
+
+def test_her_policy_never_runs_for_a_reader_of_the_reports(db, mallory, as_loader):
+    """Her table, with a policy of her own function, granted to the loader's role: the
+    loader's reports leave it out rather than run her policy as the loader."""
+    mallory.execute("CREATE TABLE m.t (id int PRIMARY KEY, body text, emb vector(8))")
+    mallory.execute("SELECT * FROM embedding_gate.attach('m.t', 'emb', content_column => 'body')")
+    mallory.execute("INSERT INTO m.t VALUES (1, 'x', %s)", [ZERO])
+    mallory.execute("ALTER TABLE m.t ENABLE ROW LEVEL SECURITY")
+    mallory.execute("CREATE POLICY p ON m.t USING (m.payload('policy'))")
+    mallory.execute("GRANT SELECT ON m.t TO embedding_loader")
+    db.execute("GRANT USAGE ON SCHEMA m TO embedding_loader")
+    db.execute("DELETE FROM m.log")
+    for sql in (
+        "SELECT * FROM low_quality_embeddings",
+        "SELECT * FROM verify_embeddings(10)",
+        "SELECT * FROM embedding_measures()",
+        "SELECT * FROM preview_thresholds(min_norm => 0.5)",
+        "SELECT * FROM embedding_quality_summary",
+        "SELECT * FROM embedding_gate.attached",
+    ):
+        as_loader.execute(sql)
+    assert db.execute("SELECT who FROM m.log").fetchall() == []
+    assert_no_takeover(db, "reports")
+
+
+def test_a_type_changed_while_a_check_waits_is_seen_before_the_read(db, mallory, postgresql_proc):
+    """She changes a column to her type in a transaction that holds the table while a check
+    of it waits: the check looks at the types only once it has the table."""
+    import threading
+
+    mallory.execute(
+        "CREATE TYPE m.evil AS (s text);"
+        "CREATE FUNCTION m.evil_text(m.evil) RETURNS text LANGUAGE sql"
+        " AS $$ SELECT m.payload('cast')::text $$;"
+        "CREATE CAST (m.evil AS text) WITH FUNCTION m.evil_text(m.evil);"
+        "CREATE TABLE m.race (id int PRIMARY KEY, body text, emb vector(8))"
+    )
+    mallory.execute("SELECT * FROM embedding_gate.attach('m.race', 'emb', content_column => 'body')")
+    mallory.execute("INSERT INTO m.race VALUES (1, 'x', %s)", [GOOD])
+    p = postgresql_proc
+    other = psycopg.connect(url_for(p.host, p.port, "mallory", db.info.dbname), autocommit=True)
+    outcome = {}
+
+    def check() -> None:
+        try:
+            other.execute("CALL embedding_gate.check_existing('m.race')")
+            outcome["ran"] = True
+        except psycopg.Error as e:
+            outcome["error"] = e
+
+    with other, mallory.transaction():
+        mallory.execute(
+            "ALTER TABLE m.race ALTER COLUMN body TYPE m.evil USING ROW(body)::m.evil"
+        )
+        waiting = threading.Thread(target=check)
+        waiting.start()
+        waiting.join(1.0)  # it waits for the table (or has not started): either way, later
+    waiting.join(60)
+    assert isinstance(outcome.get("error"), psycopg.errors.DatatypeMismatch), outcome
+    assert_no_takeover(db, "race")

@@ -183,8 +183,11 @@ DECLARE
     a record;
     seen boolean;
 BEGIN
-    -- (LOCK needs SELECT on the table, not on some of its columns)
-    IF row_id IS NULL OR NOT pg_catalog.has_table_privilege(table_name, 'SELECT') THEN
+    -- (LOCK needs SELECT on the table, not on some of its columns, and its schema)
+    IF row_id IS NULL OR NOT pg_catalog.has_table_privilege(table_name, 'SELECT')
+       OR NOT pg_catalog.has_schema_privilege(
+                  (SELECT c.relnamespace FROM pg_catalog.pg_class AS c WHERE c.oid = table_name),
+                  'USAGE') THEN
         RETURN false;
     END IF;
     -- no ALTER TABLE between the checks below and the read
@@ -219,7 +222,8 @@ COMMENT ON FUNCTION embedding_gate._visible(regclass, text) IS
 -- (all_rows, else _visible() per row), and whether it owns the table (its quarantine).
 CREATE OR REPLACE VIEW embedding_gate._readable AS
 SELECT a.table_oid,
-       COALESCE(pg_catalog.has_column_privilege(a.table_oid, a.id_attnum, 'SELECT')
+       COALESCE(pg_catalog.has_schema_privilege(c.relnamespace, 'USAGE')
+                AND pg_catalog.has_column_privilege(a.table_oid, a.id_attnum, 'SELECT')
                 AND pg_catalog.has_column_privilege(a.table_oid, a.embedding_attnum, 'SELECT'),
                 false) AS may,
        COALESCE(a.content_attnum IS NOT NULL
