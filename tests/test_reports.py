@@ -130,6 +130,14 @@ def test_summary_numbers_equal_counts_computed_from_the_corpus(corpus):
         "low_quality_pct": round(100 * len(bad) / (len(embedded) + len(QUARANTINED)), 2),
         "quarantined": len(QUARANTINED),
         "issue_counts": dict(codes),
+        # what each figure counts, per table
+        "tables": {
+            "public.chunks": {
+                "embedded": len(embedded) + len(QUARANTINED),
+                "low_quality": len(bad),
+                "quarantined": len(QUARANTINED),
+            }
+        },
     }
 
 
@@ -144,6 +152,7 @@ def test_summary_of_an_empty_database(db):
         None,
         0,
         {},
+        {"public.chunks": {"embedded": 0, "low_quality": 0, "quarantined": 0}},
     )
 
 

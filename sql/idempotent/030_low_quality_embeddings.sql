@@ -1,25 +1,42 @@
 -- The reports: views a person reads. A view can only gain columns at the end; a revision
 -- that drops or retypes one drops the view first (see DEVELOPMENT.md).
 
+-- Each row shows only what its reader could read from the table itself (embedding_gate.
+-- _readable, evaluated as the reader): rows of tables whose id and embedding columns it may
+-- SELECT, under the table's row-level security policies for it; the content preview and
+-- length only with SELECT on the content column; a duplicate's other row only where it sees
+-- that row too; quarantined rows only for the table's owner (they are no longer in the table).
 CREATE OR REPLACE VIEW public.low_quality_embeddings AS
+WITH r AS MATERIALIZED (SELECT * FROM embedding_gate._readable)
 SELECT c.chunk_id,
        c.doc_id,
        c.quality_issues AS issues,
-       c.quality_reason AS reason,
+       CASE WHEN d.shown THEN c.quality_reason
+            ELSE pg_catalog.regexp_replace(c.quality_reason,
+                     'same embedding as chunk .*?, whose content differs',
+                     'same embedding as a chunk you may not read, whose content differs')
+       END AS reason,
        c.quality_norm AS norm,
        c.quality_variance AS variance,
        c.quality_near_zero_ratio AS near_zero_ratio,
-       c.content_length,
-       pg_catalog.left(c.content, 100) AS content_preview,
+       CASE WHEN r.content THEN c.content_length END AS content_length,
+       CASE WHEN r.content THEN pg_catalog.left(c.content, 100) END AS content_preview,
        c.quality_checked_at AS checked_at,
        false AS quarantined,
        c.quality_blank_similarity AS blank_similarity,
-       c.quality_duplicate_of AS duplicate_of,
+       CASE WHEN d.shown THEN c.quality_duplicate_of END AS duplicate_of,
        c.embedding_model,
        'public.chunks' AS table_name,
        c.chunk_id AS row_id
 FROM public.chunks AS c
+JOIN r ON r.table_oid = 'public.chunks'::regclass
+CROSS JOIN LATERAL (SELECT c.quality_duplicate_of IS NULL OR r.all_rows
+                           OR embedding_gate._visible(r.table_oid, c.quality_duplicate_of)
+                           AS shown) AS d
 WHERE c.quality_issues IS NOT NULL
+  AND CASE WHEN NOT r.may THEN false
+           WHEN r.all_rows THEN true
+           ELSE embedding_gate._visible(r.table_oid, c.chunk_id) END
 UNION ALL
 SELECT q.chunk_id,
        q.doc_id,
@@ -38,24 +55,44 @@ SELECT q.chunk_id,
        'public.chunks',
        q.chunk_id
 FROM public.embedding_quarantine AS q
+JOIN r ON r.table_oid = 'public.chunks'::regclass
+WHERE r.owner
 UNION ALL
-SELECT NULL, NULL, v.issues, v.reason, v.norm, v.variance, v.near_zero_ratio, v.content_length,
-       v.content_preview, v.checked_at, false, v.blank_similarity, v.duplicate_of,
+SELECT NULL, NULL, v.issues,
+       CASE WHEN d.shown THEN v.reason
+            ELSE pg_catalog.regexp_replace(v.reason,
+                     'same embedding as row .*?, whose content differs',
+                     'same embedding as a row you may not read, whose content differs')
+       END,
+       v.norm, v.variance, v.near_zero_ratio,
+       CASE WHEN r.content THEN v.content_length END,
+       CASE WHEN r.content THEN v.content_preview END,
+       v.checked_at, false, v.blank_similarity,
+       CASE WHEN d.shown THEN v.duplicate_of END,
        v.embedding_model, embedding_gate._qualified(v.table_oid), v.row_id
 FROM embedding_gate.verdicts AS v
--- a table dropped without the event trigger (deployed by a non-superuser) is left out
-WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = v.table_oid)
+-- (a table dropped without the event trigger has no row in _readable: left out)
+JOIN r ON r.table_oid = v.table_oid
+CROSS JOIN LATERAL (SELECT v.duplicate_of IS NULL OR r.all_rows
+                           OR embedding_gate._visible(r.table_oid, v.duplicate_of)
+                           AS shown) AS d
+WHERE CASE WHEN NOT r.may THEN false
+           WHEN r.all_rows THEN true
+           ELSE embedding_gate._visible(r.table_oid, v.row_id) END
 UNION ALL
 SELECT NULL, NULL, q.issues, q.reason, q.norm, q.variance, q.near_zero_ratio, q.content_length,
        q.content_preview, q.quarantined_at, true, q.blank_similarity, q.duplicate_of,
        q.embedding_model, embedding_gate._qualified(q.table_oid), q.row_id
 FROM embedding_gate.quarantine AS q
-WHERE EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = q.table_oid)
+JOIN r ON r.table_oid = q.table_oid
+WHERE r.owner AND q.row IS NOT NULL
 ORDER BY checked_at DESC, table_name, row_id;
 COMMENT ON VIEW public.low_quality_embeddings IS
     'One row per embedding the gate flagged, in chunks and in every attached table: flagged '
     'rows (quarantined = false) and the rows a quarantine holds instead (quarantined = true). '
-    'Newest first.';
+    'Newest first. Each reader sees only the rows it could read from the table itself (its '
+    'privileges and row-level security), the preview only with SELECT on the content, and '
+    'quarantined rows only of the tables it owns.';
 COMMENT ON COLUMN public.low_quality_embeddings.chunk_id IS 'The chunk (NULL for a row of an attached table).';
 COMMENT ON COLUMN public.low_quality_embeddings.doc_id IS 'Its document (NULL for a row of an attached table).';
 COMMENT ON COLUMN public.low_quality_embeddings.issues IS
@@ -87,4 +124,5 @@ COMMENT ON COLUMN public.low_quality_embeddings.table_name IS
     'attached table.';
 COMMENT ON COLUMN public.low_quality_embeddings.row_id IS
     'The row''s id in that table, as text (chunk_id for chunks).';
-GRANT SELECT ON public.low_quality_embeddings TO embedding_loader;
+-- every role may read it: it shows each only what that role could read from the tables
+GRANT SELECT ON public.low_quality_embeddings TO PUBLIC;

@@ -1,5 +1,6 @@
 -- Quality over time: per day of insert, table and model, how many embeddings were checked
--- and flagged, per check. Quarantined rows count on the day they were quarantined.
+-- and flagged, per check. Quarantined rows count on the day they were quarantined. Counts,
+-- no content, and only for a caller that may read chunks (embedding_gate._caller()).
 CREATE OR REPLACE FUNCTION embedding_gate._quality_by_day()
 RETURNS TABLE (day date, table_name text, embedding_model text, checked bigint,
                flagged bigint, flagged_pct numeric, issue_counts jsonb)
@@ -9,13 +10,18 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
-WITH rows AS (
+WITH mine AS (
+    SELECT pg_catalog.has_table_privilege(embedding_gate._caller(), 'public.chunks', 'SELECT')
+           AS chunks
+),
+rows AS (
     SELECT (c.created_at AT TIME ZONE 'UTC')::date AS day, c.embedding_model, c.quality_issues
-    FROM public.chunks AS c
-    WHERE c.embedding IS NOT NULL OR c.embedding_raw IS NOT NULL
+    FROM public.chunks AS c, mine
+    WHERE mine.chunks AND (c.embedding IS NOT NULL OR c.embedding_raw IS NOT NULL)
     UNION ALL
     SELECT (q.quarantined_at AT TIME ZONE 'UTC')::date, q.embedding_model, q.quality_issues
-    FROM public.embedding_quarantine AS q
+    FROM public.embedding_quarantine AS q, mine
+    WHERE mine.chunks
 ),
 per_code AS (
     SELECT r.day, r.embedding_model, code, count(*) AS n
@@ -38,8 +44,8 @@ ORDER BY t.day, t.embedding_model
 $$;
 COMMENT ON FUNCTION embedding_gate._quality_by_day() IS
     'The rows of the view embedding_quality_by_day (without JIT).';
-REVOKE EXECUTE ON FUNCTION embedding_gate._quality_by_day() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION embedding_gate._quality_by_day() TO embedding_loader;
+-- counts of chunks only for a caller that may read chunks: any role may ask
+GRANT EXECUTE ON FUNCTION embedding_gate._quality_by_day() TO PUBLIC;
 
 CREATE OR REPLACE VIEW public.embedding_quality_by_day AS
 SELECT * FROM embedding_gate._quality_by_day();
@@ -59,4 +65,4 @@ COMMENT ON COLUMN public.embedding_quality_by_day.flagged_pct IS
     'flagged as a percentage of checked, two decimals.';
 COMMENT ON COLUMN public.embedding_quality_by_day.issue_counts IS
     'Flagged embeddings per issue code, e.g. {"blank_like": 26}.';
-GRANT SELECT ON public.embedding_quality_by_day TO embedding_loader;
+GRANT SELECT ON public.embedding_quality_by_day TO PUBLIC;
