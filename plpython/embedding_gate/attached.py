@@ -64,6 +64,12 @@ class Statements:
     sample: str  # $1 stored rows drawn at random
     calibrate: str  # each model's mean over its stored rows, where due ($1 rows, model $2)
     orphans: str  # drop the verdicts of rows no longer in the table (table oid $1)
+    # of the rows a scan judged (ids $1, xmin as it read them $2), those still as it read
+    # them, locked FOR SHARE unless another transaction holds them (lock_judged), or where
+    # the gate's owner may not lock them, only compared (still_judged)
+    lock_judged: str
+    still_judged: str
+    with_verdicts: str  # of ids $2, those with a verdict (table oid $1)
 
 
 def lookup(plpy, oid) -> "tuple[Table, dict] | tuple[None, None]":
@@ -123,7 +129,15 @@ def _build(q, table: Table) -> Statements:
     for column in (table.model_column, table.content_column):
         if column:
             changed.append(f"o.{q(column)}::text IS DISTINCT FROM i.{q(column)}::text")
-    stored = f"{select} FROM {table.name} AS i WHERE i.{emb} IS NOT NULL"
+    # (a scan also reads each row's version, xmin, to write only verdicts of vectors that
+    # are still there when it writes)
+    stored = f"{select}, i.xmin::text AS x FROM {table.name} AS i WHERE i.{emb} IS NOT NULL"
+    judged = (
+        f"SELECT t.{ident}::text AS row_id FROM {table.name} AS t"
+        " JOIN unnest($1::text[], $2::text[]) AS k(row_id, x)"
+        f" ON t.{ident} = k.row_id::{table.id_type} WHERE t.xmin::text = k.x"
+        f" ORDER BY t.{ident}"
+    )
     return Statements(
         inserted=f"{select} FROM gate_new AS i",
         updated=(
@@ -157,10 +171,18 @@ def _build(q, table: Table) -> Statements:
         sample=f"{stored} ORDER BY pg_catalog.random() LIMIT $1",
         calibrate=_calibrate(table, model if table.model_column else "$2::text", emb),
         # (a dropped or detached partition, a write with the triggers off)
+        # (skipping a verdict another transaction holds: a writer's, whose row is there)
         orphans=(
-            "DELETE FROM embedding_gate.verdicts AS v WHERE v.table_oid = $1::regclass"
+            "DELETE FROM embedding_gate.verdicts AS v WHERE v.ctid = ANY (ARRAY("
+            "SELECT o.ctid FROM embedding_gate.verdicts AS o WHERE o.table_oid = $1::regclass"
             f" AND NOT EXISTS (SELECT FROM {table.name} AS t"
-            f" WHERE t.{ident} = v.row_id::{table.id_type})"
+            f" WHERE t.{ident} = o.row_id::{table.id_type}) FOR UPDATE OF o SKIP LOCKED))"
+        ),
+        lock_judged=f"{judged} FOR SHARE OF t SKIP LOCKED",
+        still_judged=judged,
+        with_verdicts=(
+            "SELECT v.row_id FROM embedding_gate.verdicts AS v"
+            " WHERE v.table_oid = $1::regclass AND v.row_id = ANY ($2::text[])"
         ),
     )
 
@@ -244,30 +266,83 @@ def check_batch(plpy, oid, after, batch_size: int) -> dict:
     s = statements(plpy, table)
     if after is None:  # the first batch: calibrate the table's models where due, and
         # forget the verdicts of rows that are gone
-        queries.run(plpy, s.calibrate, ["integer", "text"], [CALIBRATION_ROWS, table.model])
+        # (only a table whose owner may tune the gate: a model's calibration serves every
+        # table of that model, chunks too, and another owner's rows must not move it)
+        if queries.run(plpy, queries.OWNER_MAY_TUNE, ["oid"], [table.oid])[0]["ok"]:
+            queries.run(plpy, s.calibrate, ["integer", "text"], [CALIBRATION_ROWS, table.model])
         queries.run(plpy, s.orphans, ["oid"], [table.oid])
     _, t = current_settings(plpy, overrides)
     tally = Tally()
     checked, last = 0, after
+    versions, flagged, clean = {}, [], []
     for rows in _batches(plpy, s, after, batch_size):
         checked += len(rows)
         last = rows[-1]["row_id"]
-        check_rows(plpy, table, s, rows, "flag", t, tally, forget_clean=True, scan=True)
+        versions.update((r["row_id"], r["x"]) for r in rows)
+        found, ok = judge(plpy, table, s, rows, t, tally, scan=True)
+        flagged += found
+        clean += ok
+    # the batch's verdicts at once, right before the batch commits
+    write_judged(plpy, table, s, versions, flagged, clean)
     return {"checked": checked, "low_quality": tally.flagged, "last_row_id": last}
 
 
-def check_rows(plpy, table, s, rows, mode, t, tally, forget_clean=False, scan=False) -> None:
-    """Check rows (row_id, v, model, content, h) of one table, and act on the flagged ones;
-    forget_clean: also drop the verdicts of the clean ones (an UPDATE, a scan)."""
-    clean = []
+def write_judged(plpy, table, s, versions: dict, flagged: list, clean: list) -> None:
+    """Write what a scan (check_existing, recheck) found, as flag mode does, for the rows
+    whose verdict changes (the flagged ones, and clean ones that have a verdict), but only
+    where each row is still the version the scan read: a writer that changed it since, or
+    is changing it, writes the verdict of its own vector. The gate locks those rows FOR
+    SHARE, skipping any a writer holds (NOWAIT would fail the batch), so that no writer
+    changes them until this batch commits; it never waits on a writer, and a writer waits
+    on it only until it commits. (Where the gate's owner may not lock the table's rows,
+    it compares their version in the statement that writes: a writer that changes a row
+    between that statement and the commit may then see its verdict overwritten.)"""
+    ids = [r["row_id"] for rows, *_ in flagged for r in rows]
+    if clean:
+        had = queries.run(plpy, s.with_verdicts, ["oid", "text[]"], [table.oid, clean])
+        clean = [r["row_id"] for r in had]
+    if not ids and not clean:
+        return
+    may_lock = queries.run(plpy, queries.MAY_LOCK, ["oid"], [table.oid])[0]["ok"]
+    wanted = ids + clean
+    mine = {
+        r["row_id"]
+        for r in queries.run(
+            plpy,
+            s.lock_judged if may_lock else s.still_judged,
+            ["text[]", "text[]"],
+            [wanted, [versions[i] for i in wanted]],
+        )
+    }
+    for rows, models, v, idx in flagged:
+        keep = [k for k, r in enumerate(rows) if r["row_id"] in mine]
+        if keep:
+            act(plpy, table, "flag", [rows[k] for k in keep], models, v, idx[keep])
+    forget(plpy, table, [i for i in clean if i in mine])
+
+
+def judge(plpy, table, s, rows, t, tally, scan=False) -> "tuple[list, list]":
+    """Check rows (row_id, v, model, content, h) of one table: (flagged, clean), flagged a
+    list of (its rows, models, verdicts, their indices in the verdicts) per dimension,
+    clean the ids of the clean rows."""
+    flagged, clean = [], []
     for part, x, models, duplicates in parts(plpy, table, s, rows, scan):
         v = evaluate(x, t, references_for(plpy, models), duplicates)
         v.noun = "row"
         tally.add(v.codes)
-        flagged = np.flatnonzero(v.flagged)
+        bad = np.flatnonzero(v.flagged)
         clean += [rows[part[j]]["row_id"] for j in np.flatnonzero(~v.flagged)]
-        if len(flagged):
-            act(plpy, table, mode, [rows[part[j]] for j in flagged], models, v, flagged)
+        if len(bad):
+            flagged.append(([rows[part[j]] for j in bad], models, v, bad))
+    return flagged, clean
+
+
+def check_rows(plpy, table, s, rows, mode, t, tally, forget_clean=False) -> None:
+    """Check rows (row_id, v, model, content, h) of one table, and act on the flagged ones;
+    forget_clean: also drop the verdicts of the clean ones (an UPDATE)."""
+    flagged, clean = judge(plpy, table, s, rows, t, tally)
+    for found, models, v, idx in flagged:
+        act(plpy, table, mode, found, models, v, idx)
     if forget_clean:
         forget(plpy, table, clean)
 
@@ -294,6 +369,7 @@ def scan_all(plpy, sample_size: "int | None" = None):
     from each), in batches: (table name, its overrides of the settings, row ids, (n, d)
     array, models, duplicate_of)."""
     for r in queries.run(plpy, queries.ATTACHED_TABLES):
+        queries.run(plpy, queries.LOCK_FOR_READING, ["oid"], [r["oid"]])
         table, overrides = lookup(plpy, r["oid"])
         s = statements(plpy, table)
         if sample_size is not None:

@@ -157,6 +157,9 @@ NOW = "SELECT pg_catalog.now() AS now"
 
 # --- verify, recheck, measures, preview ------------------------------------------------------
 
+# the scans run as their caller: chunks only for a role that may read it
+CHUNKS_READABLE = "SELECT pg_catalog.has_table_privilege('public.chunks', 'SELECT') AS ok"
+
 SAMPLE = (
     "SELECT i.chunk_id, embedding_gate.vector_bytes(i.embedding) AS v, i.embedding_raw AS raw,"
     " i.embedding_model AS model,"
@@ -187,12 +190,13 @@ _BATCH_SELECT = (
     " pg_catalog.array_agg(embedding_model) FILTER (WHERE embedding IS NOT NULL) AS models,"
     " pg_catalog.array_agg(duplicate_of) FILTER (WHERE embedding IS NOT NULL) AS duplicates,"
     " pg_catalog.string_agg(embedding_gate.vector_bytes(embedding), ''::bytea) AS blob,"
-    " pg_catalog.array_agg(chunk_id) FILTER (WHERE embedding IS NULL) AS raw_ids"
-    " FROM (SELECT i.chunk_id, i.embedding, i.quality_issues, i.embedding_model,"
+    " pg_catalog.array_agg(chunk_id) FILTER (WHERE embedding IS NULL) AS raw_ids,"
+    " pg_catalog.array_agg(x) FILTER (WHERE embedding IS NOT NULL) AS versions"
+    " FROM (SELECT i.chunk_id, i.embedding, i.quality_issues, i.embedding_model, i.x,"
     "  CASE WHEN i.embedding IS NOT NULL AND (t.h IS NOT NULL OR i.quality_issues IS NOT NULL)"
     "  THEN " + DUPLICATE_OF + " END AS duplicate_of"
     "  FROM (SELECT chunk_id, embedding, quality_issues, embedding_model, content, created_at,"
-    "   embedding_hash FROM public.chunks WHERE "
+    "   embedding_hash, xmin::text AS x FROM public.chunks WHERE "
 )
 _BATCH_REST = (
     "(embedding IS NOT NULL OR embedding_raw IS NOT NULL) ORDER BY chunk_id LIMIT $1) AS i"
@@ -204,10 +208,29 @@ BATCH_AFTER = _BATCH_SELECT + "chunk_id > $3 AND " + _BATCH_REST
 BATCH_TYPES = ["integer", "bigint[]", "text"]
 RAW_ROWS = (
     "SELECT chunk_id, embedding_raw AS raw, quality_issues IS NOT NULL AS had,"
-    " embedding_model AS model"
+    " embedding_model AS model, xmin::text AS x"
     " FROM public.chunks WHERE chunk_id = ANY ($1) ORDER BY chunk_id"
 )
 
+# A recheck's verdicts ($1..$8 as in FLAG, NULL issues for a row now clean), written only to
+# the rows still as the recheck read them ($9: their xmin then) that no one else holds: it
+# locks them first, in chunk_id order, skipping any a writer has locked (that writer's
+# trigger judges its own vector). It never waits, so a writer can wait on it only until it
+# commits, and never deadlocks with it; a verdict never describes an older vector.
+RECHECKED = (
+    "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[],"
+    "  $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::text[])"
+    "  AS v(chunk_id, issues, reason, norm, variance, ratio, similarity, duplicate_of, x)),"
+    " mine AS MATERIALIZED (SELECT c.chunk_id FROM public.chunks AS c"
+    "  JOIN v ON v.chunk_id = c.chunk_id WHERE c.xmin::text = v.x"
+    "  ORDER BY c.chunk_id FOR NO KEY UPDATE OF c SKIP LOCKED)"
+    " UPDATE public.chunks AS c SET quality_issues = pg_catalog.string_to_array(v.issues, ','),"
+    " quality_reason = v.reason, quality_norm = v.norm, quality_variance = v.variance,"
+    " quality_near_zero_ratio = v.ratio, quality_blank_similarity = v.similarity,"
+    " quality_duplicate_of = v.duplicate_of, quality_checked_at = pg_catalog.now()"
+    " FROM v JOIN mine AS m ON m.chunk_id = v.chunk_id WHERE c.chunk_id = v.chunk_id"
+)
+RECHECKED_TYPES = VERDICT_TYPES + ["text[]"]
 
 # --- attached tables (attached.py builds the statements that name a table's columns) ---
 
@@ -235,19 +258,30 @@ ATTACHED = (
     "  FROM pg_catalog.pg_partition_ancestors($1) AS p)"
 )
 # (the join leaves out a table dropped without the event trigger; chunks has its own scans)
-# The scans (verify, measures, preview) run as their caller and read only the tables whose
-# columns the caller may SELECT: another team's table is left out, not an error.
+# The scans (verify, measures, preview) run as their caller and read only the tables it
+# may SELECT, whose columns the gate reads safely (a table a column of which now has a type
+# of its owner's is left out, not an error for everyone), and where no policy of the
+# table's owner would run as the caller, unless it calls only built-in functions.
 ATTACHED_TABLES = (
     "SELECT a.table_oid::oid AS oid FROM embedding_gate.attached_tables AS a"
     " JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid"
     " WHERE a.table_oid <> 'public.chunks'::regclass"
-    " AND pg_catalog.has_column_privilege(a.table_oid, a.id_attnum, 'SELECT')"
-    " AND pg_catalog.has_column_privilege(a.table_oid, a.embedding_attnum, 'SELECT')"
-    " AND (a.content_attnum IS NULL"
-    "  OR pg_catalog.has_column_privilege(a.table_oid, a.content_attnum, 'SELECT'))"
-    " AND (a.model_attnum IS NULL"
-    "  OR pg_catalog.has_column_privilege(a.table_oid, a.model_attnum, 'SELECT'))"
+    " AND pg_catalog.has_schema_privilege(c.relnamespace, 'USAGE')"
+    " AND pg_catalog.has_table_privilege(a.table_oid, 'SELECT')"
+    " AND embedding_gate._refusal(a.table_oid, a.id_attnum, a.embedding_attnum,"
+    "  a.content_attnum, a.model_attnum) IS NULL"
+    " AND (embedding_gate._reads_all(a.table_oid)"
+    "  OR embedding_gate._policies_trusted(a.table_oid))"
     " ORDER BY 1"
+)
+# no ALTER TABLE between the look at a table's column types and the read (held until the
+# transaction ends; ACCESS SHARE, as any read takes)
+LOCK_FOR_READING = "SELECT embedding_gate._lock_for_reading($1::regclass)"
+# whether the owner of an attached table may tune the gate: only then do its stored rows
+# calibrate a model (a calibration is every table's, and chunks')
+OWNER_MAY_TUNE = (
+    "SELECT COALESCE(pg_catalog.has_table_privilege(c.relowner, 'embedding_gate.settings',"
+    " 'UPDATE'), false) AS ok FROM pg_catalog.pg_class AS c WHERE c.oid = $1"
 )
 # a statement's change in the count of an attached table's embedded rows (relation: oid)
 ADD_ROWS = "SELECT embedding_gate._add_rows($1, $2)"
@@ -281,7 +315,8 @@ FLAG_ATTACHED = (
     " SELECT $12::regclass, v.row_id, "
     + _ATTACHED_VALUES
     + _ATTACHED_VERDICTS
-    + " ON CONFLICT (table_oid, row_id) DO UPDATE SET"
+    # in row order: two writers of one table take the locks in one order
+    + " ORDER BY v.row_id ON CONFLICT (table_oid, row_id) DO UPDATE SET"
     + _ATTACHED_SET
     + ", checked_at = pg_catalog.now()"
 )
@@ -294,14 +329,15 @@ QUARANTINE_ATTACHED = (
     + ") SELECT $12::regclass, v.row_id, NULL, pg_catalog.pg_current_xact_id(), "
     + _ATTACHED_VALUES
     + _ATTACHED_VERDICTS
-    + " ON CONFLICT (table_oid, row_id) DO UPDATE SET row = NULL,"
-    " moving_xid = excluded.moving_xid,"
-    + _ATTACHED_SET
-    + ", quarantined_at = pg_catalog.now()"
+    + " ORDER BY v.row_id ON CONFLICT (table_oid, row_id) DO UPDATE SET row = NULL,"
+    " moving_xid = excluded.moving_xid," + _ATTACHED_SET + ", quarantined_at = pg_catalog.now()"
 )
 # tells embedding_gate._move_quarantined() that this transaction has rows to move
 MOVING = "SELECT pg_catalog.set_config('embedding_gate.moving', 'on', true)"
 FORGET = "DELETE FROM embedding_gate.verdicts WHERE table_oid = $1::regclass AND row_id = ANY ($2)"
+# whether the gate's owner may lock the rows of an attached table it is about to judge (a
+# scan's verdicts, see attached.write_judged): SELECT ... FOR SHARE needs UPDATE on a column
+MAY_LOCK = "SELECT pg_catalog.has_any_column_privilege($1::regclass, 'UPDATE') AS ok"
 
 
 # --- prepared plans ----------------------------------------------------------------------

@@ -9,7 +9,7 @@ from . import attached, queries
 from .checks import CODES, evaluate
 from .codec import from_vector_blob, from_vector_bytes
 from .settings import CALIBRATION_ROWS, current_settings, overrides_of, references_for
-from .triggers import TABLE, apply_verdicts
+from .triggers import TABLE
 
 # How much of the vectors one read brings into Python. Bigger reads cost more per row:
 # 768-d, 100,000 vectors read 2,000 rows (6 MB) at a time took 0.65 s, 10,000 rows 0.98 s.
@@ -41,7 +41,11 @@ def verify_sample(plpy, sample_size: int) -> dict:
     """verify_embeddings(): re-check a random sample of chunks, and one of each attached
     table, with each table's current thresholds."""
     sample_size = max(sample_size, 0)
-    rows = queries.run(plpy, queries.SAMPLE, ["integer"], [sample_size])
+    rows = (
+        queries.run(plpy, queries.SAMPLE, ["integer"], [sample_size])
+        if chunks_readable(plpy)
+        else []
+    )
     parts = []
     if rows:
         models = [r["model"] for r in rows]
@@ -74,17 +78,20 @@ def twins(plpy) -> list:
 def read_batch(plpy, after, batch_size: int, twin_hashes: list):
     """The next batch_size stored embeddings after chunk_id `after` (None: from the start),
     looking for duplicates of the rows whose hash is in twin_hashes or that are flagged.
-    Returns (rows read, last chunk_id, parts); each part is (chunk_ids, had_issues, vectors,
-    models, duplicate_of) with vectors an (n, d) array: one part for `embedding`, one for
-    `embedding_raw` rows."""
+    Returns (rows read, last chunk_id, parts, versions); each part is (chunk_ids, had_issues,
+    vectors, models, duplicate_of) with vectors an (n, d) array: one part for `embedding`,
+    one for `embedding_raw` rows; versions maps each chunk_id to its xmin as read."""
     sql = queries.BATCH_FIRST if after is None else queries.BATCH_AFTER
     r = queries.run(plpy, sql, queries.BATCH_TYPES, [batch_size, twin_hashes, after])[0]
     parts = []
+    versions = {}
     if r["ids"]:
         x = from_vector_blob(r["blob"], len(r["ids"]))
         parts.append((r["ids"], r["had"], x, r["models"], r["duplicates"]))
+        versions.update(zip(r["ids"], r["versions"], strict=True))
     if r["raw_ids"]:
         raw = queries.run(plpy, queries.RAW_ROWS, ["text[]"], [r["raw_ids"]])
+        versions.update((row["chunk_id"], row["x"]) for row in raw)
         if len({len(row["raw"]) for row in raw}) > 1:
             plpy.error("embedding_raw vectors of different dimensions", sqlstate="22000")
         parts.append(
@@ -96,17 +103,24 @@ def read_batch(plpy, after, batch_size: int, twin_hashes: list):
                 None,
             )
         )
-    return r["n"], (r["last"] if r["n"] else after), parts
+    return r["n"], (r["last"] if r["n"] else after), parts, versions
 
 
 def every_embedding(plpy):
     """Every stored embedding of chunks, then of every attached table, batch by batch:
     (table name, its overrides of the settings, row ids, (n, d) array, models,
     duplicate_of)."""
-    overrides = overrides_of(plpy, TABLE)
-    for ids, _, x, models, duplicates in scan(plpy):
-        yield TABLE, overrides, ids, x, models, duplicates
+    if chunks_readable(plpy):
+        overrides = overrides_of(plpy, TABLE)
+        for ids, _, x, models, duplicates in scan(plpy):
+            yield TABLE, overrides, ids, x, models, duplicates
     yield from attached.scan_all(plpy)
+
+
+def chunks_readable(plpy) -> bool:
+    """Whether the caller may read chunks (the scans run as their caller: a role that may
+    not is shown the attached tables it may read, not an error)."""
+    return queries.run(plpy, queries.CHUNKS_READABLE)[0]["ok"]
 
 
 def scan(plpy):
@@ -114,7 +128,7 @@ def scan(plpy):
     after = None
     twin_hashes = twins(plpy)
     while True:
-        n, after, parts = read_batch(plpy, after, read_rows(plpy), twin_hashes)
+        n, after, parts, _ = read_batch(plpy, after, read_rows(plpy), twin_hashes)
         if not n:
             return
         yield from parts
@@ -135,18 +149,43 @@ def recheck_batch(plpy, after, batch_size: int, twin_hashes) -> dict:
     batch_size = max(batch_size, 1)
     checked = low = 0
     last = after
+    versions, judged = {}, []
     while checked < batch_size:
-        n, last, parts = read_batch(
+        n, last, parts, read = read_batch(
             plpy, last, min(read_rows(plpy), batch_size - checked), twin_hashes
         )
         if not n:
             break
         checked += n
+        versions.update(read)
         for ids, had, x, models, duplicates in parts:
             v = evaluate(x, t, references_for(plpy, models), duplicates)
-            apply_verdicts(plpy, ids, had, v, "flag")
+            judged.append((ids, had, v))
             low += int(v.flagged.sum())
+    # the batch's verdicts at once, right before the batch commits
+    for ids, had, v in judged:
+        write_rechecked(plpy, ids, had, v, versions)
     return {"checked": checked, "low_quality": low, "last_chunk_id": last, "twins": twin_hashes}
+
+
+def write_rechecked(plpy, ids, had, v, versions: dict) -> None:
+    """A recheck's verdicts on chunks, for the rows whose verdict changes (the flagged ones,
+    and clean ones that carry old codes), written only to the rows still as the recheck read
+    them and held by no one else (queries.RECHECKED): a writer that changed a row since, or
+    is changing it, leaves the verdict of its own vector, and the recheck never waits."""
+    keep = [i for i, f in enumerate(v.flagged) if f or had[i]]
+    if not keep:
+        return
+    measured = [v.measured(i) if v.flagged[i] else (None,) * 4 for i in keep]
+    params = [
+        [ids[i] for i in keep],
+        [",".join(v.issues(i)) if v.flagged[i] else None for i in keep],
+        [v.reason(i) if v.flagged[i] else None for i in keep],
+        *([m[k] for m in measured] for k in range(4)),
+        [v.duplicate_of[i] if v.flagged[i] else None for i in keep],
+        [versions[ids[i]] for i in keep],
+    ]
+    queries.run(plpy, queries.RECHECKED, queries.RECHECKED_TYPES, params)
 
 
 def embedding_measures(plpy, near_zero_epsilon):

@@ -1,26 +1,43 @@
 -- Keeps embedding_gate._row_counts: each statement that inserts into, deletes from or
 -- truncates chunks or documents appends its delta; once a relation has 64 deltas, the
--- statement folds them into one row. Concurrent folds are safe: a fold deletes only the
--- rows it sees, and sums what it deleted.
+-- statement folds them into one row. Concurrent writers never wait on one another here: a
+-- fold takes only the deltas no other fold holds (SKIP LOCKED) and sums what it deleted.
+-- Under SERIALIZABLE the deltas are not counted on every statement (that read would be a
+-- read/write dependency on every concurrent writer's append): one statement in 64, at
+-- random, folds instead, and a fold that loses a race with another gives up quietly.
 CREATE OR REPLACE FUNCTION embedding_gate._add_rows(relation text, delta bigint) RETURNS void
 LANGUAGE plpgsql
 VOLATILE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    fold boolean;
 BEGIN
     IF delta <> 0 THEN
         INSERT INTO embedding_gate._row_counts AS r (relation, delta)
         VALUES (_add_rows.relation, _add_rows.delta);
     END IF;
-    IF (SELECT count(*) FROM embedding_gate._row_counts AS r
-        WHERE r.relation = _add_rows.relation) >= 64 THEN
-        WITH folded AS (
-            DELETE FROM embedding_gate._row_counts AS r WHERE r.relation = _add_rows.relation
-            RETURNING r.delta
-        )
-        INSERT INTO embedding_gate._row_counts (relation, delta)
-        SELECT _add_rows.relation, sum(f.delta) FROM folded AS f HAVING count(*) > 0;
+    IF pg_catalog.current_setting('transaction_isolation') = 'serializable' THEN
+        fold := pg_catalog.random() < 1.0 / 64;
+    ELSE
+        fold := (SELECT count(*) FROM embedding_gate._row_counts AS r
+                 WHERE r.relation = _add_rows.relation) >= 64;
+    END IF;
+    IF fold THEN
+        BEGIN
+            WITH folded AS (
+                DELETE FROM embedding_gate._row_counts AS r
+                WHERE r.ctid = ANY (ARRAY(
+                    SELECT k.ctid FROM embedding_gate._row_counts AS k
+                    WHERE k.relation = _add_rows.relation FOR UPDATE SKIP LOCKED))
+                RETURNING r.delta
+            )
+            INSERT INTO embedding_gate._row_counts (relation, delta)
+            SELECT _add_rows.relation, sum(f.delta) FROM folded AS f HAVING count(*) > 0;
+        EXCEPTION WHEN serialization_failure THEN
+            NULL;  -- another fold took them first: the next statement's turn
+        END;
     END IF;
 END
 $$;
