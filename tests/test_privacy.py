@@ -249,3 +249,56 @@ def test_quarantined_rows_are_the_owner_s(shared):
         ), role
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         conns["team_reader"].execute("SELECT embedding_gate.restore('apps.team', 't-quarantined')")
+
+
+# every SECURITY DEFINER function PUBLIC or embedding_loader may execute, and what holds it
+REVIEWED = {
+    # trigger functions: no session can call one; each runs only from the gate's own
+    # triggers (test_takeover: her triggers on the gate's trigger functions)
+    "embedding_gate._check_attached()": "test_takeover",
+    "embedding_gate._forget_rows()": "test_takeover",
+    # event trigger functions: no session can call one
+    "embedding_gate._follow_partitions()": "test_takeover (partitions, her broken partition)",
+    "embedding_gate._forget_dropped()": "test_takeover (a drop)",
+    # the table's owner or the gate's; reads the table as the gate, writes true verdicts
+    "embedding_gate._check_existing(regclass,text,integer)": "test_attach (only the owner)",
+    # only the calling transaction's own rows
+    "embedding_gate._pending_moves(regclass)": "everything() above",
+    "embedding_gate._quarantined(regclass,text[],jsonb[])": "below",
+    # counts of the tables the caller may read
+    "embedding_gate._quality_summary()": "test_the_summary_counts_only_the_tables_a_role_may_read",
+    "embedding_gate._quality_by_day()": "everything() above",
+    # the loader's: a model's first vector; replacing one needs the right to tune
+    "set_blank_reference(text,vector,text)": "test_security",
+    "set_blank_calibration(text,vector,integer,text)": "test_security",
+}
+
+
+def test_every_security_definer_function_a_role_may_call_is_reviewed(db):
+    """A new SECURITY DEFINER function that PUBLIC or the loader may execute fails this test
+    until it is reviewed (docs/security.md) and held by a test."""
+    callable_ = {
+        name
+        for (name,) in db.execute(
+            "SELECT p.oid::regprocedure::text FROM pg_proc AS p"
+            " JOIN pg_namespace AS n ON n.oid = p.pronamespace"
+            " WHERE p.prosecdef AND n.nspname IN ('public', 'embedding_gate')"
+            " AND (has_function_privilege('public', p.oid, 'EXECUTE')"
+            "  OR has_function_privilege('embedding_loader', p.oid, 'EXECUTE'))"
+        ).fetchall()
+    }
+    assert callable_ == set(REVIEWED)
+
+
+def test_another_role_cannot_fill_in_or_take_a_quarantined_row(shared):
+    db, conns = shared
+    reader = conns["team_reader"]
+    assert reader.execute(
+        "SELECT embedding_gate._quarantined('apps.team', ARRAY['t-quarantined'],"
+        " ARRAY['{\"body\": \"forged\"}'::jsonb])"
+    ).fetchone() == (0,)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only the owner"):
+        reader.execute("SELECT embedding_gate._take_quarantined('apps.team', 't-quarantined')")
+    assert db.execute("SELECT row ->> 'body' FROM embedding_gate.quarantine").fetchall() == [
+        ("SECRET-TEAMQ",)
+    ]
