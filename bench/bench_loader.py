@@ -10,9 +10,10 @@ binary format, into the same gated table. Runs interleaved, median of --repeat; 
 own CPU per chunk is printed. The loader runs with its defaults (batch size, requests in
 flight) unless told otherwise.
 
-    make bench-loader                                   # a throwaway PostgreSQL, 20,000 chunks
+    make bench-loader                                   # a throwaway PostgreSQL, 40,000 chunks
     make bench-loader BENCH_ARGS="--api openai --cli"   # `embedding-gate load` as a user runs it
     make bench-loader BENCH_ARGS="--processes 2"        # two `load --no-report` on the same files
+    make bench-loader BENCH_ARGS="--processes 1"        # one, without the report
     python bench/bench_loader.py --url postgresql://... --chunks 5000
 """
 
@@ -132,13 +133,11 @@ def timed_loader(conn, folder: Path, client: Client, **kwargs) -> "tuple[float, 
 
 
 def timed_cli(conn, url: str, folder: Path, embed_url: str, processes: int, options: list):
-    """Wall seconds of `embedding-gate load FOLDER` run as a user runs it, in `processes`
-    processes at once on the same files (each with --no-report when more than one), and
-    their CPU seconds; the count of chunks stored."""
+    """Wall seconds of `embedding-gate load FOLDER [options]` run as a user runs it, in
+    `processes` processes at once on the same files, and their CPU seconds; the count of
+    chunks stored."""
     reset(conn)
     cmd = [sys.executable, "-m", "loader", "--database-url", url, "load", str(folder), *options]
-    if processes > 1:
-        cmd.append("--no-report")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EMBED_API_URL": embed_url}
     before = os.times()
     start = time.perf_counter()
@@ -198,7 +197,7 @@ def timed_copy(conn, documents: bytes, chunks: bytes) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a database at head, 768-d (default: a throwaway cluster)")
-    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument("--chunks", type=int, default=40_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--batch-size", type=int, help="texts per request (default: the loader's default)"
@@ -238,9 +237,11 @@ def main() -> None:
         options += ["--in-flight", str(args.in_flight)] if args.in_flight else []
         kwargs = {"in_flight": args.in_flight} if args.in_flight else {}
         processes = args.processes or (1 if args.cli else 0)
+        if args.processes:
+            options.append("--no-report")
         conn = psycopg2.connect(url)
         how = (
-            f"{processes} x `embedding-gate load{' --no-report' if processes > 1 else ''}`"
+            f"{processes} x `embedding-gate load{' --no-report' if args.processes else ''}`"
             if processes
             else f"load.load(), batches of {client.batch_size}"
         )
