@@ -338,3 +338,81 @@ def test_the_same_workload_without_the_gate_fails_nothing_either(db, db_url):
     outcome = Workload(db_url, 1, attached=False, chunk_writers=0).run()
     assert outcome.error_lines() == []
     assert outcome.committed >= 4 * 30
+
+
+def _wait_until_blocked_on(db, relation: str) -> None:
+    """Until some session waits for a lock on the relation (the event, not a time)."""
+    for _ in range(10_000):
+        waiting = db.execute(
+            "SELECT count(*) FROM pg_locks WHERE relation = %s::regclass AND NOT granted",
+            [relation],
+        ).fetchone()[0]
+        if waiting:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"nothing waited on {relation}")
+
+
+@pytest.mark.parametrize("table", ["chunks", "attached"])
+def test_a_recheck_never_writes_the_verdict_of_a_vector_changed_after_it_read_it(db, db_url, table):
+    """The recheck reads a bad row, a writer fixes it and commits before the recheck writes
+    its verdicts: the writer's verdict (clean) stays. The recheck is held between its read
+    and its write by a lock on the blank references it reads for the row's model (the
+    writer's row names none, so the writer does not read them)."""
+    rng = random.Random(7)
+    d = CHUNK_D if table == "chunks" else D
+    if table == "chunks":
+        db.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
+        db.execute(
+            "INSERT INTO chunks (chunk_id, doc_id, content, embedding, embedding_model)"
+            " VALUES ('x', 'd1', 'blank', %s, 'm')",
+            [_vector(rng, d, True)],
+        )
+        recheck = "CALL recheck_embeddings()"
+        fix = "UPDATE chunks SET embedding = %s, embedding_model = NULL WHERE chunk_id = 'x'"
+    else:
+        db.execute(
+            "CREATE TABLE notes (id text PRIMARY KEY, body text, model text, embedding vector(16))"
+        )
+        db.execute("INSERT INTO notes VALUES ('x', 'blank', 'm', %s)", [_vector(rng, d, True)])
+        db.execute(
+            "SELECT embedding_gate.attach('notes', content_column => 'body',"
+            " model_column => 'model')"
+        )
+        recheck = "CALL embedding_gate.check_existing('notes')"
+        fix = "UPDATE notes SET embedding = %s, model = NULL WHERE id = 'x'"
+    assert flags_of(db, table) == {"x": True}
+    errors = []
+
+    def run_recheck():
+        try:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                conn.execute(recheck)
+        except psycopg.Error as e:  # pragma: no cover - shown by the assertion below
+            errors.append(e)
+
+    with psycopg.connect(db_url) as holder:
+        holder.execute("LOCK TABLE embedding_gate.blank_references IN ACCESS EXCLUSIVE MODE")
+        thread = threading.Thread(target=run_recheck)
+        thread.start()
+        _wait_until_blocked_on(db, "embedding_gate.blank_references")
+        db.execute(fix, [_vector(rng, d, False)])  # the writer fixes it and commits
+        assert flags_of(db, table) == {"x": False}
+        holder.rollback()  # the recheck goes on, with the bad vector it read
+        thread.join()
+    assert errors == []
+    assert flags_of(db, table) == {"x": False}
+
+
+def flags_of(db, table: str) -> dict:
+    """row id -> whether the gate flags it."""
+    if table == "chunks":
+        rows = db.execute("SELECT chunk_id, quality_issues IS NOT NULL FROM chunks").fetchall()
+        return dict(rows)
+    flagged = {
+        r
+        for (r,) in db.execute(
+            "SELECT row_id FROM embedding_gate.verdicts WHERE table_oid = 'notes'::regclass"
+        )
+    }
+    return {i: i in flagged for (i,) in db.execute("SELECT id FROM notes")}
