@@ -189,3 +189,52 @@ def test_null_becomes_nan_and_beyond_float4_becomes_inf(api):
     first = x[2] if api == "openai" else x[0]  # OpenAI answers carry their order in "index"
     assert first[0] == 0.5 and math.isnan(first[1]) and first[2] == math.inf
     assert first[3] == -math.inf
+
+
+def _copy_fields(data: bytes) -> list:
+    """The rows of binary COPY data (no header or trailer) as lists of fields (None: NULL)."""
+    rows, at = [], 0
+    while at < len(data):
+        (n,) = np.frombuffer(data, ">i2", 1, at)
+        at += 2
+        row = []
+        for _ in range(n):
+            (size,) = np.frombuffer(data, ">i4", 1, at)
+            at += 4
+            row.append(None if size < 0 else data[at : at + size])
+            at += max(size, 0)
+        rows.append(row)
+    return rows
+
+
+vector_rows = st.integers(1, 6).flatmap(
+    lambda d: st.lists(
+        st.lists(st.floats(width=32, allow_nan=True, allow_infinity=True), min_size=d, max_size=d),
+        min_size=1,
+        max_size=5,
+    )
+)
+
+
+@FUZZ
+@given(vector_rows, st.sampled_from([None, "model-α"]))
+def test_a_batch_encoded_at_once_is_what_pgvector_encodes_row_by_row(rows, model):
+    """copy_rows writes a whole batch's vectors in one numpy conversion: each finite row is
+    pgvector's own binary form of it, each row with NaN or Inf a real[] in embedding_raw."""
+    from pgvector.utils import Vector
+
+    vectors = np.array(rows, dtype=np.float32)
+    chunks = [corpus.Chunk(f"c{i}", "d", i, "내용", False, {"i": i}) for i in range(len(rows))]
+    fields = _copy_fields(db.copy_rows(chunks, vectors, model))
+    assert len(fields) == len(rows)
+    for row, vector, chunk in zip(fields, vectors, chunks, strict=True):
+        assert len(row) == len(db.COLUMNS)
+        assert row[0] == chunk.chunk_id.encode() and row[3] == chunk.content.encode()
+        assert row[-1] == (model.encode() if model else None)
+        if np.isfinite(vector).all():
+            assert row[6] == Vector(vector).to_binary() and row[7] is None
+        else:
+            assert row[6] is None
+            values = np.frombuffer(row[7][20:], dtype=[("size", ">i4"), ("value", ">f4")])
+            assert (values["size"] == 4).all()
+            assert np.array_equal(values["value"], vector, equal_nan=True)

@@ -341,3 +341,32 @@ def test_the_embedding_server_dying_mid_run_fails_clearly_and_a_rerun_completes(
         rerun_completes(db_url, f, server.url, stored)
     finally:
         server.close()
+
+
+def test_a_failure_while_the_copy_streams_rolls_it_back_and_is_raised(db, db_url, tmp_path):
+    """copy_stream sends each part as it is produced; when producing the next part fails,
+    what was sent of that COPY is rolled back, the failure is raised as it was, and the
+    connection goes on (the loader commits what came before a failed answer, not after)."""
+    from loader import corpus as corpus_module
+    from loader import db as loader_db
+
+    f = write_corpus(tmp_path / "a.json", documents=1, chunks=4)
+    data = corpus_module.read([f])
+    conn = loader_db.connect(db_url)
+    try:
+        loader_db.insert_documents(conn, data.documents)
+        parts = [(loader_db.copy_rows(data.chunks[:2], None, None), 2)]
+
+        def produce():
+            if parts:
+                return parts.pop()
+            raise EmbeddingError("the server went away")
+
+        with pytest.raises(EmbeddingError, match="the server went away"):
+            loader_db.copy_stream(conn, produce)
+        assert count(db) == 0
+        rest = [(loader_db.copy_rows(data.chunks, None, None), 4)]
+        assert loader_db.copy_stream(conn, lambda: rest.pop() if rest else None) == (4, 4)
+        assert count(db) == 4
+    finally:
+        conn.close()
