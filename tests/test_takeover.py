@@ -479,14 +479,15 @@ def test_a_registry_row_of_hers_cannot_make_detach_drop_another_s_index(db, mall
     db.execute("CREATE INDEX theirs_note_idx ON public.theirs (note)")
     mallory.execute("CREATE TABLE m.t (id int PRIMARY KEY, body text, emb vector(8))")
     mallory.execute(
-        "INSERT INTO embedding_gate.attached_tables (table_oid, id_attnum, embedding_attnum,"
-        " embedding_type, hash_index, attached_by)"
-        " VALUES ('m.t', 1, 3, 'vector', 'public.theirs_note_idx', 'mallory')"
+        "INSERT INTO embedding_gate._attached (table_oid, id_column, id_number,"
+        " embedding_column, embedding_number, embedding_type, hash_index, attached_by)"
+        " VALUES ('m.t', 'id', 1, 'emb', 3, 'vector', 'public.theirs_note_idx', 'mallory')"
     )
     with pytest.raises(psycopg.Error):  # another table's row is not hers to write
         mallory.execute(
-            "INSERT INTO embedding_gate.attached_tables (table_oid, id_attnum, embedding_attnum,"
-            " embedding_type, attached_by) VALUES ('public.theirs', 1, 2, 'vector', 'mallory')"
+            "INSERT INTO embedding_gate._attached (table_oid, id_column, id_number,"
+            " embedding_column, embedding_number, embedding_type, attached_by)"
+            " VALUES ('public.theirs', 'id', 1, 'note', 2, 'vector', 'mallory')"
         )
     db.execute("SELECT embedding_gate.detach('m.t')")
     assert db.execute("SELECT to_regclass('public.theirs_note_idx')").fetchone() == (

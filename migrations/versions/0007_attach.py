@@ -42,6 +42,18 @@ ROUTINES = (
     "_forget_rows",
     "_forget_dropped",
     "_follow_partitions",
+    "_move_quarantined",
+    "_pending_moves",
+    "_quarantined",
+    "_take_quarantined",
+    "_quarantine_holds",
+    "_gate_trigger",
+    "_caller_may_check",
+    "_refusal",
+    "_reads_all",
+    "_policies_trusted",
+    "_lock_for_reading",
+    "_visible",
     "halfvec_bytes",
     "halfvec_hash",
     "_hash_halfvec",
@@ -67,10 +79,19 @@ def downgrade() -> None:
         END
         $$;
         DROP VIEW IF EXISTS embedding_gate.attached;
-        -- CASCADE: the report views read these tables. Every idempotent file is then
-        -- re-applied by the next `upgrade head` of whichever tree runs it.
+        -- CASCADE: the report views read these tables (and _row_counts' policy). Every
+        -- idempotent file is then re-applied by the next `upgrade head` of whichever tree
+        -- runs it.
+        DROP VIEW embedding_gate.attached_tables CASCADE;
         DROP TABLE embedding_gate.quarantine, embedding_gate.verdicts,
-            embedding_gate.attached_tables CASCADE;
+            embedding_gate._attached CASCADE;
+        -- (the summary's function gained a column here: an older tree makes its own)
+        DROP VIEW IF EXISTS public.embedding_quality_summary;
+        DROP FUNCTION IF EXISTS embedding_gate._quality_summary();
+        ALTER TABLE embedding_gate._row_counts DISABLE ROW LEVEL SECURITY;
+        REVOKE ALL ON embedding_gate._row_counts FROM PUBLIC;
+        REVOKE SELECT ON embedding_gate.settings, embedding_gate.blank_references,
+            embedding_gate.model_calibrations FROM PUBLIC;
         DELETE FROM embedding_gate._sources;
         DO $$
         DECLARE

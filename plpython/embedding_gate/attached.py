@@ -47,6 +47,7 @@ class Table:
     model_column: "str | None"
     # the gate reads every row without a row-level security policy being evaluated
     readable: bool
+    row_key: int  # the key of its counts (embedding_gate._row_counts)
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,7 @@ def check_statement(plpy, TD) -> None:
             count = plpy.execute(s.update_delta)[0]["n"]
         else:
             count = embedded
-        queries.run(plpy, queries.ADD_ROWS, ["text", "bigint"], [str(table.oid), count])
+        queries.run(plpy, queries.ADD_ROWS, ["text", "bigint"], [str(table.row_key), count])
 
     run_statement(plpy, s.updated if update else s.inserted, table.name, mode, check, finish)
 

@@ -244,7 +244,7 @@ ATTACHED = (
     " a.embedding_type,"
     " embedding_gate._column(a.table_oid, a.content_attnum)::text AS content_column, a.model,"
     " embedding_gate._column(a.table_oid, a.model_attnum)::text AS model_column,"
-    " a.overrides::text AS overrides,"
+    " a.overrides::text AS overrides, a.row_key,"
     # what the gate cannot read safely (a column's type changed since attach), and whether
     # it reads every row without evaluating a row-level security policy
     " embedding_gate._refusal(a.table_oid, a.id_attnum, a.embedding_attnum,"

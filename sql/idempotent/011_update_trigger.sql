@@ -15,10 +15,14 @@ COMMENT ON FUNCTION embedding_gate._check_updated() IS
     'mode the update is skipped and the new vector goes to embedding_quarantine.';
 REVOKE EXECUTE ON FUNCTION embedding_gate._check_updated() FROM PUBLIC;
 
+-- The WHEN clause compares the vectors' bytes, not the vectors: pg_restore runs with an
+-- empty search_path, where IS DISTINCT FROM (which cannot name its operator's schema)
+-- would not find pgvector's = and the restore would fail at this trigger.
 CREATE OR REPLACE TRIGGER embedding_gate_update
     BEFORE UPDATE OF embedding, embedding_raw ON public.chunks
     FOR EACH ROW
-    WHEN (OLD.embedding IS DISTINCT FROM NEW.embedding
+    WHEN (embedding_gate.vector_bytes(OLD.embedding)
+              IS DISTINCT FROM embedding_gate.vector_bytes(NEW.embedding)
           OR OLD.embedding_raw IS DISTINCT FROM NEW.embedding_raw)
     EXECUTE FUNCTION embedding_gate._check_updated();
 COMMENT ON TRIGGER embedding_gate_update ON public.chunks IS

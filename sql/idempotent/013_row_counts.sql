@@ -127,7 +127,8 @@ BEGIN
     VALUES ('chunks', (SELECT count(*) FROM public.chunks)),
            ('documents', (SELECT count(*) FROM public.documents));
     -- (a table dropped without the event trigger is left out)
-    FOR a IN SELECT t.table_oid, embedding_gate._column(t.table_oid, t.embedding_attnum) AS e
+    FOR a IN SELECT t.table_oid, t.row_key,
+                    embedding_gate._column(t.table_oid, t.embedding_attnum) AS e
              FROM embedding_gate.attached_tables AS t
              JOIN pg_catalog.pg_class AS c ON c.oid = t.table_oid
              WHERE t.table_oid <> 'public.chunks'::regclass LOOP
@@ -135,15 +136,15 @@ BEGIN
         EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
                        a.table_oid, a.e) INTO n;
         INSERT INTO embedding_gate._row_counts (relation, delta)
-        VALUES (a.table_oid::oid::text, n);
+        VALUES (a.row_key::text, n);
     END LOOP;
     RETURN QUERY
         SELECT r.relation, r.delta FROM embedding_gate._row_counts AS r
         WHERE r.relation IN ('chunks', 'documents')
         UNION ALL
-        SELECT embedding_gate._qualified(r.relation::oid::regclass), r.delta
+        SELECT embedding_gate._qualified(t.table_oid), r.delta
         FROM embedding_gate._row_counts AS r
-        WHERE r.relation NOT IN ('chunks', 'documents')
+        JOIN embedding_gate.attached_tables AS t ON r.relation = t.row_key::text
         ORDER BY 1;
 END
 $$;

@@ -78,7 +78,7 @@ BEGIN
     IF TG_OP = 'TRUNCATE' AND a.table_oid = TG_RELID THEN  -- all of it
         DELETE FROM embedding_gate.verdicts AS v WHERE v.table_oid = a.table_oid;
         SELECT -COALESCE(sum(r.delta), 0) INTO delta FROM embedding_gate._row_counts AS r
-        WHERE r.relation = a.table_oid::oid::text;
+        WHERE r.relation = a.row_key::text;
     ELSIF TG_OP = 'TRUNCATE' THEN  -- one partition, before its rows go
         EXECUTE format('DELETE FROM embedding_gate.verdicts AS v USING %s AS o'
                        ' WHERE v.table_oid = $1 AND v.row_id = o.%I::text',
@@ -88,14 +88,17 @@ BEGIN
                        TG_RELID::regclass, embedding_gate._column(a.table_oid, a.embedding_attnum))
             INTO delta;
     ELSE
-        EXECUTE format('DELETE FROM embedding_gate.verdicts AS v USING gate_old AS o'
-                       ' WHERE v.table_oid = $1 AND v.row_id = o.%I::text', embedding_gate._column(a.table_oid, a.id_attnum))
+        -- (the ids as one array: the verdicts' primary key is probed for them, and under
+        -- SERIALIZABLE the statement reads those index pages, not every verdict)
+        EXECUTE format('DELETE FROM embedding_gate.verdicts AS v WHERE v.table_oid = $1'
+                       ' AND v.row_id = ANY (ARRAY(SELECT o.%I::text FROM gate_old AS o))',
+                       embedding_gate._column(a.table_oid, a.id_attnum))
             USING a.table_oid;
         EXECUTE format('SELECT -count(*) FROM gate_old AS o WHERE o.%I IS NOT NULL',
                        embedding_gate._column(a.table_oid, a.embedding_attnum))
             INTO delta;
     END IF;
-    PERFORM embedding_gate._add_rows(a.table_oid::oid::text, delta);
+    PERFORM embedding_gate._add_rows(a.row_key::text, delta);
     RETURN NULL;
 END
 $$;

@@ -16,8 +16,10 @@ DECLARE
                           AND d.objsubid = 0);
 BEGIN
     IF cardinality(gone) > 0 THEN
-        DELETE FROM embedding_gate.attached_tables AS a WHERE a.table_oid::oid = ANY (gone);
-        DELETE FROM embedding_gate._row_counts AS r WHERE r.relation = ANY (gone::text[]);
+        DELETE FROM embedding_gate._row_counts AS r
+        WHERE r.relation IN (SELECT a.row_key::text FROM embedding_gate._attached AS a
+                             WHERE a.table_oid::oid = ANY (gone));
+        DELETE FROM embedding_gate._attached AS a WHERE a.table_oid::oid = ANY (gone);
     END IF;
 END
 $$;
@@ -63,6 +65,38 @@ BEGIN
                 t, SQLERRM;
         END;
     END LOOP;
+    -- an attached column renamed: the registry follows it by its number; and each number
+    -- kept current (a restore renumbers the columns of a table that once had one dropped)
+    BEGIN
+    UPDATE embedding_gate._attached AS a
+       SET id_column = COALESCE(x.id_column, a.id_column), id_number = x.id_number,
+           embedding_column = COALESCE(x.embedding_column, a.embedding_column),
+           embedding_number = x.embedding_number,
+           content_column = CASE WHEN a.content_column IS NOT NULL
+                                 THEN COALESCE(x.content_column, a.content_column) END,
+           content_number = x.content_number,
+           model_column = CASE WHEN a.model_column IS NOT NULL
+                               THEN COALESCE(x.model_column, a.model_column) END,
+           model_number = x.model_number
+      FROM (SELECT v.table_oid,
+                   embedding_gate._column(v.table_oid, v.id_attnum) AS id_column,
+                   v.id_attnum AS id_number,
+                   embedding_gate._column(v.table_oid, v.embedding_attnum) AS embedding_column,
+                   v.embedding_attnum AS embedding_number,
+                   embedding_gate._column(v.table_oid, v.content_attnum) AS content_column,
+                   v.content_attnum AS content_number,
+                   embedding_gate._column(v.table_oid, v.model_attnum) AS model_column,
+                   v.model_attnum AS model_number
+            FROM embedding_gate.attached_tables AS v) AS x
+     WHERE x.table_oid = a.table_oid
+       AND (x.id_column, x.embedding_column, x.content_column, x.model_column,
+            x.id_number, x.embedding_number, x.content_number, x.model_number)
+           IS DISTINCT FROM (a.id_column, a.embedding_column, a.content_column, a.model_column,
+                             a.id_number, a.embedding_number, a.content_number, a.model_number)
+       AND x.id_column IS NOT NULL AND x.embedding_column IS NOT NULL;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'embedding gate: could not follow the attached columns: %', SQLERRM;
+    END;
     FOR t IN SELECT g.tgrelid FROM pg_catalog.pg_trigger AS g
              WHERE g.tgname = 'embedding_gate_check_insert'
                AND NOT EXISTS (SELECT FROM embedding_gate.attached_tables AS a

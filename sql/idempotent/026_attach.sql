@@ -40,8 +40,8 @@ COMMENT ON FUNCTION embedding_gate._caller_may_check(regclass) IS
     'True when the calling role (SET ROLE, else the session user) owns the table or may tune '
     'the gate: who may run check_existing().';
 
--- The name of a table's column by its number, NULL once dropped: the registry keeps
--- numbers, so that a column renamed after attaching stays the one attached.
+-- The name of a table's column by its number, NULL once dropped (the registry's view
+-- embedding_gate.attached_tables gives each attached column's number as it is now).
 CREATE OR REPLACE FUNCTION embedding_gate._column(table_name regclass, attnum smallint)
 RETURNS name
 LANGUAGE sql
@@ -54,6 +54,21 @@ WHERE a.attrelid = table_name AND a.attnum = _column.attnum AND NOT a.attisdropp
 $$;
 COMMENT ON FUNCTION embedding_gate._column(regclass, smallint) IS
     'The name of a table''s column by its number (NULL once dropped).';
+
+-- The number of a table's column by its name (NULL: no such column).
+CREATE OR REPLACE FUNCTION embedding_gate._attnum(table_name regclass, column_name name)
+RETURNS smallint
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT a.attnum FROM pg_catalog.pg_attribute AS a
+WHERE a.attrelid = table_name AND a.attname = column_name AND a.attnum > 0
+  AND NOT a.attisdropped
+$$;
+COMMENT ON FUNCTION embedding_gate._attnum(regclass, name) IS
+    'The number of a table''s column by its name (NULL: no such column).';
 
 -- A table's schema-qualified name, quoted where needed (public.langchain_pg_embedding).
 CREATE OR REPLACE FUNCTION embedding_gate._qualified(table_name regclass) RETURNS text
@@ -260,9 +275,11 @@ COMMENT ON FUNCTION embedding_gate._refuse_unless_owner(regclass, text) IS
 -- Records an attached table (the gate's registry is the deployment owner's).
 DROP FUNCTION IF EXISTS embedding_gate._register(
     regclass, name, name, text, integer, name, text, name, regclass);
+DROP FUNCTION IF EXISTS embedding_gate._register(
+    regclass, name, name, text, integer, name, text, name, regclass, bigint);
 CREATE OR REPLACE FUNCTION embedding_gate._register(
     table_name regclass, id_column name, embedding_column name, embedding_type text,
-    dimension integer, content_column name, model text, model_column name, hash_index regclass,
+    dimension integer, content_column name, model text, model_column name, hash_index text,
     embedded bigint)
 RETURNS void
 LANGUAGE plpgsql
@@ -270,34 +287,41 @@ VOLATILE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    key bigint;
 BEGIN
     PERFORM embedding_gate._refuse_unless_owner(table_name, 'attach it');
-    INSERT INTO embedding_gate.attached_tables AS a
-        (table_oid, id_attnum, embedding_attnum, embedding_type, dimension, content_attnum,
-         model, model_attnum, hash_index, attached_by)
-    VALUES (_register.table_name, (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
-                    AND c.attname = _register.id_column),
-            (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
-                    AND c.attname = _register.embedding_column), _register.embedding_type, _register.dimension,
-            (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
-                    AND c.attname = _register.content_column), _register.model, (SELECT c.attnum FROM pg_attribute AS c WHERE c.attrelid = _register.table_name
-                    AND c.attname = _register.model_column),
-            _register.hash_index, CURRENT_USER);
+    INSERT INTO embedding_gate._attached AS a
+        (table_oid, id_column, id_number, embedding_column, embedding_number, embedding_type,
+         dimension, content_column, content_number, model, model_column, model_number,
+         hash_index, attached_by)
+    VALUES (_register.table_name,
+            _register.id_column, embedding_gate._attnum(_register.table_name, _register.id_column),
+            _register.embedding_column,
+            embedding_gate._attnum(_register.table_name, _register.embedding_column),
+            _register.embedding_type, _register.dimension,
+            _register.content_column,
+            embedding_gate._attnum(_register.table_name, _register.content_column),
+            _register.model, _register.model_column,
+            embedding_gate._attnum(_register.table_name, _register.model_column),
+            _register.hash_index, CURRENT_USER)
+    RETURNING a.row_key INTO key;
     -- the summary's count of the table's embedded rows (counted by attach() as the
-    -- owner); the triggers keep it from now on
+    -- owner), keyed by the registry's row_key; the triggers keep it from now on
     IF _register.embedded <> 0 THEN
         INSERT INTO embedding_gate._row_counts (relation, delta)
-        VALUES (_register.table_name::oid::text, _register.embedded);
+        VALUES (key::text, _register.embedded);
     END IF;
 END
 $$;
-COMMENT ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass, bigint) IS
+COMMENT ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, text, bigint) IS
     'attach(): records the table in embedding_gate.attached_tables with its count of embedded '
     'rows (as the caller: the registry''s policies let only the table''s owner in).';
-GRANT EXECUTE ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, regclass, bigint) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION embedding_gate._register(regclass, name, name, text, integer, name, text, name, text, bigint) TO PUBLIC;
 
+DROP FUNCTION IF EXISTS embedding_gate._unregister(regclass, boolean);
 CREATE OR REPLACE FUNCTION embedding_gate._unregister(table_name regclass, drop_quarantined boolean)
-RETURNS regclass
+RETURNS text
 LANGUAGE plpgsql
 VOLATILE
 SECURITY INVOKER
@@ -305,7 +329,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     kept bigint;
-    hash_index regclass;
+    hash_index text;
+    key bigint;
 BEGIN
     PERFORM embedding_gate._refuse_unless_owner(table_name, 'detach it');
     SELECT count(*) INTO kept FROM embedding_gate.quarantine AS q
@@ -317,10 +342,9 @@ BEGIN
                   HINT = 'put them back with embedding_gate.restore(table, row_id), or detach '
                          'with drop_quarantined => true to discard them';
     END IF;
-    DELETE FROM embedding_gate.attached_tables AS a WHERE a.table_oid = _unregister.table_name
-    RETURNING a.hash_index INTO hash_index;
-    DELETE FROM embedding_gate._row_counts AS r
-    WHERE r.relation = _unregister.table_name::oid::text;
+    DELETE FROM embedding_gate._attached AS a WHERE a.table_oid = _unregister.table_name
+    RETURNING a.hash_index, a.row_key INTO hash_index, key;
+    DELETE FROM embedding_gate._row_counts AS r WHERE r.relation = key::text;
     RETURN hash_index;
 END
 $$;
@@ -375,6 +399,11 @@ DECLARE
     after text;
     b record;
 BEGIN
+    -- batches at READ COMMITTED whatever the session's default (see recheck_embeddings)
+    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+        COMMIT;
+        SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
+    END IF;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     checked := 0;
     low_quality := 0;
@@ -387,6 +416,7 @@ BEGIN
         RAISE NOTICE 'embedding gate: % rows of % checked, % flagged', checked,
             embedding_gate._qualified(table_name), low_quality;
         COMMIT;
+        SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
 END
@@ -494,7 +524,7 @@ DECLARE
     id_col name := attach.id_column;
     gate_owner name := (SELECT n.nspowner::regrole::name FROM pg_catalog.pg_namespace AS n
                         WHERE n.nspname = 'embedding_gate');
-    hash_index regclass;
+    hash_index text;
     index_name text;
     after text;
     b record;
@@ -621,7 +651,7 @@ BEGIN
         index_name := left(rel.relname, 30) || '_' || table_name::oid || '_embedding_gate_hash';
         EXECUTE format('CREATE INDEX %I ON %s (embedding_gate.%s_hash(%I))',
                        index_name, qualified, kind, attach.embedding_column);
-        hash_index := format('%I.%I', rel.nspname, index_name)::regclass;
+        hash_index := format('%I.%I', rel.nspname, index_name);
     END IF;
     -- the summary's count of its embedded rows, counted as the owner
     EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
@@ -666,7 +696,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     qualified text := embedding_gate._qualified(table_name);
-    hash_index regclass;
+    hash_index text;
 BEGIN
     PERFORM embedding_gate._refuse_unless_owner(table_name, 'detach it');
     IF table_name = 'public.chunks'::regclass THEN
@@ -682,8 +712,9 @@ BEGIN
     PERFORM embedding_gate._drop_triggers(table_name);
     -- (gone already when its column was dropped; and only an index of this table)
     IF EXISTS (SELECT FROM pg_catalog.pg_index AS i
-               WHERE i.indexrelid = hash_index AND i.indrelid = table_name) THEN
-        EXECUTE format('DROP INDEX %s', hash_index);
+               WHERE i.indexrelid = pg_catalog.to_regclass(hash_index)
+                 AND i.indrelid = table_name) THEN
+        EXECUTE format('DROP INDEX %s', pg_catalog.to_regclass(hash_index));
     END IF;
 END
 $$;
@@ -862,7 +893,7 @@ SELECT embedding_gate._qualified(a.table_oid) AS table_name,
                  - (SELECT count(*) FROM public.chunks
                     WHERE embedding IS NULL AND embedding_raw IS NULL)
             ELSE (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
-                  WHERE r.relation = a.table_oid::oid::text) END AS embedded,
+                  WHERE r.relation = a.row_key::text) END AS embedded,
        CASE WHEN a.table_oid = 'public.chunks'::regclass
             THEN (SELECT count(*) FROM public.chunks WHERE quality_issues IS NOT NULL)
             ELSE (SELECT count(*) FROM embedding_gate.verdicts AS v

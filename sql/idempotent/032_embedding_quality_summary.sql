@@ -17,7 +17,7 @@ SET search_path = pg_catalog, pg_temp
 SET jit = off
 AS $$
 WITH seen AS MATERIALIZED (
-    SELECT a.table_oid, embedding_gate._qualified(a.table_oid) AS name
+    SELECT a.table_oid, a.row_key, embedding_gate._qualified(a.table_oid) AS name
     FROM embedding_gate.attached_tables AS a
     JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid
     WHERE COALESCE(pg_catalog.has_column_privilege(embedding_gate._caller(), a.table_oid,
@@ -26,7 +26,8 @@ WITH seen AS MATERIALIZED (
                                                        a.embedding_attnum, 'SELECT'), false)
 ),
 -- the attached tables the caller may read (chunks has figures of its own)
-attached AS (SELECT s.table_oid, s.name FROM seen AS s WHERE s.table_oid <> 'public.chunks'::regclass),
+attached AS (SELECT s.table_oid, s.row_key, s.name FROM seen AS s
+             WHERE s.table_oid <> 'public.chunks'::regclass),
 mine AS (SELECT EXISTS (SELECT FROM seen AS s WHERE s.table_oid = 'public.chunks'::regclass)
                 AS chunks,
                 pg_catalog.has_table_privilege(embedding_gate._caller(), 'public.documents',
@@ -56,7 +57,7 @@ per_table AS (
     FROM mine WHERE mine.chunks
     UNION ALL
     SELECT a.name, (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
-                    WHERE r.relation = a.table_oid::oid::text)
+                    WHERE r.relation = a.row_key::text)
                    + (SELECT count(*) FROM embedding_gate.quarantine AS q
                       WHERE q.table_oid = a.table_oid AND q.row IS NOT NULL)
     FROM attached AS a

@@ -4,42 +4,90 @@
 -- live beside the table, keyed by (table, row id); the functions and triggers are in
 -- sql/idempotent/.
 
-CREATE TABLE embedding_gate.attached_tables (
+-- What it keeps survives pg_dump and pg_restore: the table as regclass (dumped by name, and
+-- tables are restored before any data), its columns by name (a restore renumbers the
+-- columns of a table that once had one dropped), the hash index by name (indexes are made
+-- after the data), and its counts keyed by row_key, a value of its own (not an oid).
+CREATE TABLE embedding_gate._attached (
     table_oid         regclass PRIMARY KEY,
-    -- columns by number, not name: a column renamed later stays the one attached
-    id_attnum         smallint NOT NULL,
-    embedding_attnum  smallint NOT NULL,
+    -- the key of the table's counts in embedding_gate._row_counts
+    row_key           bigint GENERATED ALWAYS AS IDENTITY
+                      CONSTRAINT _attached_row_key_key UNIQUE,
+    -- each column by name, and by number as well: a column renamed later (where no event
+    -- trigger follows it) is still found by its number
+    id_column         name NOT NULL,
+    id_number         smallint NOT NULL,
+    embedding_column  name NOT NULL,
+    embedding_number  smallint NOT NULL,
     embedding_type    text NOT NULL
                       CONSTRAINT attached_tables_embedding_type_check
                       CHECK (embedding_type IN ('vector', 'halfvec')),
     -- NULL: an unconstrained vector column (rows of several dimensions)
     dimension         integer,
-    content_attnum    smallint,
+    content_column    name,
+    content_number    smallint,
     model             text,
-    model_attnum      smallint,
+    model_column      name,
+    model_number      smallint,
     -- mode and thresholds of this table where they differ from embedding_gate.settings
     overrides         jsonb NOT NULL DEFAULT '{}'::jsonb,
-    hash_index        regclass,
+    -- schema-qualified name
+    hash_index        text,
     attached_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     attached_by       name NOT NULL,
-    CONSTRAINT attached_tables_one_model CHECK (model IS NULL OR model_attnum IS NULL)
+    CONSTRAINT attached_tables_one_model CHECK (model IS NULL OR model_column IS NULL)
 );
-COMMENT ON TABLE embedding_gate.attached_tables IS
+COMMENT ON TABLE embedding_gate._attached IS
     'The tables the gate guards: chunks, and those attached with embedding_gate.attach(): '
     'which columns hold the row id, the embedding, the content and the model, and the '
     'table''s own overrides of embedding_gate.settings. Read it through the view '
+    'embedding_gate.attached_tables (the columns'' numbers as they are now), or '
     'embedding_gate.attached.';
-COMMENT ON COLUMN embedding_gate.attached_tables.overrides IS
+COMMENT ON COLUMN embedding_gate._attached.overrides IS
     'The table''s mode and thresholds where they differ from embedding_gate.settings, e.g. '
     '{"mode": "quarantine"}; set by the table''s owner with embedding_gate.set_table_settings().';
-COMMENT ON COLUMN embedding_gate.attached_tables.hash_index IS
-    'The index attach() created on the hash of the embedding (duplicate_vector); detach() '
-    'drops it.';
+COMMENT ON COLUMN embedding_gate._attached.hash_index IS
+    'The index attach() created on the hash of the embedding (duplicate_vector), by name; '
+    'detach() drops it.';
+
+-- The registry with each column's number as it is now: the column of that name, or (a
+-- rename no event trigger followed) the column of the number recorded.
+CREATE VIEW embedding_gate.attached_tables WITH (security_invoker = true) AS
+SELECT a.table_oid,
+       COALESCE((SELECT c.attnum FROM pg_catalog.pg_attribute AS c
+                 WHERE c.attrelid = a.table_oid AND c.attname = a.id_column
+                   AND c.attnum > 0 AND NOT c.attisdropped), a.id_number) AS id_attnum,
+       COALESCE((SELECT c.attnum FROM pg_catalog.pg_attribute AS c
+                 WHERE c.attrelid = a.table_oid AND c.attname = a.embedding_column
+                   AND c.attnum > 0 AND NOT c.attisdropped), a.embedding_number)
+           AS embedding_attnum,
+       a.embedding_type,
+       a.dimension,
+       CASE WHEN a.content_column IS NOT NULL THEN
+           COALESCE((SELECT c.attnum FROM pg_catalog.pg_attribute AS c
+                     WHERE c.attrelid = a.table_oid AND c.attname = a.content_column
+                       AND c.attnum > 0 AND NOT c.attisdropped), a.content_number) END
+           AS content_attnum,
+       a.model,
+       CASE WHEN a.model_column IS NOT NULL THEN
+           COALESCE((SELECT c.attnum FROM pg_catalog.pg_attribute AS c
+                     WHERE c.attrelid = a.table_oid AND c.attname = a.model_column
+                       AND c.attnum > 0 AND NOT c.attisdropped), a.model_number) END
+           AS model_attnum,
+       a.overrides,
+       a.hash_index,
+       a.attached_at,
+       a.attached_by,
+       a.row_key
+FROM embedding_gate._attached AS a;
+COMMENT ON VIEW embedding_gate.attached_tables IS
+    'The gate''s registry (embedding_gate._attached) with the numbers of the attached '
+    'columns as they are now (a restore renumbers columns; a rename keeps the number).';
 
 -- One row per flagged row of an attached table; a clean row has none.
 CREATE TABLE embedding_gate.verdicts (
     table_oid         regclass NOT NULL
-                      REFERENCES embedding_gate.attached_tables ON DELETE CASCADE,
+                      REFERENCES embedding_gate._attached ON DELETE CASCADE,
     row_id            text NOT NULL,
     issues            text[] NOT NULL,
     reason            text NOT NULL,
@@ -61,7 +109,7 @@ COMMENT ON TABLE embedding_gate.verdicts IS
 -- The rows quarantine mode took out of attached tables, whole, as jsonb.
 CREATE TABLE embedding_gate.quarantine (
     table_oid         regclass NOT NULL
-                      REFERENCES embedding_gate.attached_tables ON DELETE CASCADE,
+                      REFERENCES embedding_gate._attached ON DELETE CASCADE,
     row_id            text NOT NULL,
     -- NULL only inside the writing transaction: the gate records why, then the writer's
     -- own statement trigger moves the row here (_move_quarantined), as the writer
@@ -87,18 +135,20 @@ COMMENT ON TABLE embedding_gate.quarantine IS
 -- chunks, the gate's own table, is a row of the registry like any attached table: listed in
 -- embedding_gate.attached, with overrides of its own. Its triggers, quality columns and
 -- quarantine stay its own (sql/idempotent/010-013).
-INSERT INTO embedding_gate.attached_tables
-    (table_oid, id_attnum, embedding_attnum, embedding_type, dimension, content_attnum,
-     model_attnum, hash_index, attached_by)
+INSERT INTO embedding_gate._attached
+    (table_oid, id_column, id_number, embedding_column, embedding_number, embedding_type,
+     dimension, content_column, content_number, model_column, model_number, hash_index,
+     attached_by)
 SELECT 'public.chunks'::regclass,
-       (SELECT attnum FROM pg_catalog.pg_attribute
-        WHERE attrelid = 'public.chunks'::regclass AND attname = 'chunk_id'),
-       e.attnum, 'vector', e.atttypmod,
-       (SELECT attnum FROM pg_catalog.pg_attribute
-        WHERE attrelid = 'public.chunks'::regclass AND attname = 'content'),
-       (SELECT attnum FROM pg_catalog.pg_attribute
-        WHERE attrelid = 'public.chunks'::regclass AND attname = 'embedding_model'),
-       'public.chunks_embedding_hash_idx'::regclass, current_user
+       'chunk_id', (SELECT attnum FROM pg_catalog.pg_attribute
+                    WHERE attrelid = 'public.chunks'::regclass AND attname = 'chunk_id'),
+       'embedding', e.attnum, 'vector', e.atttypmod,
+       'content', (SELECT attnum FROM pg_catalog.pg_attribute
+                   WHERE attrelid = 'public.chunks'::regclass AND attname = 'content'),
+       'embedding_model', (SELECT attnum FROM pg_catalog.pg_attribute
+                           WHERE attrelid = 'public.chunks'::regclass
+                             AND attname = 'embedding_model'),
+       'public.chunks_embedding_hash_idx', current_user
 FROM pg_catalog.pg_attribute AS e
 WHERE e.attrelid = 'public.chunks'::regclass AND e.attname = 'embedding';
 
@@ -107,14 +157,14 @@ ALTER TABLE embedding_gate._row_counts DROP CONSTRAINT _row_counts_relation_chec
 ALTER TABLE embedding_gate._row_counts ADD CONSTRAINT _row_counts_relation_check
     CHECK (relation IN ('chunks', 'documents') OR relation ~ '^[0-9]+$');
 COMMENT ON COLUMN embedding_gate._row_counts.relation IS
-    'chunks, documents, or the oid of an attached table (whose count is of its rows with an '
-    'embedding).';
+    'chunks, documents, or the row_key of an attached table in embedding_gate._attached '
+    '(whose count is of its rows with an embedding).';
 
-REVOKE ALL ON embedding_gate.attached_tables, embedding_gate.verdicts, embedding_gate.quarantine
+REVOKE ALL ON embedding_gate._attached, embedding_gate.verdicts, embedding_gate.quarantine
     FROM PUBLIC;
 -- which tables are guarded, and how, is no secret (the view embedding_gate.attached);
 -- attach() and detach() read it as the table's owner, whoever that is
-GRANT SELECT ON embedding_gate.attached_tables TO PUBLIC;
+GRANT SELECT ON embedding_gate._attached, embedding_gate.attached_tables TO PUBLIC;
 -- the reports run as their reader (what each shows is what that reader could read of the
 -- tables): every role reads the configuration they check with, none of it data
 GRANT SELECT ON embedding_gate.settings, embedding_gate.blank_references,
@@ -125,15 +175,16 @@ GRANT SELECT ON embedding_gate.settings, embedding_gate.blank_references,
 -- as the gate: a SECURITY DEFINER function could only ask for SET ROLE's or the session's
 -- user, which code running for another role, say an index expression during ANALYZE,
 -- would pass): a table's registry row, count, and quarantined rows are its owner's.
-ALTER TABLE embedding_gate.attached_tables ENABLE ROW LEVEL SECURITY;
-CREATE POLICY attached_tables_read ON embedding_gate.attached_tables FOR SELECT USING (true);
-CREATE POLICY attached_tables_owner ON embedding_gate.attached_tables FOR ALL
+ALTER TABLE embedding_gate._attached ENABLE ROW LEVEL SECURITY;
+CREATE POLICY attached_tables_read ON embedding_gate._attached FOR SELECT USING (true);
+CREATE POLICY attached_tables_owner ON embedding_gate._attached FOR ALL
     USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
                                    WHERE c.oid = table_oid), 'USAGE'))
     WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
                                         WHERE c.oid = table_oid), 'USAGE'));
-GRANT INSERT, DELETE ON embedding_gate.attached_tables TO PUBLIC;
-GRANT UPDATE (overrides) ON embedding_gate.attached_tables TO PUBLIC;
+-- (through the view, whose security_invoker makes these policies the caller's)
+GRANT INSERT, DELETE ON embedding_gate._attached, embedding_gate.attached_tables TO PUBLIC;
+GRANT UPDATE (overrides) ON embedding_gate._attached, embedding_gate.attached_tables TO PUBLIC;
 ALTER TABLE embedding_gate.quarantine ENABLE ROW LEVEL SECURITY;
 CREATE POLICY quarantine_owner ON embedding_gate.quarantine FOR ALL
     USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
@@ -142,12 +193,16 @@ GRANT SELECT, DELETE ON embedding_gate.quarantine TO PUBLIC;
 ALTER TABLE embedding_gate._row_counts ENABLE ROW LEVEL SECURITY;
 CREATE POLICY _row_counts_owner ON embedding_gate._row_counts FOR ALL
     USING (CASE WHEN relation ~ '^[0-9]+$'
-                THEN pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
-                                             WHERE c.oid = relation::oid), 'USAGE')
+                THEN pg_catalog.pg_has_role((SELECT c.relowner FROM embedding_gate._attached AS a
+                                             JOIN pg_catalog.pg_class AS c ON c.oid = a.table_oid
+                                             WHERE a.row_key = relation::bigint), 'USAGE')
                 ELSE false END)
     WITH CHECK (CASE WHEN relation ~ '^[0-9]+$'
-                     THEN pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class AS c
-                                                  WHERE c.oid = relation::oid), 'USAGE')
+                     THEN pg_catalog.pg_has_role((SELECT c.relowner
+                                                  FROM embedding_gate._attached AS a
+                                                  JOIN pg_catalog.pg_class AS c
+                                                    ON c.oid = a.table_oid
+                                                  WHERE a.row_key = relation::bigint), 'USAGE')
                      ELSE false END);
 GRANT SELECT, INSERT, DELETE ON embedding_gate._row_counts TO PUBLIC;
 
