@@ -128,3 +128,41 @@ def test_a_restored_database_says_the_same_and_checks_every_write(guarded, empty
         assert conn.execute(
             "SELECT count(*) FROM pg_indexes WHERE tablename = 'notes'"
         ).fetchone() == (1,)  # its primary key: the gate's index went with it
+
+
+def test_moves_and_renames_after_attach(doc):
+    """RENAME, SET SCHEMA and renamed columns keep the gate on the table (detach still finds
+    its index); a copy made with LIKE ... INCLUDING ALL is a table of its own, not guarded
+    until attached; an embedding column turned into halfvec is refused by PostgreSQL while
+    the gate's index is on it (detach, alter, attach again)."""
+    db = doc
+    db.execute("CREATE TABLE notes (id bigint PRIMARY KEY, body text, emb vector(8))")
+    db.execute("SELECT * FROM embedding_gate.attach('notes', 'emb', content_column => 'body')")
+    db.execute("CREATE SCHEMA archive")
+    db.execute("ALTER TABLE notes RENAME TO kept")
+    db.execute("ALTER TABLE kept SET SCHEMA archive")
+    db.execute("ALTER TABLE archive.kept RENAME COLUMN body TO text_body")
+    db.execute("ALTER TABLE archive.kept RENAME COLUMN id TO key")
+    db.execute("INSERT INTO archive.kept VALUES (1, 'a', %s), (2, 'b', %s)", [ZERO, ZERO])
+    assert db.execute(
+        "SELECT row_id, issues FROM low_quality_embeddings WHERE table_name = 'archive.kept'"
+        " ORDER BY 1"
+    ).fetchall() == [
+        ("1", ["low_norm", "low_variance", "sparse"]),
+        ("2", ["low_norm", "low_variance", "sparse", "duplicate_vector"]),
+    ]
+    assert db.execute(
+        "SELECT id_column, content_column FROM embedding_gate.attached"
+        " WHERE table_name = 'archive.kept'"
+    ).fetchone() == ("key", "text_body")
+    with pytest.raises(psycopg.Error, match="vector_hash"):
+        db.execute("ALTER TABLE archive.kept ALTER COLUMN emb TYPE halfvec(8)")
+    db.execute("CREATE TABLE archive.copy (LIKE archive.kept INCLUDING ALL)")
+    db.execute("INSERT INTO archive.copy VALUES (1, 'a', %s)", [ZERO])
+    assert db.execute(
+        "SELECT count(*) FROM low_quality_embeddings WHERE table_name = 'archive.copy'"
+    ).fetchone() == (0,)
+    db.execute("SELECT embedding_gate.detach('archive.kept')")
+    assert db.execute(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = 'archive' AND tablename = 'kept'"
+    ).fetchone() == (1,)

@@ -651,7 +651,8 @@ BEGIN
         index_name := left(rel.relname, 30) || '_' || table_name::oid || '_embedding_gate_hash';
         EXECUTE format('CREATE INDEX %I ON %s (embedding_gate.%s_hash(%I))',
                        index_name, qualified, kind, attach.embedding_column);
-        hash_index := format('%I.%I', rel.nspname, index_name);
+        -- (by its name alone: an index lives in its table's schema, and moves with it)
+        hash_index := index_name;
     END IF;
     -- the summary's count of its embedded rows, counted as the owner
     EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
@@ -712,9 +713,12 @@ BEGIN
     PERFORM embedding_gate._drop_triggers(table_name);
     -- (gone already when its column was dropped; and only an index of this table)
     IF EXISTS (SELECT FROM pg_catalog.pg_index AS i
-               WHERE i.indexrelid = pg_catalog.to_regclass(hash_index)
-                 AND i.indrelid = table_name) THEN
-        EXECUTE format('DROP INDEX %s', pg_catalog.to_regclass(hash_index));
+               JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+               WHERE c.relname = hash_index AND i.indrelid = table_name) THEN
+        EXECUTE format('DROP INDEX %s',
+                       (SELECT c.oid::regclass FROM pg_catalog.pg_index AS i
+                        JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                        WHERE c.relname = hash_index AND i.indrelid = table_name));
     END IF;
 END
 $$;

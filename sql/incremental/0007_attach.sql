@@ -31,7 +31,7 @@ CREATE TABLE embedding_gate._attached (
     model_number      smallint,
     -- mode and thresholds of this table where they differ from embedding_gate.settings
     overrides         jsonb NOT NULL DEFAULT '{}'::jsonb,
-    -- schema-qualified name
+    -- its name (an index lives in its table's schema)
     hash_index        text,
     attached_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     attached_by       name NOT NULL,
@@ -148,7 +148,7 @@ SELECT 'public.chunks'::regclass,
        'embedding_model', (SELECT attnum FROM pg_catalog.pg_attribute
                            WHERE attrelid = 'public.chunks'::regclass
                              AND attname = 'embedding_model'),
-       'public.chunks_embedding_hash_idx', current_user
+       'chunks_embedding_hash_idx', current_user
 FROM pg_catalog.pg_attribute AS e
 WHERE e.attrelid = 'public.chunks'::regclass AND e.attname = 'embedding';
 
