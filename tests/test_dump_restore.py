@@ -166,3 +166,88 @@ def test_moves_and_renames_after_attach(doc):
     assert db.execute(
         "SELECT count(*) FROM pg_indexes WHERE schemaname = 'archive' AND tablename = 'kept'"
     ).fetchone() == (1,)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_streaming_standby_reads_the_reports_and_checks_writes_once_promoted(
+    guarded, postgresql_proc, tmp_path
+):
+    """pg_basebackup -R of the guarded cluster: on the standby (read-only) the reports,
+    verify_embeddings and the command line's report run; promoted, it checks writes."""
+    from tests.helpers import url_for
+
+    p = postgresql_proc
+    data = tmp_path / "standby"
+    backup = subprocess.run(
+        [tool("pg_basebackup"), "-h", p.host, "-p", str(p.port), "-U", p.user, "-D", str(data),
+         "-R", "-X", "stream", "-c", "fast"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert backup.returncode == 0, backup.stderr
+    port = _free_port()
+    start = subprocess.run(
+        [tool("pg_ctl"), "-D", str(data), "-w", "-l", str(tmp_path / "standby.log"), "-o",
+         f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp_path}",
+         "start"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert start.returncode == 0, start.stderr + (tmp_path / "standby.log").read_text()
+    dbname = guarded.rsplit("/", 1)[1]
+    standby = url_for("127.0.0.1", port, p.user, dbname)
+    try:
+        with psycopg.connect(guarded) as primary:
+            expected = {
+                sql: primary.execute(sql).fetchall()
+                for sql in (
+                    "SELECT table_name, row_id, issues FROM low_quality_embeddings ORDER BY 1, 2",
+                    "SELECT * FROM embedding_quality_summary",
+                )
+            }
+        deadline = 60
+        import time
+
+        while True:  # the standby has replayed up to its backup: wait for it to accept
+            try:
+                conn = psycopg.connect(standby, autocommit=True)
+                break
+            except psycopg.OperationalError:
+                deadline -= 1
+                assert deadline > 0, (tmp_path / "standby.log").read_text()
+                time.sleep(1)
+        with conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+            for sql, rows in expected.items():
+                assert conn.execute(sql).fetchall() == rows
+            checked = conn.execute("SELECT checked FROM verify_embeddings(100)").fetchone()
+            assert checked[0] > 0
+            conn.execute("SELECT * FROM embedding_measures()").fetchall()
+            from loader import report
+            from loader.db import connect
+
+            c2 = connect(standby)
+            try:
+                assert "Low-quality embeddings" in report.report(c2)
+            finally:
+                c2.close()
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                conn.execute("INSERT INTO notes VALUES (9, 'x', %s)", [ZERO])
+        promote = subprocess.run(
+            [tool("pg_ctl"), "-D", str(data), "-w", "promote"],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert promote.returncode == 0, promote.stderr
+        with psycopg.connect(standby, autocommit=True) as conn:
+            conn.execute("INSERT INTO notes VALUES (9, 'new bad', %s)", [ZERO])
+            assert conn.execute(
+                "SELECT issues FROM low_quality_embeddings WHERE row_id = '9'"
+            ).fetchone() == (["low_norm", "low_variance", "sparse", "duplicate_vector"],)
+    finally:
+        subprocess.run([tool("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=120)
