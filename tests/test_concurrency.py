@@ -71,6 +71,7 @@ class Workload:
         chunk_writers: int = 2,
         statements: int = 30,
         isolation: str = "read committed",
+        background_isolation: "str | None" = None,
         recheck: bool = True,
         reports: bool = True,
     ):
@@ -78,6 +79,9 @@ class Workload:
         self.attached = attached
         self.writers, self.chunk_writers, self.statements = writers, chunk_writers, statements
         self.isolation = isolation
+        # the sessions' default for the background (recheck, check_existing, reports):
+        # the writers' level unless told
+        self.background_isolation = background_isolation or isolation
         self.recheck, self.reports = recheck, reports
         self.outcome = Outcome()
         self.lock = threading.Lock()
@@ -206,6 +210,7 @@ class Workload:
 
     def _loop(self, who: str, statements: list) -> None:
         with self._connect() as conn:
+            conn.execute(f"SET default_transaction_isolation = '{self.background_isolation}'")
             conn.add_notice_handler(lambda _: None)
             while self.writing.is_set() and time.monotonic() < self.deadline:
                 for sql in statements:
@@ -316,12 +321,17 @@ def stale_verdicts(db, table: str = "items") -> dict:
     return {k: v for k, v in wrong.items() if v}
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+# (the third with the background's sessions at SERIALIZABLE by default, as a deployment may
+# set default_transaction_isolation: the recheck's batches still run at READ COMMITTED)
+@pytest.mark.parametrize(
+    ("seed", "background"),
+    [(1, "read committed"), (2, "read committed"), (3, "serializable")],
+)
 def test_concurrent_writers_recheck_and_reports_fail_nothing_and_verdicts_stay_true(
-    db, db_url, seed
+    db, db_url, seed, background
 ):
     create_table(db)
-    outcome = Workload(db_url, seed).run()
+    outcome = Workload(db_url, seed, background_isolation=background).run()
     assert outcome.error_lines() == []
     assert outcome.committed >= 6 * 30  # every writer's upserts (and its deletes) went through
     assert set(outcome.background) == {"recheck", "check_existing", "reports"}
@@ -416,3 +426,46 @@ def flags_of(db, table: str) -> dict:
         )
     }
     return {i: i in flagged for (i,) in db.execute("SELECT id FROM notes")}
+
+
+def test_a_recheck_that_only_confirms_a_verdict_leaves_it_as_it_is(db):
+    """No new version of a flagged chunk or verdict for a writer at SERIALIZABLE to fail on
+    (or to wait for) when nothing changed; a change of threshold still rewrites them."""
+    rng = random.Random(3)
+    db.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
+    db.execute(
+        "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES ('z', 'd1', '', %s)",
+        [_vector(rng, CHUNK_D, True)],
+    )
+    create_table(db, "notes")
+    db.execute(
+        "INSERT INTO notes (id, document, embedding) VALUES ('z', '', %s)", [vec(np.zeros(D))]
+    )
+
+    def versions():
+        return (
+            db.execute("SELECT xmin::text FROM chunks WHERE chunk_id = 'z'").fetchone(),
+            db.execute(
+                "SELECT xmin::text FROM embedding_gate.verdicts"
+                " WHERE table_oid = 'notes'::regclass AND row_id = 'z'"
+            ).fetchone(),
+        )
+
+    before = versions()
+    assert None not in before
+    db.execute("CALL recheck_embeddings()")
+    assert versions() == before
+    # (a new min_norm alone keeps the verdict of a zero vector as it was: same codes, same
+    # measures; no sparse check changes its codes)
+    db.execute("UPDATE embedding_gate.settings SET min_norm = 0.2")
+    db.execute("CALL recheck_embeddings()")
+    assert versions() == before
+    db.execute("UPDATE embedding_gate.settings SET max_near_zero_ratio = 1")
+    db.execute("CALL recheck_embeddings()")
+    after = versions()
+    assert after[0] != before[0] and after[1] != before[1]
+    codes = db.execute(
+        "SELECT (SELECT quality_issues FROM chunks WHERE chunk_id = 'z'),"
+        " (SELECT issues FROM embedding_gate.verdicts WHERE row_id = 'z')"
+    ).fetchone()
+    assert [sorted(c) for c in codes] == [["low_norm", "low_variance"]] * 2

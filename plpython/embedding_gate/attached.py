@@ -70,7 +70,7 @@ class Statements:
     # the gate's owner may not lock them, only compared (still_judged)
     lock_judged: str
     still_judged: str
-    with_verdicts: str  # of ids $2, those with a verdict (table oid $1)
+    with_verdicts: str  # of ids $2, the verdicts stored (table oid $1)
 
 
 def lookup(plpy, oid) -> "tuple[Table, dict] | tuple[None, None]":
@@ -182,7 +182,9 @@ def _build(q, table: Table) -> Statements:
         lock_judged=f"{judged} FOR SHARE OF t SKIP LOCKED",
         still_judged=judged,
         with_verdicts=(
-            "SELECT v.row_id FROM embedding_gate.verdicts AS v"
+            "SELECT v.row_id, v.issues, v.reason, v.norm, v.variance, v.near_zero_ratio,"
+            " v.blank_similarity, v.duplicate_of, v.embedding_model, v.content_length,"
+            " v.content_preview FROM embedding_gate.verdicts AS v"
             " WHERE v.table_oid = $1::regclass AND v.row_id = ANY ($2::text[])"
         ),
     )
@@ -290,7 +292,8 @@ def check_batch(plpy, oid, after, batch_size: int) -> dict:
 
 def write_judged(plpy, table, s, versions: dict, flagged: list, clean: list) -> None:
     """Write what a scan (check_existing, recheck) found, as flag mode does, for the rows
-    whose verdict changes (the flagged ones, and clean ones that have a verdict), but only
+    whose verdict changes (flagged ones whose stored verdict differs or is missing, clean
+    ones that have one), but only
     where each row is still the version the scan read: a writer that changed it since, or
     is changing it, writes the verdict of its own vector. The gate locks those rows FOR
     SHARE, skipping any a writer holds (NOWAIT would fail the batch), so that no writer
@@ -299,9 +302,24 @@ def write_judged(plpy, table, s, versions: dict, flagged: list, clean: list) -> 
     it compares their version in the statement that writes: a writer that changes a row
     between that statement and the commit may then see its verdict overwritten.)"""
     ids = [r["row_id"] for rows, *_ in flagged for r in rows]
-    if clean:
-        had = queries.run(plpy, s.with_verdicts, ["oid", "text[]"], [table.oid, clean])
-        clean = [r["row_id"] for r in had]
+    stored = {}
+    if ids or clean:
+        found = queries.run(plpy, s.with_verdicts, ["oid", "text[]"], [table.oid, ids + clean])
+        stored = {r["row_id"]: _stored(r) for r in found}
+    clean = [i for i in clean if i in stored]
+    # a verdict the scan only confirms is left as it is: rewriting it would be a new
+    # version for a writer at SERIALIZABLE to fail on, and a lock for it to wait on
+    changed = []
+    for rows, models, v, idx in flagged:
+        keep = [
+            k
+            for k, r in enumerate(rows)
+            if stored.get(r["row_id"]) != _verdict(r, models, v, idx[k])
+        ]
+        if keep:
+            changed.append(([rows[k] for k in keep], models, v, idx[keep]))
+    flagged = changed
+    ids = [r["row_id"] for rows, *_ in flagged for r in rows]
     if not ids and not clean:
         return
     may_lock = queries.run(plpy, queries.MAY_LOCK, ["oid"], [table.oid])[0]["ok"]
@@ -320,6 +338,36 @@ def write_judged(plpy, table, s, versions: dict, flagged: list, clean: list) -> 
         if keep:
             act(plpy, table, "flag", [rows[k] for k in keep], models, v, idx[keep])
     forget(plpy, table, [i for i in clean if i in mine])
+
+
+def _verdict(row, models, v: Verdicts, i) -> tuple:
+    """What act() would store for a flagged row, as _stored() reads it back."""
+    content = row["content"]
+    return (
+        v.issues(i),
+        v.reason(i),
+        *(None if m is None else float(m) for m in v.measured(i)),
+        v.duplicate_of[i],
+        models[i],
+        len(content) if content is not None else None,
+        content[:PREVIEW_CHARS] if content is not None else None,
+    )
+
+
+def _stored(r) -> tuple:
+    """A stored verdict (s.with_verdicts), comparable with _verdict()."""
+    return (
+        list(r["issues"]),
+        r["reason"],
+        r["norm"],
+        r["variance"],
+        r["near_zero_ratio"],
+        r["blank_similarity"],
+        r["duplicate_of"],
+        r["embedding_model"],
+        r["content_length"],
+        r["content_preview"],
+    )
 
 
 def judge(plpy, table, s, rows, t, tally, scan=False) -> "tuple[list, list]":

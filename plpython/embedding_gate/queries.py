@@ -223,6 +223,12 @@ RECHECKED = (
     "  AS v(chunk_id, issues, reason, norm, variance, ratio, similarity, duplicate_of, x)),"
     " mine AS MATERIALIZED (SELECT c.chunk_id FROM public.chunks AS c"
     "  JOIN v ON v.chunk_id = c.chunk_id WHERE c.xmin::text = v.x"
+    # (a verdict the recheck only confirms is left as it is: rewriting it would be a new
+    # version of the row for a writer at SERIALIZABLE to fail on)
+    "  AND (c.quality_issues, c.quality_reason, c.quality_norm, c.quality_variance,"
+    "   c.quality_near_zero_ratio, c.quality_blank_similarity, c.quality_duplicate_of)"
+    "   IS DISTINCT FROM (pg_catalog.string_to_array(v.issues, ','), v.reason, v.norm,"
+    "   v.variance, v.ratio, v.similarity, v.duplicate_of)"
     "  ORDER BY c.chunk_id FOR NO KEY UPDATE OF c SKIP LOCKED)"
     " UPDATE public.chunks AS c SET quality_issues = pg_catalog.string_to_array(v.issues, ','),"
     " quality_reason = v.reason, quality_norm = v.norm, quality_variance = v.variance,"
