@@ -90,6 +90,10 @@ def _attach(conn, args) -> int:
         "model": args.model,
         "model_column": args.model_column,
     }
+    if args.content:
+        # built first, CONCURRENTLY: the table's writers go on meanwhile; attach then holds
+        # them only while it creates its triggers
+        options["hash_index"] = db.build_hash_index(conn, args.table, args.embedding or "embedding")
     name = db.attach(conn, args.table, **{k: v for k, v in options.items() if v})
     print(f"attached {name}: every write is checked from now on")
     if args.no_check:

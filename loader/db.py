@@ -12,6 +12,7 @@ import numpy as np
 import orjson
 import psycopg2
 import psycopg2.extras
+import psycopg2.sql
 
 # the columns the loader writes; the gate writes the rest
 COLUMNS = (
@@ -392,6 +393,46 @@ def attach(conn, table: str, **options) -> str:
         )
         name = cur.fetchone()[0]
     conn.commit()
+    return name
+
+
+def build_hash_index(conn, table: str, column: str = "embedding") -> str:
+    """CREATE INDEX CONCURRENTLY on the gate's hash of an embedding column, for attach()'s
+    hash_index: built while writers go on (a plain CREATE INDEX, as attach() would run,
+    holds every write to the table until it is built). Returns its name."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT c.relname, c.oid, n.nspname,"
+            " a.atttypid = 'public.halfvec'::regtype AS half"
+            " FROM pg_catalog.pg_class AS c"
+            " JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace"
+            " JOIN pg_catalog.pg_attribute AS a ON a.attrelid = c.oid"
+            " WHERE c.oid = %s::regclass AND a.attname = %s AND NOT a.attisdropped",
+            [table, column],
+        )
+        found = cur.fetchone()
+    conn.commit()
+    if found is None:
+        raise psycopg2.errors.UndefinedColumn(f'table {table} has no column "{column}"')
+    relname, oid, schema, half = found
+    name = f"{relname[:30]}_{oid}_embedding_gate_hash"
+    ident = psycopg2.sql.Identifier
+    statement = psycopg2.sql.SQL(
+        "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {}.{} (embedding_gate.{}({}))"
+    ).format(
+        ident(name),
+        ident(schema),
+        ident(relname),
+        ident("halfvec_hash" if half else "vector_hash"),
+        ident(column),
+    )
+    autocommit = conn.autocommit
+    conn.autocommit = True  # CONCURRENTLY runs outside a transaction
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.autocommit = autocommit
     return name
 
 

@@ -675,3 +675,30 @@ def test_chunks_is_listed_and_takes_settings_of_its_own(doc):
     ).fetchone() == (1, 0)
     with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="recheck_embeddings"):
         doc.execute("CALL embedding_gate.check_existing('chunks')")
+
+
+def test_attach_takes_an_index_built_concurrently(items, db_url):
+    """A live table: the hash index is built first with CREATE INDEX CONCURRENTLY (writers go
+    on), and attach takes it instead of building one; another index is refused with the
+    statement to run."""
+    from loader import db as loader_db
+    from loader.db import connect
+
+    items.execute("CREATE INDEX items_body_idx ON items (body)")
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="CREATE INDEX CONCURRENTLY"):
+        attach(items, embedding_column="emb", content_column="body", hash_index="items_body_idx")
+    conn = connect(db_url)
+    try:
+        name = loader_db.build_hash_index(conn, "items", "emb")
+    finally:
+        conn.close()
+    attach(items, embedding_column="emb", content_column="body", hash_index=name)
+    assert items.execute(
+        "SELECT hash_index FROM embedding_gate.attached_tables WHERE table_oid = 'items'::regclass"
+    ).fetchone() == (name,)
+    items.execute("INSERT INTO items (id, body, emb) VALUES (7, 'twin', %s)", [vec(ZERO)])
+    assert flagged(items)["7"][0] == ["duplicate_vector", "low_norm", "low_variance", "sparse"]
+    items.execute("SELECT embedding_gate.detach('items')")
+    assert items.execute(
+        "SELECT count(*) FROM pg_indexes WHERE indexname = %s", [name]
+    ).fetchone() == (0,)

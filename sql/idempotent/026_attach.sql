@@ -501,6 +501,10 @@ COMMENT ON FUNCTION embedding_gate._drop_triggers(regclass) IS
     'Drops the gate''s triggers from a table and from each partition below it.';
 
 -- Guards a table from now on: its writes, and (check_existing) the rows it holds.
+-- hash_index: an index built beforehand (CREATE INDEX CONCURRENTLY ..., which holds no
+-- writer back) on the hash of the embedding, for a table that is written to while it is
+-- attached; otherwise attach builds one, and writes wait until it is built.
+DROP FUNCTION IF EXISTS embedding_gate.attach(regclass, name, name, name, text, name, boolean);
 CREATE OR REPLACE FUNCTION embedding_gate.attach(
     table_name regclass,
     embedding_column name DEFAULT 'embedding',
@@ -508,7 +512,8 @@ CREATE OR REPLACE FUNCTION embedding_gate.attach(
     id_column name DEFAULT NULL,
     model text DEFAULT NULL,
     model_column name DEFAULT NULL,
-    check_existing boolean DEFAULT true)
+    check_existing boolean DEFAULT true,
+    hash_index name DEFAULT NULL)
 RETURNS TABLE (attached text, checked bigint, low_quality bigint)
 LANGUAGE plpgsql
 VOLATILE
@@ -524,7 +529,7 @@ DECLARE
     id_col name := attach.id_column;
     gate_owner name := (SELECT n.nspowner::regrole::name FROM pg_catalog.pg_namespace AS n
                         WHERE n.nspname = 'embedding_gate');
-    hash_index text;
+    index_kept text;
     index_name text;
     after text;
     b record;
@@ -647,12 +652,30 @@ BEGIN
     END IF;
 
     -- duplicate_vector needs the content to tell texts apart, and an index to be fast
-    IF content_column IS NOT NULL THEN
+    IF content_column IS NOT NULL AND attach.hash_index IS NOT NULL THEN
+        -- one the owner built (CONCURRENTLY): an index of this table, on the gate's hash of
+        -- this column and nothing else
+        IF NOT EXISTS (
+                SELECT FROM pg_catalog.pg_index AS i
+                JOIN pg_catalog.pg_class AS c ON c.oid = i.indexrelid
+                WHERE i.indrelid = table_name AND c.relname = attach.hash_index
+                  AND i.indnatts = 1 AND i.indisvalid AND i.indpred IS NULL
+                  AND pg_catalog.pg_get_indexdef(i.indexrelid, 1, false)
+                      = format('embedding_gate.%s_hash(%I)', kind, attach.embedding_column)) THEN
+            RAISE EXCEPTION '% is no valid index of % on embedding_gate.%_hash(%)',
+                attach.hash_index, qualified, kind, attach.embedding_column
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = format('CREATE INDEX CONCURRENTLY %I ON %s '
+                                    '(embedding_gate.%s_hash(%I))', attach.hash_index,
+                                    qualified, kind, attach.embedding_column);
+        END IF;
+        index_kept := attach.hash_index;
+    ELSIF content_column IS NOT NULL THEN
         index_name := left(rel.relname, 30) || '_' || table_name::oid || '_embedding_gate_hash';
         EXECUTE format('CREATE INDEX %I ON %s (embedding_gate.%s_hash(%I))',
                        index_name, qualified, kind, attach.embedding_column);
         -- (by its name alone: an index lives in its table's schema, and moves with it)
-        hash_index := index_name;
+        index_kept := index_name;
     END IF;
     -- the summary's count of its embedded rows, counted as the owner
     EXECUTE format('SELECT count(*) FROM %s AS t WHERE t.%I IS NOT NULL',
@@ -660,7 +683,7 @@ BEGIN
         INTO embedded;
     PERFORM embedding_gate._register(table_name, id_col, attach.embedding_column, kind,
                                      dimension, content_column, model,
-                                     model_column, hash_index, embedded);
+                                     model_column, index_kept, embedded);
 
     PERFORM embedding_gate._add_triggers(table_name);
 
@@ -680,11 +703,13 @@ BEGIN
     RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION embedding_gate.attach(regclass, name, name, name, text, name, boolean) IS
+COMMENT ON FUNCTION embedding_gate.attach(regclass, name, name, name, text, name, boolean, name) IS
     'Guards a table from now on: every INSERT, COPY, UPDATE (upserts and MERGE included) of '
     'its embedding column is checked; verdicts go to embedding_gate.verdicts, keyed by the '
     'row id. The table''s columns are not changed (duplicate_vector adds one index). '
-    'check_existing: also check the rows it holds now, in this transaction. Owner only.';
+    'check_existing: also check the rows it holds now, in this transaction. hash_index: that '
+    'index, built beforehand with CREATE INDEX CONCURRENTLY (a live table''s writers then '
+    'wait only for the triggers to be created). Owner only.';
 
 -- Removes the gate from a table: its triggers and index, its verdicts.
 CREATE OR REPLACE FUNCTION embedding_gate.detach(
