@@ -7,7 +7,7 @@ PYTHON ?= $(or $(wildcard /usr/bin/python3),python3)
 AS_USER := $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
 PYTEST_ENV := env PYTHONDONTWRITEBYTECODE=1 HOME=$(if $(AS_USER),/tmp,$(HOME))
 
-.PHONY: all server tools venv test test-majors lint bench bench-instructions bench-reports bench-scale bench-loader demo clean
+.PHONY: all server tools venv test test-majors lint bench bench-instructions bench-reports bench-scale bench-loader bench-attach demo clean
 
 all: test
 
@@ -59,6 +59,9 @@ bench-reports: server venv  ## the report views at a million chunks (a throwaway
 
 bench-scale: server venv  ## ingest, recheck and the reports at 1M and 10M chunks (~20 GB of disk)
 	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python bench/bench_scale.py $(BENCH_ARGS)
+
+bench-attach: server venv  ## a writer's longest wait while a live table is attached (1M rows)
+	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python -m bench.bench_attach $(BENCH_ARGS)
 
 bench-loader: server venv  ## the loader against an instant embedding server, vs plain COPY
 	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python bench/bench_loader.py $(BENCH_ARGS)

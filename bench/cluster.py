@@ -6,6 +6,7 @@ and on this machine (50% iowait) a flush, or an autovacuum of the previous run's
 8-10 s into some timed runs of a design and not others (100,000 rows: 15 s or 24 s)."""
 
 import contextlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +15,15 @@ from pathlib import Path
 from port_for import get_port
 
 ROOT = Path(__file__).resolve().parent.parent
-BINDIR = Path("/usr/lib/postgresql/15/bin")
+# the newest PostgreSQL major installed (15 on Debian 12, 17 on Debian 13), or PG_BINDIR
+BINDIR = Path(
+    os.environ.get("PG_BINDIR")
+    or max(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        default=Path("/usr/lib/postgresql/15/bin"),
+    )
+)
 
 
 @contextlib.contextmanager
