@@ -76,12 +76,16 @@ def restore(fmt: str, source: str, target: str, path) -> subprocess.CompletedPro
     if fmt == "custom":
         dump = subprocess.run(
             [tool("pg_dump"), "-Fc", "-f", str(path), "-d", source],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert dump.returncode == 0, dump.stderr
         return subprocess.run(
             [tool("pg_restore"), "--exit-on-error", "-d", target, str(path)],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     dump = subprocess.run(
         [tool("pg_dump"), "-Fp", "-d", source], capture_output=True, text=True, timeout=120
@@ -89,7 +93,10 @@ def restore(fmt: str, source: str, target: str, path) -> subprocess.CompletedPro
     assert dump.returncode == 0, dump.stderr
     return subprocess.run(
         [tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target],
-        input=dump.stdout, capture_output=True, text=True, timeout=120,
+        input=dump.stdout,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -102,8 +109,9 @@ def test_a_restored_database_says_the_same_and_checks_every_write(guarded, empty
     assert snapshot(empty_db) == before
     with psycopg.connect(empty_db, autocommit=True) as conn:
         # writes go on, and new bad rows are caught, in chunks and in the attached table
-        conn.execute("INSERT INTO notes VALUES (5, 'new bad', %s), (6, 'new good', %s)",
-                     [ZERO, OTHER])
+        conn.execute(
+            "INSERT INTO notes VALUES (5, 'new bad', %s), (6, 'new good', %s)", [ZERO, OTHER]
+        )
         conn.execute(
             "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES"
             " ('c3', 'd1', 'z', %s)",
@@ -186,17 +194,43 @@ def test_a_streaming_standby_reads_the_reports_and_checks_writes_once_promoted(
     p = postgresql_proc
     data = tmp_path / "standby"
     backup = subprocess.run(
-        [tool("pg_basebackup"), "-h", p.host, "-p", str(p.port), "-U", p.user, "-D", str(data),
-         "-R", "-X", "stream", "-c", "fast"],
-        capture_output=True, text=True, timeout=300,
+        [
+            tool("pg_basebackup"),
+            "-h",
+            p.host,
+            "-p",
+            str(p.port),
+            "-U",
+            p.user,
+            "-D",
+            str(data),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert backup.returncode == 0, backup.stderr
     port = _free_port()
     start = subprocess.run(
-        [tool("pg_ctl"), "-D", str(data), "-w", "-l", str(tmp_path / "standby.log"), "-o",
-         f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp_path}",
-         "start"],
-        capture_output=True, text=True, timeout=120,
+        [
+            tool("pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(tmp_path / "standby.log"),
+            "-o",
+            f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp_path}",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert start.returncode == 0, start.stderr + (tmp_path / "standby.log").read_text()
     dbname = guarded.rsplit("/", 1)[1]
@@ -240,7 +274,9 @@ def test_a_streaming_standby_reads_the_reports_and_checks_writes_once_promoted(
                 conn.execute("INSERT INTO notes VALUES (9, 'x', %s)", [ZERO])
         promote = subprocess.run(
             [tool("pg_ctl"), "-D", str(data), "-w", "promote"],
-            capture_output=True, text=True, timeout=120,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert promote.returncode == 0, promote.stderr
         with psycopg.connect(standby, autocommit=True) as conn:
@@ -249,5 +285,8 @@ def test_a_streaming_standby_reads_the_reports_and_checks_writes_once_promoted(
                 "SELECT issues FROM low_quality_embeddings WHERE row_id = '9'"
             ).fetchone() == (["low_norm", "low_variance", "sparse", "duplicate_vector"],)
     finally:
-        subprocess.run([tool("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [tool("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=120,
+        )

@@ -71,9 +71,13 @@ def shared(doc, postgresql_proc):
     # another team's table, attached by its owner, granted to nobody
     owner = conns["team_owner"]
     owner.execute("CREATE TABLE apps.team (id text PRIMARY KEY, body text, emb vector(8))")
-    owner.execute("SELECT * FROM embedding_gate.attach('apps.team', 'emb', content_column => 'body')")
+    owner.execute(
+        "SELECT * FROM embedding_gate.attach('apps.team', 'emb', content_column => 'body')"
+    )
     owner.execute("INSERT INTO apps.team VALUES ('t-flagged', 'SECRET-TEAM flagged', %s)", [ZERO])
-    owner.execute("SELECT embedding_gate.set_table_settings('apps.team', '{\"mode\": \"quarantine\"}')")
+    owner.execute(
+        "SELECT embedding_gate.set_table_settings('apps.team', '{\"mode\": \"quarantine\"}')"
+    )
     owner.execute("INSERT INTO apps.team VALUES ('t-quarantined', 'SECRET-TEAMQ', %s)", [ZERO])
     owner.execute("SELECT embedding_gate.set_table_settings('apps.team', '{\"mode\": null}')")
     # a team role that may read it, but not its content
@@ -82,7 +86,9 @@ def shared(doc, postgresql_proc):
     db.execute(
         "CREATE TABLE apps.tenants (id text PRIMARY KEY, tenant text, body text, emb vector(8))"
     )
-    db.execute("SELECT * FROM embedding_gate.attach('apps.tenants', 'emb', content_column => 'body')")
+    db.execute(
+        "SELECT * FROM embedding_gate.attach('apps.tenants', 'emb', content_column => 'body')"
+    )
     db.execute(
         "INSERT INTO apps.tenants VALUES ('b-row', 'b', 'SECRET-B', %s), ('b-twin', 'b', 'b words', %s)",
         [ZERO, TWIN],
@@ -108,7 +114,9 @@ def shared(doc, postgresql_proc):
         "CREATE POLICY tenant ON apps.forced USING (tenant = current_setting('app.tenant', true))"
         " WITH CHECK (tenant = current_setting('app.tenant', true))"
     )
-    forced.execute("SELECT * FROM embedding_gate.attach('apps.forced', 'emb', content_column => 'body')")
+    forced.execute(
+        "SELECT * FROM embedding_gate.attach('apps.forced', 'emb', content_column => 'body')"
+    )
     forced.execute("INSERT INTO apps.forced VALUES ('fa', 'a', 'SECRET-FA', %s)", [ZERO])
     forced.execute("SELECT set_config('app.tenant', 'b', false)")
     forced.execute("INSERT INTO apps.forced VALUES ('fb', 'b', 'SECRET-FB', %s)", [ZERO])
@@ -197,9 +205,11 @@ def test_what_each_role_may_read_it_still_sees(shared):
     assert tenant[("apps.tenants", "a-row")][0] == "SECRET-A visible"
     assert {r for t, r in tenant} == {"a-row", "a-twin"}
     assert tenant[("apps.tenants", "a-twin")][2] is None
-    reason = conns["tenant_a"].execute(
-        "SELECT reason FROM low_quality_embeddings WHERE row_id = 'a-twin'"
-    ).fetchone()[0]
+    reason = (
+        conns["tenant_a"]
+        .execute("SELECT reason FROM low_quality_embeddings WHERE row_id = 'a-twin'")
+        .fetchone()[0]
+    )
     assert "a row you may not read" in reason and "b-twin" not in reason
     # the superuser sees the twin named
     assert rows(db)[("apps.tenants", "a-twin")][2] == "b-twin"
@@ -215,8 +225,9 @@ def test_what_each_role_may_read_it_still_sees(shared):
 def test_the_summary_counts_only_the_tables_a_role_may_read(shared):
     db, conns = shared
     summary = {
-        role: conn.execute("SELECT chunks, embedded, tables FROM embedding_quality_summary")
-        .fetchone()
+        role: conn.execute(
+            "SELECT chunks, embedded, tables FROM embedding_quality_summary"
+        ).fetchone()
         for role, conn in conns.items()
     }
     assert summary["team_reader"][0] is None  # may not read chunks
@@ -295,7 +306,7 @@ def test_another_role_cannot_fill_in_or_take_a_quarantined_row(shared):
     reader = conns["team_reader"]
     assert reader.execute(
         "SELECT embedding_gate._quarantined('apps.team', ARRAY['t-quarantined'],"
-        " ARRAY['{\"body\": \"forged\"}'::jsonb])"
+        ' ARRAY[\'{"body": "forged"}\'::jsonb])'
     ).fetchone() == (0,)
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="only the owner"):
         reader.execute("SELECT embedding_gate._take_quarantined('apps.team', 't-quarantined')")

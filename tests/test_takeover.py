@@ -101,9 +101,7 @@ def mallory(db, postgresql_proc):
     db.execute("CREATE SCHEMA m")
     db.execute("GRANT USAGE, CREATE ON SCHEMA m TO mallory")
     p = postgresql_proc
-    conn = psycopg.connect(
-        url_for(p.host, p.port, "mallory", db.info.dbname), autocommit=True
-    )
+    conn = psycopg.connect(url_for(p.host, p.port, "mallory", db.info.dbname), autocommit=True)
     conn.execute(PAYLOAD)
     conn.execute(SHADOWS)
     conn.execute("SET search_path = m, public, embedding_gate, pg_catalog")
@@ -163,11 +161,20 @@ def test_every_write_path_runs_the_owner_s_code_as_the_owner_only(db, mallory):
     assert_no_takeover(
         db,
         "insert and update",
-        {"default", "generated", "check", "index", "policy", "before_insert_row",
-         "after_update_statement"},
+        {
+            "default",
+            "generated",
+            "check",
+            "index",
+            "policy",
+            "before_insert_row",
+            "after_update_statement",
+        },
     )
 
-    mallory.execute("SELECT embedding_gate.set_table_settings('m.notes', '{\"mode\": \"quarantine\"}')")
+    mallory.execute(
+        "SELECT embedding_gate.set_table_settings('m.notes', '{\"mode\": \"quarantine\"}')"
+    )
     mallory.execute("INSERT INTO m.notes (id, body, emb) VALUES (4, 'bad', %s)", [ZERO])
     assert mallory.execute("SELECT count(*) FROM m.notes WHERE id = 4").fetchone() == (0,)
     assert db.execute(
@@ -197,7 +204,9 @@ def test_a_superuser_s_recheck_and_reports_run_none_of_her_code(db, mallory):
     """The deploying superuser rechecks, verifies and reads every report over her table: the
     gate reads it, her policy, index and types never run."""
     hostile_table(mallory, "notes")
-    mallory.execute("SELECT * FROM embedding_gate.attach('m.notes', 'emb', content_column => 'body')")
+    mallory.execute(
+        "SELECT * FROM embedding_gate.attach('m.notes', 'emb', content_column => 'body')"
+    )
     mallory.execute(
         "INSERT INTO m.notes (id, body, emb) VALUES (1, 'a', %s), (2, 'b', %s), (3, 'c', %s)",
         [GOOD, ZERO, GOOD],
@@ -217,8 +226,7 @@ def test_a_superuser_s_recheck_and_reports_run_none_of_her_code(db, mallory):
         db.execute(sql)
     # the recheck found the duplicate and the zero vector; nothing of hers ran
     assert db.execute(
-        "SELECT row_id, issues FROM low_quality_embeddings WHERE table_name = 'm.notes'"
-        " ORDER BY 1"
+        "SELECT row_id, issues FROM low_quality_embeddings WHERE table_name = 'm.notes' ORDER BY 1"
     ).fetchall() == [("2", ["low_norm", "low_variance", "sparse"]), ("3", ["duplicate_vector"])]
     assert db.execute("SELECT count(*) FROM m.log").fetchone() == (0,)
     assert_no_takeover(db, "recheck and reports")
@@ -232,10 +240,10 @@ def test_partitions_created_later_and_a_drop_run_none_of_her_code(db, mallory):
         " PARTITION BY RANGE (id)"
     )
     mallory.execute("CREATE TABLE m.parts_1 PARTITION OF m.parts FOR VALUES FROM (0) TO (100)")
-    mallory.execute("SELECT * FROM embedding_gate.attach('m.parts', 'emb', content_column => 'body')")
     mallory.execute(
-        "CREATE TABLE m.parts_2 PARTITION OF m.parts FOR VALUES FROM (100) TO (200)"
+        "SELECT * FROM embedding_gate.attach('m.parts', 'emb', content_column => 'body')"
     )
+    mallory.execute("CREATE TABLE m.parts_2 PARTITION OF m.parts FOR VALUES FROM (100) TO (200)")
     mallory.execute(
         "CREATE TRIGGER t BEFORE INSERT ON m.parts_2 FOR EACH ROW EXECUTE FUNCTION m.fire()"
     )
@@ -256,23 +264,34 @@ def test_partitions_created_later_and_a_drop_run_none_of_her_code(db, mallory):
     "column, ddl",
     [
         # a cast of her own type to text, which the gate's reads would call
-        ("id", "CREATE TYPE m.tag AS ENUM ('1', '2', '3');"
-               "CREATE FUNCTION m.tag_text(m.tag) RETURNS text LANGUAGE sql"
-               " AS $$ SELECT m.payload('cast')::text $$;"
-               "CREATE CAST (m.tag AS text) WITH FUNCTION m.tag_text(m.tag) AS ASSIGNMENT;"
-               "CREATE TABLE m.t (id m.tag PRIMARY KEY, body text, emb vector(8))"),
+        (
+            "id",
+            "CREATE TYPE m.tag AS ENUM ('1', '2', '3');"
+            "CREATE FUNCTION m.tag_text(m.tag) RETURNS text LANGUAGE sql"
+            " AS $$ SELECT m.payload('cast')::text $$;"
+            "CREATE CAST (m.tag AS text) WITH FUNCTION m.tag_text(m.tag) AS ASSIGNMENT;"
+            "CREATE TABLE m.t (id m.tag PRIMARY KEY, body text, emb vector(8))",
+        ),
         # a domain whose check is hers
-        ("body", "CREATE DOMAIN m.checked AS text CHECK (m.payload('domain'));"
-                 "CREATE TABLE m.t (id int PRIMARY KEY, body m.checked, emb vector(8))"),
+        (
+            "body",
+            "CREATE DOMAIN m.checked AS text CHECK (m.payload('domain'));"
+            "CREATE TABLE m.t (id int PRIMARY KEY, body m.checked, emb vector(8))",
+        ),
         # a composite of her own as the content
-        ("body", "CREATE TYPE m.pair AS (a text, b text);"
-                 "CREATE TABLE m.t (id int PRIMARY KEY, body m.pair, emb vector(8))"),
+        (
+            "body",
+            "CREATE TYPE m.pair AS (a text, b text);"
+            "CREATE TABLE m.t (id int PRIMARY KEY, body m.pair, emb vector(8))",
+        ),
     ],
 )
 def test_columns_of_her_own_types_are_refused_at_attach(db, mallory, column, ddl):
     mallory.execute(ddl)
     with pytest.raises(psycopg.errors.DatatypeMismatch, match=f"column {column} is of type m\\."):
-        mallory.execute("SELECT * FROM embedding_gate.attach('m.t', 'emb', content_column => 'body')")
+        mallory.execute(
+            "SELECT * FROM embedding_gate.attach('m.t', 'emb', content_column => 'body')"
+        )
     assert_no_takeover(db, "attach refused")
 
 
@@ -302,7 +321,9 @@ def test_every_gate_function_she_may_call_leaves_her_as_she_was(db, mallory):
     """Each function of the gate that PUBLIC may execute, called by her on her own table and
     on chunks, with her look-alike functions and operators first on her search_path."""
     hostile_table(mallory, "notes")
-    mallory.execute("SELECT * FROM embedding_gate.attach('m.notes', 'emb', content_column => 'body')")
+    mallory.execute(
+        "SELECT * FROM embedding_gate.attach('m.notes', 'emb', content_column => 'body')"
+    )
     callable_ = db.execute(
         "SELECT p.oid::regprocedure::text, p.prokind FROM pg_proc AS p"
         " JOIN pg_namespace AS n ON n.oid = p.pronamespace"
@@ -334,7 +355,7 @@ def _argument(t: str) -> str:
         "regclass": "'m.notes'::regclass",
         "text": "'1'",
         "name": "'emb'",
-        "jsonb": "'{\"mode\": \"flag\"}'::jsonb",
+        "jsonb": '\'{"mode": "flag"}\'::jsonb',
         "integer": "1",
         "bigint": "1",
         "smallint": "1::smallint",
@@ -424,8 +445,12 @@ def test_a_superuser_does_not_restore_into_her_table(db, mallory):
     """restore() runs the table's triggers as its caller: a superuser's restore would run hers
     with its rights, so it is refused; she restores it herself."""
     hostile_table(mallory, "notes")
-    mallory.execute("SELECT * FROM embedding_gate.attach('m.notes', 'emb', content_column => 'body')")
-    mallory.execute("SELECT embedding_gate.set_table_settings('m.notes', '{\"mode\": \"quarantine\"}')")
+    mallory.execute(
+        "SELECT * FROM embedding_gate.attach('m.notes', 'emb', content_column => 'body')"
+    )
+    mallory.execute(
+        "SELECT embedding_gate.set_table_settings('m.notes', '{\"mode\": \"quarantine\"}')"
+    )
     mallory.execute("INSERT INTO m.notes (id, body, emb) VALUES (1, 'bad', %s)", [ZERO])
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="a superuser does not"):
         db.execute(
@@ -531,7 +556,9 @@ def test_a_type_changed_while_a_check_waits_is_seen_before_the_read(db, mallory,
         "CREATE CAST (m.evil AS text) WITH FUNCTION m.evil_text(m.evil);"
         "CREATE TABLE m.race (id int PRIMARY KEY, body text, emb vector(8))"
     )
-    mallory.execute("SELECT * FROM embedding_gate.attach('m.race', 'emb', content_column => 'body')")
+    mallory.execute(
+        "SELECT * FROM embedding_gate.attach('m.race', 'emb', content_column => 'body')"
+    )
     mallory.execute("INSERT INTO m.race VALUES (1, 'x', %s)", [GOOD])
     p = postgresql_proc
     other = psycopg.connect(url_for(p.host, p.port, "mallory", db.info.dbname), autocommit=True)
@@ -545,9 +572,7 @@ def test_a_type_changed_while_a_check_waits_is_seen_before_the_read(db, mallory,
             outcome["error"] = e
 
     with other, mallory.transaction():
-        mallory.execute(
-            "ALTER TABLE m.race ALTER COLUMN body TYPE m.evil USING ROW(body)::m.evil"
-        )
+        mallory.execute("ALTER TABLE m.race ALTER COLUMN body TYPE m.evil USING ROW(body)::m.evil")
         waiting = threading.Thread(target=check)
         waiting.start()
         waiting.join(1.0)  # it waits for the table (or has not started): either way, later
