@@ -290,3 +290,91 @@ def test_a_streaming_standby_reads_the_reports_and_checks_writes_once_promoted(
             capture_output=True,
             timeout=120,
         )
+
+
+def test_pg_dumpall_of_the_cluster_into_a_new_cluster(guarded, postgresql_proc, tmp_path):
+    """pg_dumpall of the whole cluster (roles, every database) into a new cluster: the
+    guarded database says the same there and checks its writes."""
+    from tests.helpers import url_for
+
+    p = postgresql_proc
+    data = tmp_path / "other"
+    init = subprocess.run(
+        [
+            tool("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            p.user,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert init.returncode == 0, init.stderr
+    port = _free_port()
+    start = subprocess.run(
+        [
+            tool("pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(tmp_path / "other.log"),
+            "-o",
+            f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp_path}",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert start.returncode == 0, start.stderr
+    try:
+        dump = subprocess.run(
+            [tool("pg_dumpall"), "-h", p.host, "-p", str(p.port), "-U", p.user],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert dump.returncode == 0, dump.stderr
+        loaded = subprocess.run(
+            [
+                tool("psql"),
+                "-X",
+                "-q",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-U",
+                p.user,
+                "-d",
+                "postgres",
+            ],
+            input=dump.stdout,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        # the one error a dumpall into a new cluster gives: its own superuser exists there
+        errors = [line for line in loaded.stderr.splitlines() if "ERROR" in line]
+        assert all(f'role "{p.user}" already exists' in line for line in errors), errors
+        dbname = guarded.rsplit("/", 1)[1]
+        other = url_for("127.0.0.1", port, p.user, dbname)
+        assert snapshot(other) == snapshot(guarded)
+        with psycopg.connect(other, autocommit=True) as conn:
+            conn.execute("INSERT INTO notes VALUES (9, 'new bad', %s)", [ZERO])
+            assert conn.execute(
+                "SELECT count(*) FROM low_quality_embeddings WHERE row_id = '9'"
+            ).fetchone() == (1,)
+    finally:
+        subprocess.run(
+            [tool("pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+            capture_output=True,
+            timeout=120,
+        )
