@@ -59,6 +59,7 @@ def run_once(url: str, design: str, isolation: str, seed: int, n: int, args) -> 
         chunk_writers=0,
         statements=args.statements,
         isolation=isolation,
+        background_isolation="read committed",
         recheck=options["recheck"],
         reports=options["recheck"],
     ).run()
