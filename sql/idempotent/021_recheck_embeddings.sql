@@ -38,15 +38,17 @@ DECLARE
     b_checked bigint;
     b_low bigint;
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     -- Its batches run at READ COMMITTED whatever the session's default: each locks the rows
     -- it writes with SKIP LOCKED and compares their version with the one it read, which
     -- under SERIALIZABLE or REPEATABLE READ would fail on a row a writer changed since
     -- (instead of skipping it), and whose reads would add dependencies to the writers'.
-    IF pg_catalog.current_setting('transaction_isolation') <> 'read committed' THEN
+    IF pg_catalog.current_setting('transaction_isolation')
+       OPERATOR(pg_catalog.<>) 'read committed' THEN
         COMMIT;
         SET TRANSACTION ISOLATION LEVEL READ COMMITTED;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END IF;
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     checked := 0;
     low_quality := 0;
     LOOP
