@@ -223,27 +223,31 @@ GRANT EXECUTE ON FUNCTION embedding_gate._quarantined(regclass, text[], jsonb[])
 CREATE OR REPLACE FUNCTION embedding_gate._gate_trigger(
     relid oid, trigger_name name, level text, timing text, event text)
 RETURNS boolean
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT level = 'STATEMENT' AND EXISTS (
-    SELECT FROM pg_catalog.pg_trigger AS g
-    WHERE g.tgrelid = _gate_trigger.relid AND g.tgname = _gate_trigger.trigger_name
-      AND CASE _gate_trigger.event
-              WHEN 'INSERT' THEN timing = 'AFTER'
-                  AND g.tgfoid = 'embedding_gate._check_attached()'::pg_catalog.regprocedure
-                  AND g.tgnewtable = 'gate_new'
-              WHEN 'UPDATE' THEN timing = 'AFTER'
-                  AND g.tgfoid = 'embedding_gate._check_attached()'::pg_catalog.regprocedure
-                  AND g.tgnewtable = 'gate_new' AND g.tgoldtable = 'gate_old'
-              WHEN 'DELETE' THEN timing = 'AFTER'
-                  AND g.tgfoid = 'embedding_gate._forget_rows()'::pg_catalog.regprocedure
-                  AND g.tgoldtable = 'gate_old'
-              WHEN 'TRUNCATE' THEN
-                  g.tgfoid = 'embedding_gate._forget_rows()'::pg_catalog.regprocedure
-              ELSE false END)
+-- (PL/pgSQL, as the helpers in 026_attach.sql: its plan is kept for the session)
+BEGIN
+    RETURN (
+    SELECT level = 'STATEMENT' AND EXISTS (
+        SELECT FROM pg_catalog.pg_trigger AS g
+        WHERE g.tgrelid = _gate_trigger.relid AND g.tgname = _gate_trigger.trigger_name
+          AND CASE _gate_trigger.event
+                  WHEN 'INSERT' THEN timing = 'AFTER'
+                      AND g.tgfoid = 'embedding_gate._check_attached()'::pg_catalog.regprocedure
+                      AND g.tgnewtable = 'gate_new'
+                  WHEN 'UPDATE' THEN timing = 'AFTER'
+                      AND g.tgfoid = 'embedding_gate._check_attached()'::pg_catalog.regprocedure
+                      AND g.tgnewtable = 'gate_new' AND g.tgoldtable = 'gate_old'
+                  WHEN 'DELETE' THEN timing = 'AFTER'
+                      AND g.tgfoid = 'embedding_gate._forget_rows()'::pg_catalog.regprocedure
+                      AND g.tgoldtable = 'gate_old'
+                  WHEN 'TRUNCATE' THEN
+                      g.tgfoid = 'embedding_gate._forget_rows()'::pg_catalog.regprocedure
+                  ELSE false END));
+END
 $$;
 COMMENT ON FUNCTION embedding_gate._gate_trigger(oid, name, text, text, text) IS
     'Whether the firing trigger is one of the gate''s own (its function, statement level, '

@@ -44,13 +44,18 @@ COMMENT ON FUNCTION embedding_gate._caller_may_check(regclass) IS
 -- embedding_gate.attached_tables gives each attached column's number as it is now).
 CREATE OR REPLACE FUNCTION embedding_gate._column(table_name regclass, attnum smallint)
 RETURNS name
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT a.attname FROM pg_catalog.pg_attribute AS a
-WHERE a.attrelid = table_name AND a.attnum = _column.attnum AND NOT a.attisdropped
+-- (PL/pgSQL: its plan is kept for the session; a SQL function with a SET clause is
+-- planned again at every call, and the triggers call this on every statement)
+BEGIN
+    RETURN (
+    SELECT a.attname FROM pg_catalog.pg_attribute AS a
+    WHERE a.attrelid = table_name AND a.attnum = _column.attnum AND NOT a.attisdropped);
+END
 $$;
 COMMENT ON FUNCTION embedding_gate._column(regclass, smallint) IS
     'The name of a table''s column by its number (NULL once dropped).';
@@ -58,28 +63,34 @@ COMMENT ON FUNCTION embedding_gate._column(regclass, smallint) IS
 -- The number of a table's column by its name (NULL: no such column).
 CREATE OR REPLACE FUNCTION embedding_gate._attnum(table_name regclass, column_name name)
 RETURNS smallint
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT a.attnum FROM pg_catalog.pg_attribute AS a
-WHERE a.attrelid = table_name AND a.attname = column_name AND a.attnum > 0
-  AND NOT a.attisdropped
+BEGIN
+    RETURN (
+    SELECT a.attnum FROM pg_catalog.pg_attribute AS a
+    WHERE a.attrelid = table_name AND a.attname = column_name AND a.attnum > 0
+      AND NOT a.attisdropped);
+END
 $$;
 COMMENT ON FUNCTION embedding_gate._attnum(regclass, name) IS
     'The number of a table''s column by its name (NULL: no such column).';
 
 -- A table's schema-qualified name, quoted where needed (public.langchain_pg_embedding).
 CREATE OR REPLACE FUNCTION embedding_gate._qualified(table_name regclass) RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
-FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
-WHERE c.oid = table_name
+BEGIN
+    RETURN (
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.relname)
+    FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
+    WHERE c.oid = table_name);
+END
 $$;
 COMMENT ON FUNCTION embedding_gate._qualified(regclass) IS
     'The table''s name with its schema, quoted where needed.';
@@ -94,31 +105,34 @@ CREATE OR REPLACE FUNCTION embedding_gate._refusal(
     table_name regclass, id_attnum smallint, embedding_attnum smallint,
     content_attnum smallint, model_attnum smallint)
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT COALESCE(
-    (SELECT pg_catalog.format('it is a relation of kind %s now, not a table', c.relkind)
-     FROM pg_catalog.pg_class AS c
-     WHERE c.oid = _refusal.table_name AND c.relkind NOT IN ('r', 'p')),
-    (SELECT pg_catalog.string_agg(pg_catalog.format(
-                'its %s column %I is of type %s (the gate reads %s columns of type %s)',
-                k.what, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), k.what,
-                pg_catalog.array_to_string(k.allowed::text[], ', ')), '; ' ORDER BY k.n)
-     FROM (VALUES
-             (1, 'id', _refusal.id_attnum,
-              '{text,"character varying",character,name,uuid,smallint,integer,bigint}'::regtype[]),
-             (2, 'embedding', _refusal.embedding_attnum,
-              ARRAY['public.vector'::regtype, 'public.halfvec'::regtype]),
-             (3, 'content', _refusal.content_attnum,
-              '{text,"character varying",character}'::regtype[]),
-             (4, 'model', _refusal.model_attnum,
-              '{text,"character varying",character,name}'::regtype[])) AS k(n, what, attnum, allowed)
-     JOIN pg_catalog.pg_attribute AS a
-       ON a.attrelid = _refusal.table_name AND a.attnum = k.attnum AND NOT a.attisdropped
-     WHERE a.atttypid <> ALL (k.allowed)))
+BEGIN
+    RETURN (
+    SELECT COALESCE(
+        (SELECT pg_catalog.format('it is a relation of kind %s now, not a table', c.relkind)
+         FROM pg_catalog.pg_class AS c
+         WHERE c.oid = _refusal.table_name AND c.relkind NOT IN ('r', 'p')),
+        (SELECT pg_catalog.string_agg(pg_catalog.format(
+                    'its %s column %I is of type %s (the gate reads %s columns of type %s)',
+                    k.what, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), k.what,
+                    pg_catalog.array_to_string(k.allowed::text[], ', ')), '; ' ORDER BY k.n)
+         FROM (VALUES
+                 (1, 'id', _refusal.id_attnum,
+                  '{text,"character varying",character,name,uuid,smallint,integer,bigint}'::regtype[]),
+                 (2, 'embedding', _refusal.embedding_attnum,
+                  ARRAY['public.vector'::regtype, 'public.halfvec'::regtype]),
+                 (3, 'content', _refusal.content_attnum,
+                  '{text,"character varying",character}'::regtype[]),
+                 (4, 'model', _refusal.model_attnum,
+                  '{text,"character varying",character,name}'::regtype[])) AS k(n, what, attnum, allowed)
+         JOIN pg_catalog.pg_attribute AS a
+           ON a.attrelid = _refusal.table_name AND a.attnum = k.attnum AND NOT a.attisdropped
+         WHERE a.atttypid <> ALL (k.allowed))));
+END
 $$;
 COMMENT ON FUNCTION embedding_gate._refusal(regclass, smallint, smallint, smallint, smallint) IS
     'Why the gate will not read the table (a relation that is no longer a table, a column of '
@@ -129,16 +143,19 @@ COMMENT ON FUNCTION embedding_gate._refusal(regclass, smallint, smallint, smalli
 -- policy being evaluated (a superuser, BYPASSRLS, or its owner without FORCE ROW LEVEL
 -- SECURITY, or a table without RLS), as PostgreSQL itself decides it.
 CREATE OR REPLACE FUNCTION embedding_gate._reads_all(table_name regclass) RETURNS boolean
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT NOT c.relrowsecurity OR r.rolsuper OR r.rolbypassrls
-       OR (pg_catalog.pg_has_role(CURRENT_USER, c.relowner, 'USAGE')
-           AND NOT c.relforcerowsecurity)
-FROM pg_catalog.pg_class AS c, pg_catalog.pg_roles AS r
-WHERE c.oid = _reads_all.table_name AND r.rolname = CURRENT_USER
+BEGIN
+    RETURN (
+    SELECT NOT c.relrowsecurity OR r.rolsuper OR r.rolbypassrls
+           OR (pg_catalog.pg_has_role(CURRENT_USER, c.relowner, 'USAGE')
+               AND NOT c.relforcerowsecurity)
+    FROM pg_catalog.pg_class AS c, pg_catalog.pg_roles AS r
+    WHERE c.oid = _reads_all.table_name AND r.rolname = CURRENT_USER);
+END
 $$;
 COMMENT ON FUNCTION embedding_gate._reads_all(regclass) IS
     'True when the current role reads every row of the table without a row-level security '
@@ -149,20 +166,23 @@ COMMENT ON FUNCTION embedding_gate._reads_all(regclass) IS
 -- (to show it only its rows) without running code of the table's owner. Otherwise the
 -- reports leave the table out for a reader the policies apply to.
 CREATE OR REPLACE FUNCTION embedding_gate._policies_trusted(table_name regclass) RETURNS boolean
-LANGUAGE sql
+LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
-SELECT NOT EXISTS (
-    SELECT FROM pg_catalog.pg_policy AS p
-    JOIN pg_catalog.pg_depend AS d
-      ON d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid = p.oid
-    WHERE p.polrelid = _policies_trusted.table_name
-      AND CASE WHEN d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-               THEN d.refobjid <> _policies_trusted.table_name
-               -- (objects initdb creates have oids below 16384, FirstNormalObjectId)
-               ELSE d.refobjid >= 16384 END)
+BEGIN
+    RETURN (
+    SELECT NOT EXISTS (
+        SELECT FROM pg_catalog.pg_policy AS p
+        JOIN pg_catalog.pg_depend AS d
+          ON d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid = p.oid
+        WHERE p.polrelid = _policies_trusted.table_name
+          AND CASE WHEN d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                   THEN d.refobjid <> _policies_trusted.table_name
+                   -- (objects initdb creates have oids below 16384, FirstNormalObjectId)
+                   ELSE d.refobjid >= 16384 END));
+END
 $$;
 COMMENT ON FUNCTION embedding_gate._policies_trusted(regclass) IS
     'True when the table''s row-level security policies use only built-in functions, '
