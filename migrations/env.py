@@ -20,6 +20,10 @@ from migrations.sources import VERSION_TABLE, VERSION_TABLE_SCHEMA, sync_stateme
 
 VERSIONS = {"version_table": VERSION_TABLE, "version_table_schema": VERSION_TABLE_SCHEMA}
 QUALIFIED = f"{VERSION_TABLE_SCHEMA}.{VERSION_TABLE}"
+# The deployment's statements name every object with its schema; they run with search_path
+# pinned, as the gate's functions do, so that nothing another role put in public (a
+# look-alike function or operator) is picked up by the deploying role (a superuser).
+PINNED = "pg_catalog, pg_temp"
 
 
 def database_url() -> URL:
@@ -111,6 +115,7 @@ def run_offline() -> None:
         **VERSIONS,
     )
     output = context.get_context().impl.static_output
+    output(f"SET search_path = {PINNED};\n")
     output(move_from_shared_table())
     with context.begin_transaction():
         context.run_migrations()
@@ -148,6 +153,23 @@ def run_online() -> None:
 
 
 def run_on(connection, commit: bool) -> None:
+    if not commit:
+        # an application's transaction: pinned for the gate's part, then as it was
+        with connection.connection.dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_catalog.current_setting('search_path')")
+            kept = cursor.fetchone()[0]
+        raw_execute(connection, f"SELECT pg_catalog.set_config('search_path', '{PINNED}', true)")
+        try:
+            run_pinned(connection, commit)
+        finally:
+            with connection.connection.dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT pg_catalog.set_config('search_path', %s, true)", [kept])
+        return
+    raw_execute(connection, f"SET search_path = {PINNED}")
+    run_pinned(connection, commit)
+
+
+def run_pinned(connection, commit: bool) -> None:
     raw_execute(connection, move_from_shared_table())
     if commit:
         connection.connection.dbapi_connection.commit()

@@ -1,7 +1,7 @@
 """pgspot (timescale's linter for SQL security smells) over the whole deployment script.
 
-The script is what `alembic upgrade head --sql` prints, run as the deployment runs it:
-search_path pinned to pg_catalog, pg_temp. pgspot cannot read PL/Python (its bodies are
+The script is what `alembic upgrade head --sql` prints; like an online upgrade, it pins
+search_path to pg_catalog, pg_temp first. pgspot cannot read PL/Python (its bodies are
 held by the AST test in test_security) and stops at a SQL-standard body (`RETURN expr`), so
 those two functions, which look nothing up when they run, are left out and named. Every
 finding pgspot still reports must be one of the few below, each with its reason; a new one
@@ -62,7 +62,9 @@ def deployment_script() -> str:
         timeout=120,
     )
     assert run.returncode == 0, run.stderr
-    return "SET search_path = pg_catalog, pg_temp;\n" + run.stdout
+    # as the deployment runs it: search_path pinned first (migrations/env.py)
+    assert run.stdout.startswith("SET search_path = pg_catalog, pg_temp;")
+    return run.stdout
 
 
 def test_pgspot_reports_nothing_but_the_accepted_findings(tmp_path):
