@@ -6,7 +6,7 @@
 -- SELECT, under the table's row-level security policies for it; the content preview and
 -- length only with SELECT on the content column; a duplicate's other row only where it sees
 -- that row too; quarantined rows only for the table's owner (they are no longer in the table).
-CREATE OR REPLACE VIEW public.low_quality_embeddings AS
+CREATE OR REPLACE VIEW embedding_gate._low_quality AS
 WITH r AS MATERIALIZED (SELECT * FROM embedding_gate._readable)
 SELECT c.chunk_id,
        c.doc_id,
@@ -87,6 +87,30 @@ FROM embedding_gate.quarantine AS q
 JOIN r ON r.table_oid = q.table_oid
 WHERE r.owner AND q.row IS NOT NULL
 ORDER BY checked_at DESC, table_name, row_id;
+COMMENT ON VIEW embedding_gate._low_quality IS
+    'The rows of low_quality_embeddings (read through _low_quality_embeddings(), without JIT).';
+GRANT SELECT ON embedding_gate._low_quality TO PUBLIC;
+
+-- Read through a function that turns JIT off, as the other reports are: right after a bulk
+-- load (no statistics yet) the planner's estimate over a million chunks made PostgreSQL
+-- spend a second compiling a query that runs in milliseconds. SECURITY INVOKER, so that the
+-- filters of the view above still run as the reader.
+CREATE OR REPLACE FUNCTION embedding_gate._low_quality_embeddings()
+RETURNS SETOF embedding_gate._low_quality
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+SELECT * FROM embedding_gate._low_quality
+$$;
+COMMENT ON FUNCTION embedding_gate._low_quality_embeddings() IS
+    'The rows of the view low_quality_embeddings (without JIT), as its reader may see them.';
+
+CREATE OR REPLACE VIEW public.low_quality_embeddings AS
+SELECT * FROM embedding_gate._low_quality_embeddings() AS l
+ORDER BY l.checked_at DESC, l.table_name, l.row_id;
 COMMENT ON VIEW public.low_quality_embeddings IS
     'One row per embedding the gate flagged, in chunks and in every attached table: flagged '
     'rows (quarantined = false) and the rows a quarantine holds instead (quarantined = true). '
