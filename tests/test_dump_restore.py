@@ -184,6 +184,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_cluster(data, tmp_path) -> int:
+    """Start the cluster in data on a free loopback port (its log beside it); the port."""
+    port = _free_port()
+    log = data.with_suffix(".log")
+    start = subprocess.run(
+        [
+            tool("pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(log),
+            "-o",
+            f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp_path}",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert start.returncode == 0, start.stderr + (log.read_text() if log.exists() else "")
+    return port
+
+
 def test_a_streaming_standby_reads_the_reports_and_checks_writes_once_promoted(
     guarded, postgresql_proc, tmp_path
 ):
@@ -215,24 +239,7 @@ def test_a_streaming_standby_reads_the_reports_and_checks_writes_once_promoted(
         timeout=300,
     )
     assert backup.returncode == 0, backup.stderr
-    port = _free_port()
-    start = subprocess.run(
-        [
-            tool("pg_ctl"),
-            "-D",
-            str(data),
-            "-w",
-            "-l",
-            str(tmp_path / "standby.log"),
-            "-o",
-            f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp_path}",
-            "start",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert start.returncode == 0, start.stderr + (tmp_path / "standby.log").read_text()
+    port = start_cluster(data, tmp_path)
     dbname = guarded.rsplit("/", 1)[1]
     standby = url_for("127.0.0.1", port, p.user, dbname)
     try:
@@ -316,24 +323,7 @@ def test_pg_dumpall_of_the_cluster_into_a_new_cluster(guarded, postgresql_proc, 
         timeout=300,
     )
     assert init.returncode == 0, init.stderr
-    port = _free_port()
-    start = subprocess.run(
-        [
-            tool("pg_ctl"),
-            "-D",
-            str(data),
-            "-w",
-            "-l",
-            str(tmp_path / "other.log"),
-            "-o",
-            f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={tmp_path}",
-            "start",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert start.returncode == 0, start.stderr
+    port = start_cluster(data, tmp_path)
     try:
         dump = subprocess.run(
             [tool("pg_dumpall"), "-h", p.host, "-p", str(p.port), "-U", p.user],
