@@ -50,6 +50,9 @@ def guarded(doc, db_url):
     db.execute("SELECT embedding_gate.set_table_settings('notes', '{\"mode\": \"quarantine\"}')")
     db.execute("INSERT INTO notes VALUES (4, 'kept aside', %s)", [ZERO])
     db.execute("SELECT embedding_gate.set_table_settings('notes', '{\"mode\": null}')")
+    db.execute("SELECT set_blank_reference('m8', %s)", [OTHER])
+    db.execute("SELECT set_blank_calibration('m8', %s, 20)", [GOOD])
+    db.execute("UPDATE embedding_gate.settings SET min_variance = 0.0005, min_content_length = 3")
     return db_url
 
 
@@ -68,6 +71,9 @@ def snapshot(url: str) -> dict:
                 "SELECT row_id, row FROM embedding_gate.quarantine ORDER BY 1",
                 "SELECT * FROM embedding_gate.settings",
                 "SELECT chunk_id, content FROM embedding_quarantine ORDER BY 1",
+                "SELECT model, reference FROM embedding_gate.blank_references ORDER BY 1",
+                "SELECT model, mean, sample_size, source FROM embedding_gate.model_calibrations"
+                " ORDER BY 1",
             )
         }
 
@@ -136,6 +142,124 @@ def test_a_restored_database_says_the_same_and_checks_every_write(guarded, empty
         assert conn.execute(
             "SELECT count(*) FROM pg_indexes WHERE tablename = 'notes'"
         ).fetchone() == (1,)  # its primary key: the gate's index went with it
+
+
+def data_only(fmt: str, source: str, target: str, path, replica: bool):
+    """pg_dump --data-only of source loaded into target: pg_restore (custom) or psql
+    (plain), as they run by default, or under session_replication_role = replica (the
+    table triggers off, the gate's merging ones on)."""
+    import os
+
+    env = {**os.environ, "PGOPTIONS": "-c session_replication_role=replica"} if replica else None
+    if fmt == "custom":
+        dump = subprocess.run(
+            [tool("pg_dump"), "-Fc", "--data-only", "-f", str(path), "-d", source],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert dump.returncode == 0, dump.stderr
+        return subprocess.run(
+            [tool("pg_restore"), "--exit-on-error", "--data-only", "-d", target, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
+    dump = subprocess.run(
+        [tool("pg_dump"), "-Fp", "--data-only", "-d", source],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dump.returncode == 0, dump.stderr
+    return subprocess.run(
+        [tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", target],
+        input=dump.stdout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def without_checked_at(shot: dict) -> dict:
+    """The snapshot without the verdicts' checked_at (a load that fires the gate's triggers
+    judges the chunks again, now)."""
+    return {sql: [r[:-1] if "checked_at" in sql else r for r in rows] for sql, rows in shot.items()}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "replica"), [("custom", False), ("plain", False), ("custom", True)]
+)
+def test_a_data_only_restore_into_a_fresh_deployment(guarded, empty_db, tmp_path, fmt, replica):
+    """alembic upgrade head on a new database, the application's table created (not
+    attached), then the data of the guarded database: the load has no error (the gate's
+    own rows that the fresh deployment has are merged: its deployment row, functions and
+    revision stay, the dumped settings and registry replace its own), embedding_gate.attached
+    says what to run until CALL embedding_gate.after_data_restore() has given the attached
+    table its triggers and index and counted again; then the reports say what they said
+    and writes are checked. Under session_replication_role = replica no table trigger fires
+    in the load, so even reject mode (which a load that judges the chunks again would apply
+    to the flagged chunks it brings) leaves every row as dumped, checked_at included."""
+    from tests.helpers import alembic
+
+    if replica:  # a load that judged the chunks again would fail on the flagged ones
+        with psycopg.connect(guarded, autocommit=True) as conn:
+            conn.execute("UPDATE embedding_gate.settings SET mode = 'reject'")
+    before = snapshot(guarded)
+    alembic(empty_db, "upgrade", "head")
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (id bigint PRIMARY KEY, body text, emb vector(8))")
+    done = data_only(fmt, guarded, empty_db, tmp_path / "data.dump", replica)
+    assert done.returncode == 0, done.stderr
+    assert "ERROR" not in done.stderr, done.stderr
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        needs = conn.execute("SELECT table_name, needs FROM embedding_gate.attached ORDER BY 1")
+        for table, what in needs:
+            assert what.startswith("CALL embedding_gate.after_data_restore(): rows were loaded"), (
+                table
+            )
+        if not replica:  # the load's triggers counted chunks and documents again
+            assert conn.execute(
+                "SELECT chunks, documents FROM embedding_quality_summary"
+            ).fetchone() == (2, 2)  # 1 and 1, each counted twice
+        conn.execute("CALL embedding_gate.after_data_restore()")
+        assert conn.execute(
+            "SELECT count(*) FROM embedding_gate.attached WHERE needs IS NOT NULL"
+        ).fetchone() == (0,)
+    after = snapshot(empty_db)
+    if replica:
+        assert after == before
+    else:
+        assert without_checked_at(after) == without_checked_at(before)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        conn.execute("UPDATE embedding_gate.settings SET mode = 'flag'")
+        conn.execute(
+            "INSERT INTO notes VALUES (5, 'new bad', %s), (6, 'new good', %s)", [ZERO, OTHER]
+        )
+        conn.execute(
+            "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES"
+            " ('c3', 'd1', 'z', %s)",
+            [CHUNK_ZERO],
+        )
+        flagged = {
+            (t, r) for t, r in conn.execute("SELECT table_name, row_id FROM low_quality_embeddings")
+        }
+        assert {("public.notes", "5"), ("public.chunks", "c3")} <= flagged
+        assert ("public.notes", "6") not in flagged
+        assert conn.execute(
+            "SELECT embedded, flagged, quarantined FROM embedding_gate.attached"
+            " WHERE table_name = 'public.notes'"
+        ).fetchone() == (5, 3, 1)
+        assert conn.execute(
+            "SELECT chunks, documents FROM embedding_quality_summary"
+        ).fetchone() == (2, 1)
+        # the next upgrade finds the deployment's own revision and functions
+        assert conn.execute("SELECT count(*) FROM embedding_gate_alembic_version").fetchone() == (
+            1,
+        )
+    alembic(empty_db, "upgrade", "head")
 
 
 def test_moves_and_renames_after_attach(doc):

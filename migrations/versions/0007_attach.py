@@ -57,6 +57,8 @@ ROUTINES = (
     "halfvec_bytes",
     "halfvec_hash",
     "_hash_halfvec",
+    "after_data_restore",
+    "_merge_restored",
 )
 
 
@@ -67,6 +69,18 @@ def downgrade() -> None:
         f"""
         DROP EVENT TRIGGER IF EXISTS embedding_gate_forget_dropped;
         DROP EVENT TRIGGER IF EXISTS embedding_gate_follow_partitions;
+        -- the data-only load's merge triggers (sql/idempotent/028) on tables older than this
+        DROP TRIGGER IF EXISTS embedding_gate_merge_restored ON embedding_gate._deployment;
+        DROP TRIGGER IF EXISTS embedding_gate_merge_restored ON embedding_gate._sources;
+        DROP TRIGGER IF EXISTS embedding_gate_merge_restored ON embedding_gate.settings;
+        DO $$
+        BEGIN
+            IF pg_catalog.to_regclass('public.embedding_gate_alembic_version') IS NOT NULL THEN
+                DROP TRIGGER IF EXISTS embedding_gate_merge_restored
+                    ON public.embedding_gate_alembic_version;
+            END IF;
+        END
+        $$;
         DO $$
         DECLARE
             t regclass;
@@ -107,6 +121,7 @@ def downgrade() -> None:
         END
         $$;
         DELETE FROM embedding_gate._row_counts WHERE relation NOT IN ('chunks', 'documents');
+        ALTER TABLE embedding_gate._deployment DROP COLUMN data_loaded_at;
         ALTER TABLE embedding_gate._row_counts DROP CONSTRAINT _row_counts_relation_check;
         ALTER TABLE embedding_gate._row_counts ADD CONSTRAINT _row_counts_relation_check
             CHECK (relation IN ('chunks', 'documents'));

@@ -954,9 +954,20 @@ SELECT embedding_gate._qualified(a.table_oid) AS table_name,
             ELSE (SELECT count(*) FROM embedding_gate.quarantine AS q
                   WHERE q.table_oid = a.table_oid) END AS quarantined,
        a.attached_at,
-       a.attached_by
+       a.attached_by,
+       -- what to run before the counts and checks of this table can be trusted
+       CASE WHEN d.data_loaded_at IS NOT NULL
+            THEN format('CALL embedding_gate.after_data_restore(): rows were loaded from a '
+                        'dump at %s, and the counts are not current', d.data_loaded_at)
+            WHEN a.table_oid <> 'public.chunks'::regclass
+                 AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
+                                 WHERE g.tgrelid = a.table_oid
+                                   AND g.tgname = 'embedding_gate_check_insert')
+            THEN 'CALL embedding_gate.after_data_restore(): the table lacks the gate''s '
+                 'triggers, its writes are not checked' END AS needs
 FROM embedding_gate.attached_tables AS a
 CROSS JOIN embedding_gate.settings AS s
+CROSS JOIN embedding_gate._deployment AS d
 -- a reader sees the tables it may read or owns (a table dropped without the event trigger
 -- has no row in _readable)
 JOIN embedding_gate._readable AS r ON r.table_oid = a.table_oid
@@ -964,5 +975,7 @@ WHERE r.may OR r.owner;
 COMMENT ON VIEW embedding_gate.attached IS
     'The tables the gate guards, chunks among them, that the reader may read or owns: their '
     'columns, model, mode (the table''s own or the global one), and how many rows are '
-    'embedded, flagged and quarantined (counts, whatever row-level security hides).';
+    'embedded, flagged and quarantined (counts, whatever row-level security hides), and '
+    'what to run where they cannot be trusted (needs: after a data-only load, or a table '
+    'that lost the gate''s triggers).';
 GRANT SELECT ON embedding_gate.attached TO PUBLIC;
