@@ -31,6 +31,14 @@ def guarded(doc, db_url):
     local = subprocess.run([tool("pg_dump"), "--version"], capture_output=True, text=True)
     if int(major) // 10000 > int(local.stdout.split()[-1].split(".")[0]):
         pytest.skip("this machine's pg_dump is older than the server")
+    fill(db)
+    return db_url
+
+
+def fill(db) -> None:
+    """chunks with a flagged and a quarantined row, an attached table that once had a column
+    dropped with settings of its own, flagged and quarantined rows, a model's blank
+    reference and calibration, the thresholds changed (db: a database at head with d1)."""
     db.execute(
         "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES ('c1', 'd1', 'x', %s)",
         [CHUNK_ZERO],
@@ -53,7 +61,6 @@ def guarded(doc, db_url):
     db.execute("SELECT set_blank_reference('m8', %s)", [OTHER])
     db.execute("SELECT set_blank_calibration('m8', %s, 20)", [GOOD])
     db.execute("UPDATE embedding_gate.settings SET min_variance = 0.0005, min_content_length = 3")
-    return db_url
 
 
 def snapshot(url: str) -> dict:
@@ -430,23 +437,7 @@ def test_pg_dumpall_of_the_cluster_into_a_new_cluster(guarded, postgresql_proc, 
 
     p = postgresql_proc
     data = tmp_path / "other"
-    init = subprocess.run(
-        [
-            tool("initdb"),
-            "-D",
-            str(data),
-            "-U",
-            p.user,
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--locale=C.UTF-8",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert init.returncode == 0, init.stderr
+    initdb(data, p.user)
     port = start_cluster(data, tmp_path)
     try:
         dump = subprocess.run(
@@ -492,3 +483,120 @@ def test_pg_dumpall_of_the_cluster_into_a_new_cluster(guarded, postgresql_proc, 
             capture_output=True,
             timeout=120,
         )
+
+
+def initdb(data, user: str) -> None:
+    init = subprocess.run(
+        [
+            tool("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            user,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert init.returncode == 0, init.stderr
+
+
+def stop_cluster(data, mode: str = "fast") -> None:
+    subprocess.run(
+        [tool("pg_ctl"), "-D", str(data), "-m", mode, "-w", "stop"],
+        capture_output=True,
+        timeout=120,
+    )
+
+
+def test_pg_upgrade_of_a_guarded_cluster(postgresql_proc, tmp_path):
+    """pg_upgrade (this machine's major to itself, the only pair here) of a cluster with a
+    guarded database: the reports say the same, the registry holds the same oids
+    (pg_upgrade keeps them, and column numbers), and writes to chunks and to the attached
+    table are checked."""
+    from tests.helpers import alembic, url_for
+
+    user = postgresql_proc.user
+    old, new, work = tmp_path / "old", tmp_path / "new", tmp_path / "work"
+    work.mkdir()
+    initdb(old, user)
+    port = start_cluster(old, tmp_path)
+    try:
+        with psycopg.connect(url_for("127.0.0.1", port, user, "postgres"), autocommit=True) as c:
+            c.execute("CREATE DATABASE guarded")
+        url = url_for("127.0.0.1", port, user, "guarded")
+        alembic(url, "upgrade", "head")
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("INSERT INTO documents (doc_id) VALUES ('d1')")
+            fill(db)
+            oids = db.execute(
+                "SELECT table_oid::oid, table_oid::text FROM embedding_gate._attached ORDER BY 1"
+            ).fetchall()
+        before = snapshot(url)
+    finally:
+        stop_cluster(old)
+    initdb(new, user)
+    upgrade = subprocess.run(
+        [
+            tool("pg_upgrade"),
+            "-b",
+            str(PG_BINDIR),
+            "-B",
+            str(PG_BINDIR),
+            "-d",
+            str(old),
+            "-D",
+            str(new),
+            "-U",
+            user,
+            "-p",
+            str(_free_port()),
+            "-P",
+            str(_free_port()),
+            "-s",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=work,
+    )
+    assert upgrade.returncode == 0, upgrade.stdout + upgrade.stderr
+    port = start_cluster(new, tmp_path)
+    try:
+        url = url_for("127.0.0.1", port, user, "guarded")
+        assert snapshot(url) == before
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert (
+                conn.execute(
+                    "SELECT table_oid::oid, table_oid::text FROM embedding_gate._attached ORDER BY 1"
+                ).fetchall()
+                == oids
+            )
+            assert conn.execute(
+                "SELECT count(*) FROM embedding_gate.attached WHERE needs IS NOT NULL"
+            ).fetchone() == (0,)
+            conn.execute(
+                "INSERT INTO notes VALUES (5, 'new bad', %s), (6, 'new good', %s)", [ZERO, OTHER]
+            )
+            conn.execute(
+                "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES"
+                " ('c3', 'd1', 'z', %s)",
+                [CHUNK_ZERO],
+            )
+            flagged = {
+                (t, r)
+                for t, r in conn.execute("SELECT table_name, row_id FROM low_quality_embeddings")
+            }
+            assert {("public.notes", "5"), ("public.chunks", "c3")} <= flagged
+            assert ("public.notes", "6") not in flagged
+            assert conn.execute(
+                "SELECT embedded, flagged, quarantined FROM embedding_gate.attached"
+                " WHERE table_name = 'public.notes'"
+            ).fetchone() == (5, 3, 1)
+    finally:
+        stop_cluster(new, "immediate")
