@@ -12,8 +12,8 @@ flight) unless told otherwise.
 
     make bench-loader                                   # a throwaway PostgreSQL, 40,000 chunks
     make bench-loader BENCH_ARGS="--api openai --cli"   # `embedding-gate load` as a user runs it
-    make bench-loader BENCH_ARGS="--processes 2"        # two `load --no-report` on the same files
-    make bench-loader BENCH_ARGS="--processes 1"        # one, without the report
+    make bench-loader BENCH_ARGS="--processes 2"        # `load --processes 2 --no-report`
+    make bench-loader BENCH_ARGS="--processes 1"        # one process, without the report
     python bench/bench_loader.py --url postgresql://... --chunks 5000
 """
 
@@ -124,27 +124,24 @@ def reset(conn) -> None:
 
 
 def timed_loader(conn, folder: Path, client: Client, **kwargs) -> "tuple[float, float, int]":
-    """Wall and CPU seconds of the whole load, from reading the files to the last commit."""
+    """Wall and CPU seconds of the whole load, from reading the files to the last commit (the
+    files read while the first chunks are stored, as `embedding-gate load` does)."""
     reset(conn)
     wall, cpu = time.perf_counter(), time.process_time()
-    data = corpus.read([folder])
-    stats = load.load(conn, data, client, **kwargs)
+    stats = load.load(conn, corpus.Reader([folder]), client, **kwargs)
     return time.perf_counter() - wall, time.process_time() - cpu, stats.embedded
 
 
 def timed_cli(conn, url: str, folder: Path, embed_url: str, processes: int, options: list):
-    """Wall seconds of `embedding-gate load FOLDER [options]` run as a user runs it, in
-    `processes` processes at once on the same files, and their CPU seconds; the count of
-    chunks stored."""
+    """Wall seconds of `embedding-gate load FOLDER --processes N [options]` run as a user runs
+    it, and its processes' CPU seconds; the count of chunks stored."""
     reset(conn)
     cmd = [sys.executable, "-m", "loader", "--database-url", url, "load", str(folder), *options]
+    cmd += ["--processes", str(processes)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EMBED_API_URL": embed_url}
     before = os.times()
     start = time.perf_counter()
-    procs = [
-        subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for _ in range(processes)
-    ]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)]
     errors = [p.communicate()[1] for p in procs]
     wall = time.perf_counter() - start
     after = os.times()
@@ -212,7 +209,7 @@ def main() -> None:
         "--processes",
         type=int,
         default=0,
-        help="time N `embedding-gate load --no-report` processes at once on the same files",
+        help="time `embedding-gate load --processes N --no-report` (N processes, each its share)",
     )
     parser.add_argument(
         "--api",
@@ -241,7 +238,8 @@ def main() -> None:
             options.append("--no-report")
         conn = psycopg2.connect(url)
         how = (
-            f"{processes} x `embedding-gate load{' --no-report' if args.processes else ''}`"
+            f"`embedding-gate load --processes {processes}"
+            f"{' --no-report' if args.processes else ''}`"
             if processes
             else f"load.load(), batches of {client.batch_size}"
         )

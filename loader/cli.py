@@ -176,36 +176,47 @@ def client_for(args, **options):
 
 
 def cmd_load(args) -> int:
-    from loader import corpus, load
-    from loader.embed import EmbeddingError
+    from loader import corpus, load, parallel
 
-    data = corpus.read(args.files)
-    for error in data.errors:
-        print(f"error: {error}", file=sys.stderr)
+    # the files are read while what was read before is stored (load.load reads them in a
+    # thread of its own; with --processes, this process reads them for the others)
+    reader = corpus.Reader(args.files)
     client = client_for(
         args, batch_size=args.batch_size, retries=args.retries, timeout=args.timeout
     )
-    conn = connect(args.database_url)
+    options = {"in_flight": args.in_flight, "accept_model_change": args.accept_model_change}
     progress = Progress()
+    failure = None  # (the exception's class name, what it means)
     try:
-        stats = load.load(conn, data, client, in_flight=args.in_flight, on_progress=progress)
-    except EmbeddingError as e:
-        return _stopped(str(e))
-    except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
-        # the server restarted or went away: the batch in progress was rolled back
-        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        return _stopped(f"lost the connection to the database ({why})")
-    except psycopg2.Error as e:
-        # the database refused a batch: its message and CONTEXT (the COPY line) say which
-        why = " / ".join(line for line in str(e).strip().splitlines() if line.strip())
-        return _stopped(f"the database refused a batch of chunks: {why}")
+        if args.processes > 1:
+            stats, failures = parallel.load(
+                args.database_url, reader, client, args.processes, on_progress=progress, **options
+            )
+            failure = failures[0] if failures else None
+        else:
+            conn = connect(args.database_url)
+            try:
+                stats = load.load(conn, reader, client, on_progress=progress, **options)
+            except Exception as e:
+                if (why := parallel.describe(e)) is None:
+                    raise
+                failure = (type(e).__name__, why)
+            finally:
+                conn.close()
     finally:
         progress.close()
-        conn.close()
+    for error in reader.errors:
+        print(f"error: {error}", file=sys.stderr)
+    if failure is not None:
+        kind, why = failure
+        if kind == "ModelChanged":  # running the same command again would not help
+            print(f"error: {why}", file=sys.stderr)
+            return 1
+        return _stopped(why)
     for note in stats.notes:
         print(f"note: {note}", file=sys.stderr)
     print(
-        f"loaded {len(data.documents):,} documents from {len(corpus.expand(args.files)):,} files:"
+        f"loaded {reader.documents:,} documents from {len(reader.files):,} files:"
         f" {stats.documents:,} new documents, {stats.chunks:,} new chunks"
         f" ({stats.embedded:,} embedded, {stats.not_embedded:,} dropped or empty),"
         f" {stats.skipped:,} already stored"
@@ -219,7 +230,7 @@ def cmd_load(args) -> int:
             print(report.report(conn))
         finally:
             conn.close()
-    return 1 if data.errors else 0
+    return 1 if reader.errors else 0
 
 
 def cmd_check_server(args) -> int:
@@ -289,6 +300,19 @@ def parser() -> argparse.ArgumentParser:
         "--retries", type=int, default=5, help="retries of a failed request, with backoff (5)"
     )
     ld.add_argument("--timeout", type=float, default=60.0, help="seconds per request (60)")
+    ld.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="loader processes sharing the chunks, each its own (1); this one reads the files",
+    )
+    ld.add_argument(
+        "--accept-model-change",
+        action="store_true",
+        help="when the server answers for a model otherwise than when it was calibrated (another"
+        " model behind the same name), record the new calibration and load, instead of stopping",
+    )
     ld.add_argument("--no-report", action="store_true", help="skip the final report")
     ld.set_defaults(func=cmd_load)
 

@@ -231,32 +231,50 @@ def _loads(text: str, path: Path, line: "int | None" = None, fast: "list | None"
         raise InputError(f"{where}: not JSON this loader can read: {str(e)[:80]}") from None
 
 
-def read(paths) -> Corpus:
-    """Every document of the given files (directories: their *.json and *.jsonl files),
-    validated. Bad files and documents go to Corpus.errors; so do documents that repeat a
-    chunk_id seen earlier (in the same file or another)."""
-    corpus = Corpus()
-    seen: dict = {}  # chunk_id -> where it was first seen
-    doc_seen: dict = {}
-    for path in expand(paths):
-        how: list = []
-        try:
-            records = read_records(path, how)
-        except (InputError, OSError) as e:
-            corpus.errors.append(str(e))
-            continue
-        for position, raw in enumerate(records):
+class Reader:
+    """The documents of the given files (directories: their *.json and *.jsonl files),
+    validated, given one at a time as they are read: a file is parsed whole, then its
+    documents are given in order, so that a loader stores the first ones while the next
+    are validated and the next file is read. Bad files and documents go to `errors` as they
+    are met; so do documents that repeat a chunk_id or doc_id seen earlier (in the same file
+    or another): the first one is kept, as with read(). `documents`: how many were given."""
+
+    def __init__(self, paths):
+        self.files = expand(paths)
+        self.errors: list = []
+        self.documents = 0
+
+    def __iter__(self):
+        seen: dict = {}  # chunk_id -> where it was first seen
+        doc_seen: dict = {}
+        for path in self.files:
+            how: list = []
             try:
-                doc = parse_document(raw, str(path), position, bool(how))
-                _check_unique(doc, seen, doc_seen)
-            except InputError as e:
-                corpus.errors.append(str(e))
+                records = read_records(path, how)
+            except (InputError, OSError) as e:
+                self.errors.append(str(e))
                 continue
-            for c in doc.chunks:
-                seen[c.chunk_id] = f"{doc.file}: document {doc.doc_id!r}"
-            doc_seen[doc.doc_id] = doc.file
-            corpus.documents.append(doc)
-    return corpus
+            for position, raw in enumerate(records):
+                try:
+                    doc = parse_document(raw, str(path), position, bool(how))
+                    _check_unique(doc, seen, doc_seen)
+                except InputError as e:
+                    self.errors.append(str(e))
+                    continue
+                where = f"{doc.file}: document {doc.doc_id!r}"
+                for c in doc.chunks:
+                    seen[c.chunk_id] = where
+                doc_seen[doc.doc_id] = doc.file
+                self.documents += 1
+                yield doc
+            del records
+
+
+def read(paths) -> Corpus:
+    """Every document of the given files, validated, read whole (see Reader, which gives
+    them as they are read)."""
+    reader = Reader(paths)
+    return Corpus(documents=list(reader), errors=reader.errors)
 
 
 def _check_unique(doc: Document, seen: dict, doc_seen: dict) -> None:

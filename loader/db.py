@@ -314,6 +314,38 @@ def set_calibration(conn, model: str, mean: np.ndarray, sample_size: int) -> Non
     conn.commit()
 
 
+def recorded_model(conn, model: str) -> "dict | None":
+    """What the database keeps of a model for blank_like: {"blank_text", "reference" (its
+    embedding of the blank text, float64 array, or None), "mean" (its calibration, or None),
+    "sample_size", "source", "reference_at", "mean_at"}; None when it keeps nothing."""
+    try:
+        row = _one(
+            conn,
+            "SELECT b.blank_text, b.reference, c.mean, c.sample_size, c.source,"
+            " b.recorded_at, c.recorded_at"
+            " FROM (SELECT %s::text AS model) AS m"
+            " LEFT JOIN embedding_gate.blank_references AS b ON b.model = m.model"
+            " LEFT JOIN embedding_gate.model_calibrations AS c ON c.model = m.model",
+            [model],
+        )
+    except (psycopg2.errors.UndefinedTable, psycopg2.errors.UndefinedColumn):
+        conn.rollback()
+        return None
+    if row is None or (row[1] is None and row[2] is None):
+        return None
+    keys = ("blank_text", "reference", "mean", "sample_size", "source", "reference_at", "mean_at")
+    out = dict(zip(keys, row, strict=True))
+    for key in ("reference", "mean"):
+        if out[key] is not None:
+            out[key] = np.asarray(out[key], dtype=np.float64)
+    return out
+
+
+def embedded_with(conn, model: str) -> int:
+    """How many stored chunks name this model."""
+    return _one(conn, "SELECT count(*) FROM public.chunks WHERE embedding_model = %s", [model])[0]
+
+
 # --- the reports ----------------------------------------------------------------------------
 
 

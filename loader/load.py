@@ -7,11 +7,15 @@ inserted with ON CONFLICT DO NOTHING semantics, so two loaders on the same files
 chunk once. The loader checks no embedding: the database's gate does.
 """
 
+import contextlib
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import timezone
 from itertools import islice
 
 import numpy as np
@@ -98,73 +102,303 @@ def record_calibration(conn, client: Client, model: str, dim: int) -> "str | Non
     return None
 
 
+# how close to what was recorded a model's answers must be (cosine) for the loader to call
+# it the same model. Measured on CPU (docs/benchmarks.md, "A changed model"): the same
+# all-MiniLM-L6-v2 in other batch sizes gives 1 - cosine below 3e-13, in float16 2e-6, in
+# bfloat16 up to 1.2e-4 (harmless precision changes, let through); its int8 quantization
+# 0.04-0.30, another model about 1 (stopped). 1e-3 sits between, 8x above the first.
+SAME_MODEL = 0.999
+
+
+class ModelChanged(EmbeddingError):
+    """The embedding server answers for a model name differently from what was recorded of
+    that model: another model, version or quantization behind the same name."""
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    norms = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(np.dot(a, b) / norms) if norms else 0.0
+
+
+def check_model(conn, client: Client, model: str, dim: int, accept: bool = False) -> "str | None":
+    """Compare the server's answers for a model it has met before with what was recorded of
+    the model: its embedding of the blank text (the blank reference) and the mean of its
+    embeddings of the calibration sentences (where the loader recorded it from them). A
+    cosine below SAME_MODEL, or another dimension, raises ModelChanged saying what differs
+    and what to do; with accept, the new model's blank reference and calibration are
+    recorded instead (replacing them needs the right to tune the gate) and a note says so.
+    None when the model is new or answers as recorded."""
+    recorded = db.recorded_model(conn, model)
+    if recorded is None:
+        return None
+    differs, compared = [], []
+    reference, mean = recorded["reference"], recorded["mean"]
+    if reference is not None:
+        text = recorded["blank_text"] or ""
+        if len(reference) != dim:
+            differs.append(
+                f"its recorded blank reference has {len(reference)} dimensions, the server"
+                f" answers with {dim}"
+            )
+        else:
+            try:
+                now = client.embed([text], dim, [f"(the blank text {text!r})"])[0]
+            except Refused as e:
+                differs.append(f"the server now refuses the blank text {text!r} ({e})")
+            else:
+                similarity = _cosine(now, reference)
+                compared.append(f"its embedding of the blank text {text!r} at {similarity:.4f}")
+                if not similarity >= SAME_MODEL:
+                    differs.append(compared[-1])
+    if mean is not None and recorded["source"] == "sample":
+        if len(mean) != dim:
+            differs.append(
+                f"its recorded calibration has {len(mean)} dimensions, the server answers"
+                f" with {dim}"
+            )
+        else:
+            vectors = client.embed(
+                list(SENTENCES), dim, ["(the calibration sentences)"] * len(SENTENCES)
+            )
+            finite = vectors[np.isfinite(vectors).all(axis=1)]
+            similarity = _cosine(finite.mean(axis=0), mean) if len(finite) else 0.0
+            compared.append(
+                f"the mean of its embeddings of the {len(SENTENCES)} calibration sentences"
+                f" at {similarity:.4f}"
+            )
+            if not similarity >= SAME_MODEL:
+                differs.append(compared[-1])
+    if not differs:
+        return None
+    when = recorded["reference_at"] or recorded["mean_at"]
+    stored = db.embedded_with(conn, model)
+    what = (
+        f"the embedding server answers for model {model!r} otherwise than when it was"
+        f" calibrated ({when.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC):"
+        f" {'; '.join(differs)} (cosine to what was recorded; the same model gives at least"
+        f" {SAME_MODEL})"
+    )
+    if not accept:
+        raise ModelChanged(
+            f"{what}. Another model, version or quantization is behind the same name, and its"
+            f" vectors do not compare with the {stored:,} chunks stored as {model!r}: no chunk"
+            " of this run was embedded. Point EMBED_API_URL at the server of the model the"
+            " chunks were embedded with; or, if the change is wanted, run again with"
+            " --accept-model-change (it records the new model's calibration; replacing it"
+            " needs the right to tune the gate) and re-embed the chunks stored before"
+        )
+    for record, vector in ((_replace_reference, reference), (_replace_calibration, mean)):
+        if vector is not None:
+            record(conn, client, model, dim, recorded)
+    return (
+        f"{what}: accepted (--accept-model-change), its new blank reference and calibration"
+        f" recorded; the {stored:,} chunks stored as {model!r} before were embedded by the"
+        " previous model and do not compare with the new one's: re-embed them"
+    )
+
+
+def _replace_reference(conn, client: Client, model: str, dim: int, recorded: dict) -> None:
+    text = recorded["blank_text"] or ""
+    vector = client.embed([text], dim, [f"(the blank text {text!r})"])[0]
+    _replace(conn, model, "blank reference", db.set_blank_reference, vector, text)
+
+
+def _replace_calibration(conn, client: Client, model: str, dim: int, recorded: dict) -> None:
+    vectors = client.embed(list(SENTENCES), dim, ["(the calibration sentences)"] * len(SENTENCES))
+    finite = vectors[np.isfinite(vectors).all(axis=1)]
+    if not len(finite):
+        raise ModelChanged(
+            f"the new model behind {model!r} embeds none of the calibration sentences to a"
+            " finite vector: nothing recorded, nothing stored"
+        )
+    _replace(conn, model, "calibration", db.set_calibration, finite.mean(axis=0), len(finite))
+
+
+def _replace(conn, model: str, what: str, record, *args) -> None:
+    try:
+        record(conn, model, *args)
+    except psycopg2.errors.InsufficientPrivilege:
+        conn.rollback()
+        raise ModelChanged(
+            f"--accept-model-change: this role may not replace the {what} of model {model!r}"
+            " (that needs UPDATE on embedding_gate.settings, the deployment's owner's right):"
+            " run the load once as a role that may tune the gate, with --accept-model-change;"
+            " nothing of this run was stored"
+        ) from None
+
+
+class _Segments:
+    """The documents of an iterable, read in a thread of its own and handed over in segments
+    of about `rows` chunks (a list of documents each), at most `ahead` segments ahead: the
+    loader stores one segment while the next is read and validated. A failure of the
+    iterable (not a bad document, which the reader records and skips) is raised by get()."""
+
+    _END = object()
+
+    def __init__(self, documents, rows: int, ahead: int = 4):
+        self.queue: queue.Queue = queue.Queue(maxsize=ahead)
+        self.closed = threading.Event()
+        self.ended = False
+        self.thread = threading.Thread(
+            target=self._read, args=(documents, rows), name="corpus-reader", daemon=True
+        )
+        self.thread.start()
+
+    def _put(self, item) -> bool:
+        while not self.closed.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read(self, documents, rows: int) -> None:
+        segment: list = []
+        size = 0
+        try:
+            for doc in documents:
+                segment.append(doc)
+                size += len(doc.chunks) or 1
+                if size >= rows:
+                    if not self._put(segment):
+                        return
+                    segment, size = [], 0
+            if segment and not self._put(segment):
+                return
+            self._put(self._END)
+        except BaseException as e:  # noqa: B036 (raised by get() in the loader's thread)
+            self._put(e)
+
+    def get(self, block: bool, stop=None) -> "list | None":
+        """The next segment; None at the end of the input, or when none is ready and not
+        block, or once `stop` (an Event) is set."""
+        while not self.ended:
+            try:
+                item = self.queue.get(block=block, timeout=0.1 if block else None)
+                break
+            except queue.Empty:
+                if not block or (stop is not None and stop.is_set()):
+                    return None
+        else:
+            return None
+        if item is self._END:
+            self.ended = True
+            return None
+        if isinstance(item, BaseException):
+            self.ended = True
+            raise item
+        return item
+
+    def close(self) -> None:
+        self.closed.set()
+
+
 def load(
     conn,
-    corpus: Corpus,
+    corpus,
     client: Client,
     *,
     in_flight: int = 4,
     insert_rows: int = 2000,
     linger: float = 0.2,
     blank_reference: bool = True,
+    accept_model_change: bool = False,
     on_progress: "Callable[[int, int], None] | None" = None,
+    segment_rows: int = 2000,
+    prepare_lock=None,
+    stop=None,
 ) -> Stats:
-    """Store every document and chunk of the corpus that is not stored yet. Embedded chunks
-    are committed in COPYs of up to insert_rows, each answer sent to the database as soon as
-    it is parsed; a COPY waits for the next answer until it has been open `linger` seconds,
-    then commits what it has.
-    With blank_reference, the model's embedding of empty text and its calibration (the mean
-    of a sample of ordinary sentences) are recorded first where the database has none (for
-    the blank_like check). on_progress is called with (chunks stored so far, chunks to
-    embed) after each commit."""
+    """Store every document and chunk of the corpus that is not stored yet. corpus: a
+    Corpus, or an iterable of Documents (a corpus.Reader), which is read in a thread of its
+    own while what was read before is stored: documents and chunks go in segments of about
+    segment_rows chunks (the documents, which chunks are stored already, the chunks stored
+    without an embedding, then the rest queued for embedding). Embedded chunks are committed
+    in COPYs of up to insert_rows, each answer sent to the database as soon as it is parsed;
+    a COPY waits for the next answer until it has been open `linger` seconds, then commits
+    what it has.
+    With blank_reference, before the first chunk to embed is stored (and before its
+    document), the model is checked against what was recorded of it (check_model: a server
+    that now answers differently for the same model name raises ModelChanged, unless
+    accept_model_change, which records the new model's calibration instead), and its
+    embedding of empty text and its calibration (the mean of a sample of ordinary sentences)
+    are recorded where the database has none (for the blank_like check); under
+    prepare_lock where given (processes sharing a load). on_progress is called with (chunks
+    stored so far, chunks to embed found so far) after each commit. stop: an Event that ends
+    the load after the COPY under way (what was committed stays)."""
     stats = Stats()
     dim = db.embedding_dim(conn)
-    stats.documents = db.insert_documents(conn, corpus.documents)
-    todo = []
-    chunks = corpus.chunks
-    for start in range(0, len(chunks), 10_000):
-        part = chunks[start : start + 10_000]
-        have = db.stored_ids(conn, [c.chunk_id for c in part])
-        todo += [c for c in part if c.chunk_id not in have]
-        stats.skipped += len(have)
-    plain = [c for c in todo if not c.embeddable]
-    for start in range(0, len(plain), 1000):
-        n = db.insert_chunks(conn, plain[start : start + 1000], None)
-        stats.chunks += n
-        stats.not_embedded += n
-    to_embed = [c for c in todo if c.embeddable]
-    if not to_embed:
-        return stats
-    client.check()
-    stats.model = client.model
-    if not stats.model:
-        stats.notes.append(
-            "the embedding server names no model (pass --model): blank_like is not checked"
-            " for these chunks"
-        )
-    elif blank_reference:
-        for record in (record_blank_reference, record_calibration):
-            if note := record(conn, client, stats.model, dim):
-                stats.notes.append(note)
+    documents = corpus.documents if isinstance(corpus, Corpus) else corpus
+    segments = _Segments(documents, segment_rows)
     size = max(client.batch_size, 1)
-    batches = [to_embed[i : i + size] for i in range(0, len(to_embed), size)]
-    done = 0
+    queued: deque = deque()  # chunks to embed, their documents stored
+    found = 0  # chunks to embed, so far
+    ready = False  # the server checked, the model's calibration recorded or compared
+
+    def prepare() -> None:
+        nonlocal ready
+        client.check()
+        stats.model = client.model
+        if not stats.model:
+            stats.notes.append(
+                "the embedding server names no model (pass --model): blank_like is not checked"
+                " for these chunks"
+            )
+        elif blank_reference:
+            with prepare_lock or contextlib.nullcontext():
+                if note := check_model(conn, client, stats.model, dim, accept_model_change):
+                    stats.notes.append(note)
+                for record in (record_blank_reference, record_calibration):
+                    if note := record(conn, client, stats.model, dim):
+                        stats.notes.append(note)
+        ready = True
+
+    def store(segment: list) -> None:
+        """A segment's documents and its chunks without an embedding, stored; the rest of
+        its chunks not stored yet, queued."""
+        nonlocal found
+        chunks = [c for d in segment for c in d.chunks]
+        have = db.stored_ids(conn, [c.chunk_id for c in chunks]) if chunks else set()
+        todo = [c for c in chunks if c.chunk_id not in have]
+        stats.skipped += len(have)
+        embed = [c for c in todo if c.embeddable]
+        if embed and not ready:
+            prepare()  # before anything of this segment is stored
+        stats.documents += db.insert_documents(conn, segment)
+        plain = [c for c in todo if not c.embeddable]
+        for start in range(0, len(plain), 1000):
+            n = db.insert_chunks(conn, plain[start : start + 1000], None)
+            stats.chunks += n
+            stats.not_embedded += n
+        queued.extend(embed)
+        found += len(embed)
+
+    def batches():
+        """The next batch to embed from what is queued."""
+        while queued:
+            yield [queued.popleft() for _ in range(min(size, len(queued)))]
 
     def fetch(batch):
         return batch, client.embed([c.content for c in batch], dim, [c.chunk_id for c in batch])
 
     pool = ThreadPoolExecutor(max_workers=max(in_flight, 1))
     window: deque = deque()
-    pending = iter(batches)
+    ahead = 2 * max(in_flight, 1)  # requests ahead of the inserts: bounded memory
     sent = 0  # rows in the COPY under way
     opened = 0.0  # when it began
+    done = 0
+
+    def top_up() -> None:
+        for batch in islice(batches(), max(ahead - len(window), 0)):
+            window.append(pool.submit(fetch, batch))
 
     def produce():
         """The next answer's rows for the COPY under way, once the server has answered;
-        None to end the COPY and commit: at insert_rows, at the end, when the next answer is
-        not there by `linger` seconds after the COPY began (a fast server gets few large
-        COPYs, a slow one a commit every answer or every `linger` seconds), or when it is a
-        failure (what came before it is committed first)."""
+        None to end the COPY and commit: at insert_rows, at the end of what is queued, when
+        the next answer is not there by `linger` seconds after the COPY began (a fast server
+        gets few large COPYs, a slow one a commit every answer or every `linger` seconds),
+        or when it is a failure (what came before it is committed first)."""
         nonlocal sent
         if not window:
             return None
@@ -177,18 +411,27 @@ def load(
                 return None
         batch, vectors = future.result()
         window.popleft()
-        for more in islice(pending, 1):
-            window.append(pool.submit(fetch, more))
+        top_up()
         sent += len(batch)
         return db.copy_rows(batch, vectors, stats.model), len(batch)
 
     try:
-        # in order, with up to 2 x in_flight requests ahead of the inserts: bounded memory;
-        # the COPY streams each answer to the database as it comes, so the database stores
-        # one while the loader waits for and parses the next
-        for batch in islice(pending, 2 * max(in_flight, 1)):
-            window.append(pool.submit(fetch, batch))
-        while window:
+        # in order: the COPY streams each answer to the database as it comes, so the
+        # database stores one while the loader waits for and parses the next, and the
+        # reader's thread reads the next segment
+        while not (stop is not None and stop.is_set()):
+            # what the reader has ready (waiting for it only when nothing else is to do),
+            # until twice a COPY's rows are queued
+            while len(queued) < 2 * insert_rows:
+                segment = segments.get(not window and not queued, stop)
+                if segment is None:
+                    break
+                store(segment)
+            top_up()
+            if not window:
+                if segments.ended:
+                    break
+                continue
             sent, opened = 0, time.monotonic()
             n, rows = db.copy_stream(conn, produce)
             stats.chunks += n
@@ -196,8 +439,9 @@ def load(
             stats.skipped += rows - n
             done += rows
             if on_progress:
-                on_progress(done, len(to_embed))
+                on_progress(done, found)
     finally:
+        segments.close()
         for future in window:
             future.cancel()
         pool.shutdown(wait=True)

@@ -38,10 +38,15 @@ class EmbedServer:
         self.delay = 0.0  # seconds before each answer
         self.texts_seen: list = []
         self.lock = threading.Lock()
+        # another model behind the same URL and name: a variant's vectors are those of
+        # another text (unrelated to the first model's); `perturb` moves every vector by
+        # that distance (1 - cosine about perturb**2 / 2: a precision change, a quantization)
+        self.variant: str | None = None
+        self.perturb = 0.0
         outer = self
 
         def encode(texts):
-            return [vector_for(t, outer.dim) for t in texts]
+            return [outer.vector(t) for t in texts]
 
         self.server = make_server(encode, "127.0.0.1", 0, max_batch=max_batch)
         handler = self.server.RequestHandlerClass
@@ -77,6 +82,17 @@ class EmbedServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/embed"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def vector(self, text: str) -> list:
+        """The vector this server answers for a text, as its model stands now."""
+        same = self.variant is None or text == "<zero>"
+        v = vector_for(text if same else f"{self.variant}\x00{text}", self.dim)
+        if self.perturb and text != "<zero>":
+            seed = int.from_bytes(hashlib.sha256(b"perturb" + text.encode()).digest()[:8], "little")
+            noise = np.random.default_rng(seed).standard_normal(self.dim)
+            x = np.asarray(v) + self.perturb * noise / np.linalg.norm(noise)
+            v = (x / np.linalg.norm(x)).tolist()
+        return v
 
     def close(self) -> None:
         self.server.shutdown()
