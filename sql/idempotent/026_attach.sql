@@ -255,7 +255,9 @@ COMMENT ON FUNCTION embedding_gate._visible(regclass, text) IS
 -- What the current role may read of each guarded table, for the reports: its id and
 -- embedding columns (may), its content column (content), every row without a policy
 -- (all_rows, else _visible() per row), and whether it owns the table (its quarantine).
-CREATE OR REPLACE VIEW embedding_gate._readable AS
+-- (security_barrier, as every view of the gate that filters what its reader sees: the
+-- reader's own conditions run after the view's, see 030_low_quality_embeddings.sql)
+CREATE OR REPLACE VIEW embedding_gate._readable WITH (security_barrier) AS
 SELECT a.table_oid,
        COALESCE(pg_catalog.has_schema_privilege(c.relnamespace, 'USAGE')
                 AND pg_catalog.has_column_privilege(a.table_oid, a.id_attnum, 'SELECT')
@@ -926,7 +928,8 @@ COMMENT ON FUNCTION embedding_gate.restore(regclass, text, jsonb) IS
     'e.g. a new embedding; the gate checks it again. Returns true when the row is back, false '
     'when it was quarantined again. Owner only; the INSERT runs as the caller.';
 
-CREATE OR REPLACE VIEW embedding_gate.attached AS
+-- (security_barrier: see _readable)
+CREATE OR REPLACE VIEW embedding_gate.attached WITH (security_barrier) AS
 SELECT embedding_gate._qualified(a.table_oid) AS table_name,
        embedding_gate._column(a.table_oid, a.id_attnum) AS id_column,
        embedding_gate._column(a.table_oid, a.embedding_attnum) AS embedding_column,

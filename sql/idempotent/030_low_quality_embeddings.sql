@@ -6,7 +6,10 @@
 -- SELECT, under the table's row-level security policies for it; the content preview and
 -- length only with SELECT on the content column; a duplicate's other row only where it sees
 -- that row too; quarantined rows only for the table's owner (they are no longer in the table).
-CREATE OR REPLACE VIEW embedding_gate._low_quality AS
+-- security_barrier: the reader's own conditions run after these filters, never before (a
+-- cheap function of the reader's in a WHERE clause, pushed below the filters, saw other
+-- tenants' previews and other tables' quarantined rows).
+CREATE OR REPLACE VIEW embedding_gate._low_quality WITH (security_barrier) AS
 WITH r AS MATERIALIZED (SELECT * FROM embedding_gate._readable)
 SELECT c.chunk_id,
        c.doc_id,
