@@ -212,6 +212,29 @@ def test_duplicates_within_one_table(items):
     ]
 
 
+def test_a_scan_keeps_the_duplicates_the_writes_found(items):
+    """verify_embeddings and a recheck flag the rows the writes flagged, the same count,
+    when ids do not follow the order of the writes (uuids, hashes) and when a text repeats."""
+    attach(items, embedding_column="emb", content_column="body")
+    v, w = good(), good()
+    # one statement each (autocommit): 10 repeats 20's vector with other text; 30 has 20's text
+    for i, body, x in [(30, "x", v), (20, "x", v), (10, "y", v), (50, "orig", w), (40, "copy", w)]:
+        items.execute("INSERT INTO items (id, body, emb) VALUES (%s, %s, %s)", [i, body, vec(x)])
+    sql = (
+        "SELECT row_id, duplicate_of FROM low_quality_embeddings"
+        " WHERE 'duplicate_vector' = ANY (issues) ORDER BY 1"
+    )
+    assert items.execute(sql).fetchall() == [("10", "20"), ("40", "50")]
+    counts = items.execute("SELECT counts FROM verify_embeddings(1000)").fetchone()[0]
+    assert counts["duplicate_vector"] == 2
+    items.execute("CALL recheck_embeddings()")
+    assert items.execute(sql).fetchall() == [("10", "20"), ("40", "50")]
+    # the original gone, its copy is no duplicate any more
+    items.execute("DELETE FROM items WHERE id = 50")
+    items.execute("CALL recheck_embeddings()")
+    assert items.execute(sql).fetchall() == [("10", "20")]
+
+
 def test_quarantine_and_restore(items):
     attach(items, embedding_column="emb", content_column="body")
     assert items.execute(

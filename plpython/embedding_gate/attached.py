@@ -449,12 +449,16 @@ def _batches(plpy, s, after=None, limit: "int | None" = None):
 
 
 def find_duplicates(plpy, table, s, rows, scan: bool) -> list:
-    """Per row, duplicate_vector's verdict: the first row of the table in id order with the
-    identical embedding and other content that is earlier than it, or None. Earlier: stored
-    by another transaction, or earlier in id order among the rows of this one (in a scan,
-    earlier in id order). A row of this statement knows the others by their xmin, the
-    transaction (or subtransaction) that wrote them, which it shares: no pass over the
-    statement's rows is needed. Without a content column nothing is a duplicate: the same
+    """Per row, duplicate_vector's verdict: the first row of the table with the identical
+    embedding and other content that is earlier than it, or None. At a write, earlier is
+    stored by another transaction, or earlier in id order among the rows of this one: a row
+    of this statement knows the others by their xmin, the transaction (or subtransaction)
+    that wrote them, which it shares, so no pass over the statement's rows is needed. A
+    scan (a recheck, verify_embeddings, check_existing) keeps what the writes found: a row
+    stays the duplicate of the row its verdict names while that row still repeats its
+    vector with other content, and rows not flagged duplicate_vector come before the
+    flagged ones (then id order), so a scan flags the rows the writes flagged, not the
+    ones whose ids sort last. Without a content column nothing is a duplicate: the same
     text stored twice is not."""
     found = [None] * len(rows)
     # (where reading the table would evaluate its row-level security policies, the gate
@@ -465,17 +469,40 @@ def find_duplicates(plpy, table, s, rows, scan: bool) -> list:
     groups: dict = {}
     for row in twins:
         groups.setdefault(row["h"], []).append(row)
+    stored = _stored_duplicates(plpy, table, twins) if scan else {}
+    if stored:
+        for h, group in groups.items():
+            groups[h] = sorted(group, key=lambda g: g["row_id"] in stored)  # (stable: ids)
     for k, r in enumerate(rows):
         group = groups.get(r["h"], ())
         me = next((p for p, g in enumerate(group) if g["row_id"] == r["row_id"]), None)
         if me is None:
             continue
+        named = stored.get(r["row_id"])
+        if named is not None and any(g["row_id"] == named and _repeats(g, r) for g in group):
+            found[k] = named
+            continue
         for p, g in enumerate(group):
             ours = scan or g["x"] == group[me]["x"]
-            if (p < me or not ours) and g["v"] == r["v"] and g["content"] != r["content"]:
+            if (p < me or not ours) and _repeats(g, r):
                 found[k] = g["row_id"]
                 break
     return found
+
+
+def _repeats(g, r) -> bool:
+    """Whether row g has row r's vector and other content."""
+    return g["v"] == r["v"] and g["content"] != r["content"]
+
+
+def _stored_duplicates(plpy, table, twins) -> dict:
+    """Of the rows of twin groups, those flagged duplicate_vector now: row id -> the row its
+    verdict names (None where the caller may not see that row)."""
+    if not twins:
+        return {}
+    ids = [t["row_id"] for t in twins]
+    found = queries.run(plpy, queries.STORED_DUPLICATES, ["oid", "text[]"], [table.oid, ids])
+    return {r["row_id"]: r["duplicate_of"] for r in found}
 
 
 def act(plpy, table, mode, rows, models, v: Verdicts, idx) -> None:

@@ -364,3 +364,11 @@ def plan(plpy, sql: str, types=()):
 def run(plpy, sql: str, types=(), args=()):
     """Execute one of the statements above with its parameters, by its prepared plan."""
     return plpy.execute(plan(plpy, sql, types), list(args))
+
+
+# of rows $2 of attached table $1, those flagged duplicate_vector now, as the caller may see
+# them (a scan keeps the order the writes found, attached.find_duplicates)
+STORED_DUPLICATES = (
+    "SELECT d.row_id, d.duplicate_of FROM embedding_gate._stored_duplicates AS d"
+    " WHERE d.table_oid = $1::regclass AND d.row_id = ANY ($2)"
+)
