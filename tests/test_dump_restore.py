@@ -204,7 +204,7 @@ def test_a_data_only_restore_into_a_fresh_deployment(guarded, empty_db, tmp_path
     attached), then the data of the guarded database: the load has no error (the gate's
     own rows that the fresh deployment has are merged: its deployment row, functions and
     revision stay, the dumped settings and registry replace its own), embedding_gate.attached
-    says what to run until CALL embedding_gate.after_data_restore() has given the attached
+    says what to run until CALL embedding_gate.repair() has given the attached
     table its triggers and index and counted again; then the reports say what they said
     and writes are checked. Under session_replication_role = replica no table trigger fires
     in the load, so even reject mode (which a load that judges the chunks again would apply
@@ -224,14 +224,12 @@ def test_a_data_only_restore_into_a_fresh_deployment(guarded, empty_db, tmp_path
     with psycopg.connect(empty_db, autocommit=True) as conn:
         needs = conn.execute("SELECT table_name, needs FROM embedding_gate.attached ORDER BY 1")
         for table, what in needs:
-            assert what.startswith("CALL embedding_gate.after_data_restore(): rows were loaded"), (
-                table
-            )
+            assert what.startswith("CALL embedding_gate.repair(): rows were loaded"), table
         if not replica:  # the load's triggers counted chunks and documents again
             assert conn.execute(
                 "SELECT chunks, documents FROM embedding_quality_summary"
             ).fetchone() == (2, 2)  # 1 and 1, each counted twice
-        conn.execute("CALL embedding_gate.after_data_restore()")
+        conn.execute("CALL embedding_gate.repair()")
         assert conn.execute(
             "SELECT count(*) FROM embedding_gate.attached WHERE needs IS NOT NULL"
         ).fetchone() == (0,)

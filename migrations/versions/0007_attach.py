@@ -57,7 +57,7 @@ ROUTINES = (
     "halfvec_bytes",
     "halfvec_hash",
     "_hash_halfvec",
-    "after_data_restore",
+    "repair",
     "_merge_restored",
 )
 

@@ -31,6 +31,12 @@ from .triggers import BATCH_ROWS, Tally, reject, run_statement
 # how much of a row's content a verdict keeps, in characters
 PREVIEW_CHARS = 100
 
+# the statement trigger that carries out a mode after the check (sql/idempotent/026)
+COMPANIONS = {
+    "reject": ("embedding_gate_raise_rejected", "fail the statement"),
+    "quarantine": ("embedding_gate_move_quarantined", "move the flagged rows out"),
+}
+
 
 @dataclass(frozen=True)
 class Table:
@@ -219,13 +225,27 @@ def check_statement(plpy, TD) -> None:
     listeners."""
     table, overrides = lookup(plpy, TD["relid"])
     if table is None:
+        name = f"{plpy.quote_ident(TD['table_schema'])}.{plpy.quote_ident(TD['table_name'])}"
         plpy.error(
-            f'table "{TD["table_schema"]}.{TD["table_name"]}" has the embedding gate\'s'
-            " trigger but is not attached",
-            hint="attach it with embedding_gate.attach(), or drop the trigger",
+            f"table {name} has the embedding gate's trigger but is not attached (its row of"
+            " embedding_gate.attached_tables is gone)",
+            hint=f"attach it again: SELECT * FROM embedding_gate.attach('{name}', ...), naming"
+            " its gate index with hash_index => '...'; or take the gate off it: DROP TRIGGER"
+            f" embedding_gate_check_insert ON {name}, and its other embedding_gate_* triggers",
             sqlstate="55000",
         )
     mode, t = current_settings(plpy, overrides)
+    if mode in COMPANIONS:  # the trigger that carries out this mode, fired after this one
+        trigger, does = COMPANIONS[mode]
+        found = queries.run(plpy, queries.HAS_TRIGGER, ["oid", "name"], [TD["relid"], trigger])
+        if not found[0]["ok"]:
+            where = f"{plpy.quote_ident(TD['table_schema'])}.{plpy.quote_ident(TD['table_name'])}"
+            plpy.error(
+                f"{mode} mode on {table.name}: the embedding gate's trigger {trigger} is gone"
+                f" from {where}, and without it the gate cannot {does}",
+                hint="put the gate's triggers back: CALL embedding_gate.repair()",
+                sqlstate="55000",
+            )
     s = statements(plpy, table)
     update = TD["event"] == "UPDATE"
 

@@ -344,6 +344,17 @@ FORGET = "DELETE FROM embedding_gate.verdicts WHERE table_oid = $1::regclass AND
 # whether the gate's owner may lock the rows of an attached table it is about to judge (a
 # scan's verdicts, see attached.write_judged): SELECT ... FOR SHARE needs UPDATE on a column
 MAY_LOCK = "SELECT pg_catalog.has_any_column_privilege($1::regclass, 'UPDATE') AS ok"
+# whether chunks has the trigger that fails a statement in reject mode (012_reject_trigger)
+CHUNKS_REJECTS = (
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g"
+    " WHERE g.tgrelid = 'public.chunks'::pg_catalog.regclass"
+    " AND g.tgname = 'embedding_gate_reject') AS ok"
+)
+# whether the table $1 has the trigger named $2 (the one that carries out the mode)
+HAS_TRIGGER = (
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g"
+    " WHERE g.tgrelid = $1 AND g.tgname = $2) AS ok"
+)
 
 
 # --- prepared plans ----------------------------------------------------------------------

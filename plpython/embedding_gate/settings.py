@@ -19,7 +19,16 @@ def current_settings(plpy, table_overrides=None) -> "tuple[str, Thresholds]":
     """Mode and thresholds: the settings table, then an attached table's own overrides
     (table_overrides, set by its owner), then per transaction
     `SET LOCAL embedding_gate.<name> = ...` where the calling role may change the settings."""
-    row = queries.run(plpy, queries.SETTINGS)[0]
+    found = queries.run(plpy, queries.SETTINGS)
+    if not found:
+        plpy.error(
+            "embedding_gate.settings has no row: the embedding gate has no mode or thresholds"
+            " to check this write with",
+            hint="put the defaults back (then set what differed): INSERT INTO"
+            " embedding_gate.settings DEFAULT VALUES",
+            sqlstate="55000",
+        )
+    row = found[0]
     values = dict(row)
     values.update((k, v) for k, v in (table_overrides or {}).items() if k in values)
     overridden = []

@@ -172,6 +172,14 @@ def reject(plpy, ids: list, reasons: list, table: "str | None" = None) -> None:
     an attached `table`), and stop. The PL/pgSQL trigger embedding_gate_reject raises it
     when the statement's row work is done, with REJECTED_SQLSTATE: PL/Python would prefix
     the message and append a traceback."""
+    if table is None and not queries.run(plpy, queries.CHUNKS_REJECTS)[0]["ok"]:
+        plpy.error(
+            f"reject mode on {TABLE}: the embedding gate's trigger embedding_gate_reject is"
+            " gone from it, and without it the gate cannot fail the statement",
+            hint="create it again: DELETE FROM embedding_gate._sources WHERE name ="
+            " '012_reject_trigger.sql', then embedding-gate db upgrade (or alembic upgrade head)",
+            sqlstate="55000",
+        )
     noun = "chunk" if table is None else "row"
     shown = "\n".join(f"{noun} {i}: {r}" for i, r in list(zip(ids, reasons, strict=True))[:20])
     more = f"\n... and {len(ids) - 20} more" if len(ids) > 20 else ""

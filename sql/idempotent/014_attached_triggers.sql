@@ -51,6 +51,8 @@ DECLARE
     a embedding_gate.attached_tables;
     delta bigint;
     problem text;
+    id_column name;
+    embedding_column name;
 BEGIN
     IF NOT embedding_gate._gate_trigger(TG_RELID, TG_NAME, TG_LEVEL, TG_WHEN, TG_OP) THEN
         RAISE EXCEPTION 'embedding_gate._forget_rows() runs only as the gate''s own trigger, '
@@ -75,6 +77,18 @@ BEGIN
                                 'SELECT embedding_gate.detach(%L)',
                                 embedding_gate._qualified(a.table_oid));
     END IF;
+    -- (a column dropped behind the gate's back: say so, rather than fail on its name)
+    id_column := embedding_gate._column(a.table_oid, a.id_attnum);
+    embedding_column := embedding_gate._column(a.table_oid, a.embedding_attnum);
+    IF (id_column IS NULL OR embedding_column IS NULL)
+       AND NOT (TG_OP = 'TRUNCATE' AND a.table_oid = TG_RELID) THEN
+        RAISE EXCEPTION 'the % column attached on % was dropped',
+            CASE WHEN id_column IS NULL THEN 'id' ELSE 'embedding' END,
+            embedding_gate._qualified(a.table_oid)
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = format('detach it: SELECT embedding_gate.detach(%L)',
+                                embedding_gate._qualified(a.table_oid));
+    END IF;
     IF TG_OP = 'TRUNCATE' AND a.table_oid = TG_RELID THEN  -- all of it
         DELETE FROM embedding_gate.verdicts AS v WHERE v.table_oid = a.table_oid;
         SELECT -COALESCE(sum(r.delta), 0) INTO delta FROM embedding_gate._row_counts AS r
@@ -82,20 +96,20 @@ BEGIN
     ELSIF TG_OP = 'TRUNCATE' THEN  -- one partition, before its rows go
         EXECUTE format('DELETE FROM embedding_gate.verdicts AS v USING %s AS o'
                        ' WHERE v.table_oid = $1 AND v.row_id = o.%I::text',
-                       TG_RELID::regclass, embedding_gate._column(a.table_oid, a.id_attnum))
+                       TG_RELID::regclass, id_column)
             USING a.table_oid;
         EXECUTE format('SELECT -count(*) FROM %s AS o WHERE o.%I IS NOT NULL',
-                       TG_RELID::regclass, embedding_gate._column(a.table_oid, a.embedding_attnum))
+                       TG_RELID::regclass, embedding_column)
             INTO delta;
     ELSE
         -- (the ids as one array: the verdicts' primary key is probed for them, and under
         -- SERIALIZABLE the statement reads those index pages, not every verdict)
         EXECUTE format('DELETE FROM embedding_gate.verdicts AS v WHERE v.table_oid = $1'
                        ' AND v.row_id = ANY (ARRAY(SELECT o.%I::text FROM gate_old AS o))',
-                       embedding_gate._column(a.table_oid, a.id_attnum))
+                       id_column)
             USING a.table_oid;
         EXECUTE format('SELECT -count(*) FROM gate_old AS o WHERE o.%I IS NOT NULL',
-                       embedding_gate._column(a.table_oid, a.embedding_attnum))
+                       embedding_column)
             INTO delta;
     END IF;
     PERFORM embedding_gate._add_rows(a.row_key::text, delta);

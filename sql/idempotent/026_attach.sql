@@ -959,18 +959,34 @@ SELECT embedding_gate._qualified(a.table_oid) AS table_name,
        a.attached_at,
        a.attached_by,
        -- what to run before the counts and checks of this table can be trusted
-       CASE WHEN d.data_loaded_at IS NOT NULL
-            THEN format('CALL embedding_gate.after_data_restore(): rows were loaded from a '
-                        'dump at %s, and the counts are not current', d.data_loaded_at)
+       CASE WHEN s.singleton IS NULL
+            THEN 'INSERT INTO embedding_gate.settings DEFAULT VALUES: the gate''s settings row '
+                 'is gone, and every checked write fails'
+            WHEN (SELECT d.data_loaded_at FROM embedding_gate._deployment AS d) IS NOT NULL
+            THEN format('CALL embedding_gate.repair(): rows were loaded from a dump at %s, '
+                        'and the counts are not current',
+                        (SELECT d.data_loaded_at FROM embedding_gate._deployment AS d))
             WHEN a.table_oid <> 'public.chunks'::regclass
-                 AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
-                                 WHERE g.tgrelid = a.table_oid
-                                   AND g.tgname = 'embedding_gate_check_insert')
-            THEN 'CALL embedding_gate.after_data_restore(): the table lacks the gate''s '
-                 'triggers, its writes are not checked' END AS needs
+                 AND (SELECT count(*) FROM pg_catalog.pg_trigger AS g
+                      WHERE g.tgrelid = a.table_oid
+                        AND g.tgname IN ('embedding_gate_check_insert',
+                                         'embedding_gate_check_update',
+                                         'embedding_gate_forget_delete',
+                                         'embedding_gate_forget_truncate',
+                                         'embedding_gate_move_quarantined',
+                                         'embedding_gate_raise_rejected')) < 6
+            THEN 'CALL embedding_gate.repair(): the table lacks some of the gate''s triggers, '
+                 'its writes are not all checked'
+            WHEN a.hash_index IS NOT NULL AND a.content_attnum IS NOT NULL
+                 AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS i
+                                 JOIN pg_catalog.pg_class AS x ON x.oid = i.indexrelid
+                                 WHERE i.indrelid = a.table_oid AND x.relname = a.hash_index)
+            THEN format('CALL embedding_gate.repair(): its index %I is gone, and '
+                        'duplicate_vector reads the whole table at every write', a.hash_index)
+            END AS needs
 FROM embedding_gate.attached_tables AS a
-CROSS JOIN embedding_gate.settings AS s
-CROSS JOIN embedding_gate._deployment AS d
+-- (a settings row deleted: the registry is still listed, with no global mode)
+LEFT JOIN embedding_gate.settings AS s ON true
 -- a reader sees the tables it may read or owns (a table dropped without the event trigger
 -- has no row in _readable)
 JOIN embedding_gate._readable AS r ON r.table_oid = a.table_oid
@@ -979,6 +995,6 @@ COMMENT ON VIEW embedding_gate.attached IS
     'The tables the gate guards, chunks among them, that the reader may read or owns: their '
     'columns, model, mode (the table''s own or the global one), and how many rows are '
     'embedded, flagged and quarantined (counts, whatever row-level security hides), and '
-    'what to run where they cannot be trusted (needs: after a data-only load, or a table '
-    'that lost the gate''s triggers).';
+    'what to run where they cannot be trusted (needs: after a data-only load, or where a '
+    'table lost a trigger or the index of the gate''s).';
 GRANT SELECT ON embedding_gate.attached TO PUBLIC;

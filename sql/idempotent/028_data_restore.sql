@@ -7,7 +7,7 @@
 -- triggers merge them instead, on every load (ENABLE ALWAYS: also under
 -- session_replication_role = replica, the way to load without firing the other triggers),
 -- and record the load in embedding_gate._deployment.data_loaded_at; then
--- CALL embedding_gate.after_data_restore() makes the counts and the attached tables'
+-- CALL embedding_gate.repair() makes the counts and the attached tables'
 -- triggers and indexes current, and embedding_gate.attached says so until it has run.
 
 -- Per table: what a row that arrives where the deployment has its own becomes.
@@ -54,7 +54,7 @@ BEGIN
         IF FOUND THEN
             UPDATE embedding_gate._deployment AS d SET data_loaded_at = pg_catalog.now();
         END IF;
-        -- (a row_key taken here by another table: a new one; after_data_restore() counts)
+        -- (a row_key taken here by another table: a new one; repair() counts)
         IF EXISTS (SELECT FROM embedding_gate._attached AS a WHERE a.row_key = NEW.row_key) THEN
             NEW.row_key := pg_catalog.nextval(
                 pg_catalog.pg_get_serial_sequence('embedding_gate._attached', 'row_key'));
@@ -111,11 +111,13 @@ BEGIN
 END
 $$;
 
--- After a data-only load: the attached tables get the gate's triggers and hash index back
--- (the application made them without), every count is counted again (the load's own
--- triggers counted chunks and documents on top of the dumped counts, or none did), and the
--- load is no longer reported.
-CREATE OR REPLACE PROCEDURE embedding_gate.after_data_restore()
+-- Puts the gate's bookkeeping right where embedding_gate.attached says `needs`: after a
+-- data-only load (the application made the attached tables without the gate's triggers and
+-- index, and the load's own triggers counted chunks and documents on top of the dumped
+-- counts, or none did), or where a table's owner dropped one of the gate's triggers or its
+-- hash index: the attached tables get them back, every count is counted again, and the load
+-- is no longer reported.
+CREATE OR REPLACE PROCEDURE embedding_gate.repair()
 LANGUAGE plpgsql
 SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
@@ -139,7 +141,7 @@ BEGIN
                 embedding_gate._qualified(a.table_oid)
                 USING ERRCODE = 'undefined_column',
                       HINT = format('detach it: SELECT embedding_gate.detach(%L), then CALL '
-                                    'embedding_gate.after_data_restore() again',
+                                    'embedding_gate.repair() again',
                                     embedding_gate._qualified(a.table_oid));
         END IF;
         IF a.hash_index IS NOT NULL AND a.content_attnum IS NOT NULL
@@ -164,9 +166,9 @@ BEGIN
                  'their hash index', guarded, indexes;
 END
 $$;
-COMMENT ON PROCEDURE embedding_gate.after_data_restore() IS
-    'After a data-only load (pg_restore --data-only) into a deployed gate: gives the attached '
-    'tables the gate''s triggers and hash index where they lack them, counts every table '
-    'again, and clears embedding_gate._deployment.data_loaded_at. The tables'' owner (or a '
-    'superuser) runs it: CALL embedding_gate.after_data_restore().';
-REVOKE EXECUTE ON PROCEDURE embedding_gate.after_data_restore() FROM PUBLIC;
+COMMENT ON PROCEDURE embedding_gate.repair() IS
+    'Gives the attached tables the gate''s triggers and hash index where they lack them (after '
+    'a data-only load, or a DROP of one), counts every table again, and clears '
+    'embedding_gate._deployment.data_loaded_at: CALL embedding_gate.repair(). The tables'' '
+    'owner (or a superuser) runs it.';
+REVOKE EXECUTE ON PROCEDURE embedding_gate.repair() FROM PUBLIC;

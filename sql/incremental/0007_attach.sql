@@ -226,9 +226,9 @@ DELETE FROM embedding_gate._sources WHERE name = '032_embedding_quality_summary.
 -- A data-only load (pg_restore --data-only, pg_dump --data-only | psql) into a deployed gate
 -- brings rows of another deployment's tables: the gate's own triggers merge them
 -- (sql/idempotent/028_data_restore.sql) and record when here, until
--- CALL embedding_gate.after_data_restore() has made the counts and the attached tables'
+-- CALL embedding_gate.repair() has made the counts and the attached tables'
 -- triggers current again (embedding_gate.attached says so meanwhile).
 ALTER TABLE embedding_gate._deployment ADD COLUMN data_loaded_at timestamptz;
 COMMENT ON COLUMN embedding_gate._deployment.data_loaded_at IS
     'When a data-only load last brought rows of a dump into this deployment, until CALL '
-    'embedding_gate.after_data_restore() makes its counts and triggers current; NULL then.';
+    'embedding_gate.repair() makes its counts and triggers current; NULL then.';
