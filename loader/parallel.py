@@ -5,8 +5,11 @@ No chunk goes to two processes, so none is embedded twice; the first failure sto
 others after the COPY each has under way (what was committed stays, and a rerun finishes);
 the summary is one, the sum of theirs."""
 
+import ctypes
 import multiprocessing
+import os
 import queue
+import signal
 import threading
 from collections.abc import Callable
 
@@ -36,15 +39,36 @@ def describe(e: BaseException) -> "str | None":
     return None
 
 
-def _documents(inbox):
+def _die_with(parent: int) -> None:
+    """End this process when its parent ends (killed, say): on Linux at once, by
+    PR_SET_PDEATHSIG (a COPY under way is rolled back, as a killed loader's is); elsewhere
+    _documents() notices it between segments."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError, TypeError):
+        pass
+    if os.getppid() != parent:  # it ended before prctl
+        os._exit(1)
+
+
+def _documents(inbox, parent: int):
     while True:
-        group = inbox.get()
+        try:
+            group = inbox.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:
+                raise RuntimeError("the process that reads the files ended") from None
+            continue
         if group is None:
             return
         yield from group
 
 
-def _worker(index: int, url: str, client, inbox, outbox, lock, stop, options: dict) -> None:
+def _worker(
+    index: int, parent: int, url: str, client, inbox, outbox, lock, stop, options: dict
+) -> None:
+    _die_with(parent)
     conn = None
     try:
         conn = connect(url)
@@ -54,7 +78,7 @@ def _worker(index: int, url: str, client, inbox, outbox, lock, stop, options: di
 
         stats = load_module.load(
             conn,
-            _documents(inbox),
+            _documents(inbox, parent),
             client,
             prepare_lock=lock,
             stop=stop,
@@ -90,7 +114,7 @@ def load(
     workers = [
         ctx.Process(
             target=_worker,
-            args=(i, url, client, inboxes[i], outbox, lock, stop, options),
+            args=(i, os.getpid(), url, client, inboxes[i], outbox, lock, stop, options),
             name=f"embedding-gate-load-{i}",
             daemon=True,
         )

@@ -195,3 +195,26 @@ def test_a_stop_between_copies_keeps_what_was_committed(db, db_url, server):
     finally:
         conn.close()
     assert first.embedded + second.embedded == 400 == count(db)
+
+
+def test_processes_end_with_a_killed_loader_and_a_rerun_completes(db, db_url, server, tmp_path):
+    """SIGKILL of the process that reads the files ends the processes it started too (their
+    COPYs under way roll back, as a killed loader's); a rerun stores exactly the rest."""
+    f = write_corpus(tmp_path / "a.json", documents=10, chunks=20)
+    server.delay = 0.05
+    options = ["--batch-size", "5", "--in-flight", "1", "--processes", "2"]
+    proc = loader_process(db_url, f, server.url, *options)
+    interrupted_load(db_url, proc, proc.kill, once_stored=30)
+    deadline = time.monotonic() + 30
+    sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'embedding-gate'"
+    while count(db, sessions) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count(db, sessions) == 0  # no loader process left behind
+    stored = count(db)
+    assert 30 <= stored < 200
+    server.delay = 0
+    proc = loader_process(db_url, f, server.url, "--processes", "2")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"{200 - stored:,} new chunks".encode() in out
+    assert count(db) == 200 and count(db, "SELECT count(DISTINCT chunk_id) FROM chunks") == 200
