@@ -169,6 +169,7 @@ $$;
 COMMENT ON PROCEDURE embedding_gate.repair() IS
     'Gives the attached tables the gate''s triggers and hash index where they lack them (after '
     'a data-only load, or a DROP of one), counts every table again, and clears '
-    'embedding_gate._deployment.data_loaded_at: CALL embedding_gate.repair(). The tables'' '
-    'owner (or a superuser) runs it.';
+    'embedding_gate._deployment.data_loaded_at: CALL embedding_gate.repair(). The gate''s '
+    'owner runs it (a superuser in a PL/Python deployment: it counts every table, and '
+    'creates triggers and indexes as the attached tables'' owner may).';
 REVOKE EXECUTE ON PROCEDURE embedding_gate.repair() FROM PUBLIC;
