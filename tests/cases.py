@@ -16,7 +16,8 @@ DEFAULTS = Thresholds(
     min_variance=0.001,
     near_zero_epsilon=0.001,
     max_near_zero_ratio=0.9,
-    blank_similarity=0.4,
+    blank_similarity=0.35,
+    max_silent_deviation=0.001,
 )
 _rng = np.random.default_rng(7)
 

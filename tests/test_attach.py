@@ -617,20 +617,20 @@ def test_an_update_that_changes_the_id_or_clears_the_embedding_moves_or_drops_th
 
 def test_the_stored_rows_calibrate_a_model_that_has_only_a_reference(db):
     """As with chunks: a model with a blank reference and no calibration gets one from its
-    stored rows (50 or more) when they are checked, and blank_like applies from then on."""
+    stored rows (100 or more) when they are checked, and blank_like applies from then on."""
     rng = np.random.default_rng(60)
     unit = lambda x: x / np.linalg.norm(x)  # noqa: E731
     reference = unit(rng.standard_normal(256))
     db.execute("SELECT set_blank_reference('m256', %s)", [vec(reference)])
     db.execute("CREATE TABLE t256 (id int PRIMARY KEY, body text, embedding vector(256))")
-    rows = [(i, f"text {i}", vec(unit(rng.standard_normal(256)))) for i in range(60)]
-    rows.append((60, "", vec(reference)))
+    rows = [(i, f"text {i}", vec(unit(rng.standard_normal(256)))) for i in range(120)]
+    rows.append((120, "", vec(reference)))
     db.cursor().executemany("INSERT INTO t256 VALUES (%s, %s, %s)", rows)
     attach(db, "t256", content_column="body", model="m256")
     assert db.execute(
         "SELECT sample_size, source FROM embedding_gate.model_calibrations WHERE model = 'm256'"
-    ).fetchone() == (61, "stored rows")
-    assert flagged(db, "public.t256") == {"60": (["blank_like"], False)}
+    ).fetchone() == (121, "stored rows")
+    assert flagged(db, "public.t256") == {"120": (["blank_like"], False)}
 
 
 def test_recount_counts_attached_tables_too(items):

@@ -78,7 +78,7 @@ def test_pgvector_text_decodes_to_the_exact_float32_values():
 
 def test_with_values_replaces_only_the_given_thresholds():
     t = DEFAULTS.with_values(min_norm=0.5, blank_similarity=None)
-    assert (t.min_norm, t.blank_similarity, t.min_variance) == (0.5, 0.4, 0.001)
+    assert (t.min_norm, t.blank_similarity, t.min_variance) == (0.5, 0.35, 0.001)
 
 
 def test_preview_percentiles_are_exact_up_to_the_sample_and_bounded_beyond():

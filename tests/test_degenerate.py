@@ -51,15 +51,15 @@ def test_blank_like_flags_at_or_above_the_threshold_for_the_models_reference(doc
     insert(
         docs,
         [
-            ("at", "?", with_similarity(reference, 0.401), "m"),
+            ("at", "?", with_similarity(reference, 0.351), "m"),
             ("above", ".", with_similarity(reference, 0.81), "m"),
-            ("below", "a sentence", with_similarity(reference, 0.39), "m"),
+            ("below", "a sentence", with_similarity(reference, 0.34), "m"),
             ("other-model", ".", with_similarity(reference, 0.9), "other"),
             ("no-model", ".", with_similarity(reference, 0.95), None),
         ],
     )
     got = verdicts(docs)
-    assert got["at"][:2] == (["blank_like"], pytest.approx(0.401, abs=1e-3))
+    assert got["at"][:2] == (["blank_like"], pytest.approx(0.351, abs=1e-3))
     assert got["above"][:2] == (["blank_like"], pytest.approx(0.81, abs=1e-3))
     assert got["below"] == got["other-model"] == got["no-model"] == (None, None, None)
     reason = docs.execute("SELECT reason FROM low_quality_embeddings WHERE chunk_id = 'above'")
@@ -68,11 +68,11 @@ def test_blank_like_flags_at_or_above_the_threshold_for_the_models_reference(doc
     )
     # the tuning report predicts a stricter threshold, and the recheck applies it
     preview = docs.execute(
-        "SELECT flagged_now, flagged_proposed FROM preview_thresholds(blank_similarity => 0.35)"
+        "SELECT flagged_now, flagged_proposed FROM preview_thresholds(blank_similarity => 0.3)"
         " WHERE check_code = 'blank_like'"
     ).fetchone()
     assert preview == (2, 3)
-    docs.execute("UPDATE embedding_gate.settings SET blank_similarity = 0.35")
+    docs.execute("UPDATE embedding_gate.settings SET blank_similarity = 0.3")
     docs.execute("CALL recheck_embeddings()")
     assert docs.execute("SELECT count(*) FROM chunks WHERE 'blank_like' = ANY (quality_issues)")
     assert docs.execute(
@@ -81,10 +81,13 @@ def test_blank_like_flags_at_or_above_the_threshold_for_the_models_reference(doc
     ).fetchone() == (3,)
 
 
-def test_a_model_without_calibration_is_not_checked_until_a_recheck_calibrates_it(docs):
+def test_a_model_without_calibration_is_calibrated_by_its_own_rows_as_they_are_written(docs):
     """An anisotropic model (every text near one common direction): before the gate knows
-    the model's mean, blank_like would flag every chunk, so it checks none; the recheck
-    computes the mean from the model's stored rows (50 or more) and flags the blank one."""
+    the model's mean, blank_like would flag every chunk, so it checks none; the rows written
+    give the mean (the gate adds each statement's vectors up), and once there are
+    CALIBRATION_ROWS (100) of them the gate records it, judges the rows stored before once,
+    and checks every later row at insert. Rows inserted one per statement, as a writer
+    other than the loader does after set_blank_reference."""
     rng = np.random.default_rng(11)
     common = unit_random() * 2.0  # unrelated texts end up at cosine ~0.8
 
@@ -96,23 +99,32 @@ def test_a_model_without_calibration_is_not_checked_until_a_recheck_calibrates_i
     docs.execute("SELECT set_blank_reference('aniso', %s)", [vec(embedding(blank))])
     rows = [
         (f"p{i:02d}", f"paragraph {i}", embedding(rng.standard_normal(D) / np.sqrt(D)), "aniso")
-        for i in range(60)
+        for i in range(120)
     ]
-    rows.append(("blank", " ", embedding(blank + rng.standard_normal(D) * 0.01), "aniso"))
+    # one blank chunk before the model has a calibration, one after
+    rows.insert(10, ("blank-early", " ", embedding(blank + rng.standard_normal(D) * 0.01), "aniso"))
+    rows.append(("blank-late", " ", embedding(blank + rng.standard_normal(D) * 0.01), "aniso"))
     raw = [embedding(blank) @ x for _, _, x, _ in rows]
     assert min(raw) > 0.7  # by raw cosine, every chunk is "like the empty text"
-    insert(docs, rows)
-    assert docs.execute("SELECT count(quality_issues) FROM chunks").fetchone() == (0,)
-    checked, low = docs.execute("CALL recheck_embeddings()").fetchone()
-    assert (checked, low) == (61, 1)
-    flagged = docs.execute(
-        "SELECT chunk_id, quality_issues FROM chunks WHERE quality_issues IS NOT NULL"
-    )
-    assert flagged.fetchall() == [("blank", ["blank_like"])]
+
+    def flagged():
+        return docs.execute(
+            "SELECT chunk_id, quality_issues FROM chunks WHERE quality_issues IS NOT NULL"
+            " ORDER BY chunk_id"
+        ).fetchall()
+
+    for row in rows[:90]:
+        insert(docs, [row])
+    assert flagged() == []  # no calibration yet: nothing is checked for blank_like
+    for row in rows[90:]:
+        insert(docs, [row])
+    assert flagged() == [("blank-early", ["blank_like"]), ("blank-late", ["blank_like"])]
     calibration = docs.execute(
         "SELECT sample_size, source FROM embedding_gate.model_calibrations WHERE model = 'aniso'"
     ).fetchone()
-    assert calibration == (61, "stored rows")
+    assert calibration[1] == "stored rows" and 100 <= calibration[0] <= 122
+    checked, low = docs.execute("CALL recheck_embeddings()").fetchone()
+    assert (checked, low) == (122, 2)
 
 
 def test_duplicate_vector_names_the_earlier_chunk_across_documents(docs):

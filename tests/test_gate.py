@@ -284,6 +284,7 @@ def test_verify_embeddings_reports_a_sample_with_counts_per_code(doc):
         "sparse": 1,
         "blank_like": 0,
         "duplicate_vector": 0,
+        "model_mismatch": 0,
     }
     assert doc.execute("SELECT checked FROM verify_embeddings(10)").fetchone() == (10,)
     assert doc.execute("SELECT checked FROM verify_embeddings()").fetchone() == (52,)

@@ -25,7 +25,12 @@ import numpy as np
 from . import queries
 from .checks import Verdicts, evaluate
 from .codec import from_halfvec_bytes, from_vector_bytes
-from .settings import CALIBRATION_ROWS, current_settings, references_for
+from .settings import (
+    CALIBRATION_ROWS,
+    current_settings,
+    judged_then_calibrated,
+    references_for,
+)
 from .triggers import BATCH_ROWS, Tally, reject, run_statement
 
 # how much of a row's content a verdict keeps, in characters
@@ -176,7 +181,7 @@ def _build(q, table: Table) -> Statements:
             f"{stored} AND i.{ident} > $2::text::{table.id_type} ORDER BY i.{ident} LIMIT $1"
         ),
         sample=f"{stored} ORDER BY pg_catalog.random() LIMIT $1",
-        calibrate=_calibrate(table, model if table.model_column else "$2::text", emb),
+        calibrate=_calibrate(table, model if table.model_column else "$2::text", emb, ident),
         # (a dropped or detached partition, a write with the triggers off)
         # (skipping a verdict another transaction holds: a writer's, whose row is there)
         orphans=(
@@ -196,19 +201,23 @@ def _build(q, table: Table) -> Statements:
     )
 
 
-def _calibrate(table: Table, model: str, emb: str) -> str:
-    """The statement that records each model's mean over the table's stored rows as its
-    calibration, as queries.CALIBRATE does for chunks: where the model has CALIBRATION_ROWS
-    rows here and no calibration from stored rows yet, or twice as many rows as that one."""
+def _calibrate(table: Table, model: str, emb: str, ident: str) -> str:
+    """The statement that records each model's mean over the table's stored rows (those not
+    flagged model_mismatch) as its calibration, as queries.CALIBRATE does for chunks: where
+    the model has CALIBRATION_ROWS rows here and no calibration from stored rows yet, or
+    twice as many rows as that one; never where the writes keep it (it has a spread)."""
     return (
         f"WITH stored AS (SELECT {model} AS model, i.{emb}::public.vector AS e"
-        f" FROM {table.name} AS i WHERE i.{emb} IS NOT NULL),"
+        f" FROM {table.name} AS i WHERE i.{emb} IS NOT NULL"
+        "  AND NOT EXISTS (SELECT FROM embedding_gate.verdicts AS v"
+        f"   WHERE v.table_oid = {int(table.oid)}::oid AND v.row_id = i.{ident}::text"
+        "   AND 'model_mismatch' = ANY (v.issues))),"
         " counts AS (SELECT s.model, pg_catalog.count(*) AS n FROM stored AS s"
         "  WHERE s.model IS NOT NULL GROUP BY s.model),"
         " due AS (SELECT c.model FROM counts AS c"
         "  LEFT JOIN embedding_gate.model_calibrations AS m ON m.model = c.model"
-        "  WHERE c.n >= $1 AND (m.model IS NULL OR m.source <> 'stored rows'"
-        "   OR c.n >= 2 * m.sample_size))"
+        "  WHERE c.n >= $1 AND m.spread IS NULL AND (m.model IS NULL"
+        "   OR m.source <> 'stored rows' OR c.n >= 2 * m.sample_size))"
         " INSERT INTO embedding_gate.model_calibrations AS c (model, mean, sample_size, source)"
         " SELECT s.model, public.avg(s.e)::real[], pg_catalog.count(*)::integer, 'stored rows'"
         " FROM stored AS s WHERE s.model IN (SELECT d.model FROM due AS d) GROUP BY s.model"
@@ -248,6 +257,8 @@ def check_statement(plpy, TD) -> None:
             )
     s = statements(plpy, table)
     update = TD["event"] == "UPDATE"
+    # (only a table whose owner may tune the gate feeds a model's calibration)
+    feeds = queries.run(plpy, queries.OWNER_MAY_TUNE, ["oid"], [table.oid])[0]["ok"]
 
     embedded = 0
 
@@ -258,7 +269,7 @@ def check_statement(plpy, TD) -> None:
         if update:  # an embedding set to NULL: nothing left to judge
             forget(plpy, table, [r["row_id"] for r in rows if r["v"] is None])
         if stored:
-            check_rows(plpy, table, s, stored, mode, t, tally, forget_clean=update)
+            check_rows(plpy, table, s, stored, mode, t, tally, forget_clean=update, feeds=feeds)
 
     def finish(_) -> None:
         if update:
@@ -390,13 +401,17 @@ def _stored(r) -> tuple:
     )
 
 
-def judge(plpy, table, s, rows, t, tally, scan=False) -> "tuple[list, list]":
+def judge(plpy, table, s, rows, t, tally, scan=False, feeds=False) -> "tuple[list, list]":
     """Check rows (row_id, v, model, content, h) of one table: (flagged, clean), flagged a
     list of (its rows, models, verdicts, their indices in the verdicts) per dimension,
-    clean the ids of the clean rows."""
+    clean the ids of the clean rows. feeds: the rows are new and join their models'
+    calibrations first."""
     flagged, clean = [], []
     for part, x, models, duplicates in parts(plpy, table, s, rows, scan):
-        v = evaluate(x, t, references_for(plpy, models), duplicates)
+        if scan:
+            v = evaluate(x, t, references_for(plpy, models), duplicates)
+        else:  # new rows: they join their models' calibrations
+            v, _ = judged_then_calibrated(plpy, x, t, models, duplicates, feeds)
         v.noun = "row"
         tally.add(v.codes)
         bad = np.flatnonzero(v.flagged)
@@ -406,10 +421,11 @@ def judge(plpy, table, s, rows, t, tally, scan=False) -> "tuple[list, list]":
     return flagged, clean
 
 
-def check_rows(plpy, table, s, rows, mode, t, tally, forget_clean=False) -> None:
+def check_rows(plpy, table, s, rows, mode, t, tally, forget_clean=False, feeds=False) -> None:
     """Check rows (row_id, v, model, content, h) of one table, and act on the flagged ones;
-    forget_clean: also drop the verdicts of the clean ones (an UPDATE)."""
-    flagged, clean = judge(plpy, table, s, rows, t, tally)
+    forget_clean: also drop the verdicts of the clean ones (an UPDATE); feeds: add them to
+    their models' calibrations first."""
+    flagged, clean = judge(plpy, table, s, rows, t, tally, feeds=feeds)
     for found, models, v, idx in flagged:
         act(plpy, table, mode, found, models, v, idx)
     if forget_clean:

@@ -53,7 +53,9 @@ def preview(plpy, proposed: dict) -> list:
             plpy.error(f"{name} is {value!r}, expected a non-negative number", sqlstate="22023")
     _, now = current_settings(plpy)
     new = now.with_values(**proposed)
-    measured = {key: Reservoir(SAMPLE) for key in ("norm", "variance", "ratio", "similarity")}
+    measured = {
+        key: Reservoir(SAMPLE) for key in ("norm", "variance", "ratio", "similarity", "deviation")
+    }
     # per code, then "any": how many embeddings the current and the proposed thresholds flag
     now_counts = np.zeros(len(CODES) + 1, dtype=np.int64)
     new_counts = np.zeros(len(CODES) + 1, dtype=np.int64)
@@ -69,6 +71,7 @@ def preview(plpy, proposed: dict) -> list:
         measured["variance"].add(b.variance)
         measured["ratio"].add(b.near_zero_ratio)
         measured["similarity"].add(b.blank_similarity)
+        measured["deviation"].add(b.silent_deviation)
         now_counts += np.append(a.codes.sum(axis=0), a.flagged.sum())
         new_counts += np.append(b.codes.sum(axis=0), b.flagged.sum())
 
@@ -117,6 +120,14 @@ def preview(plpy, proposed: dict) -> list:
             None,
             None,
             "always on: flags a chunk whose embedding equals an earlier chunk's",
+        ),
+        (
+            "deviation on the model's silent dimensions, in units of its median spread",
+            now.max_silent_deviation,
+            new.max_silent_deviation,
+            spread("deviation"),
+            "flags a deviation > threshold; only rows whose model has a calibration from its"
+            " rows (embedding_gate.model_calibrations.spread); its own rows sit below 0.0001",
         ),
     ]
     out = [

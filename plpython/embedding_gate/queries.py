@@ -8,7 +8,7 @@ Every name is schema-qualified: the functions run with search_path = pg_catalog,
 
 SETTINGS = (
     "SELECT mode, min_norm, min_variance, near_zero_epsilon, max_near_zero_ratio,"
-    " blank_similarity FROM embedding_gate.settings"
+    " blank_similarity, max_silent_deviation FROM embedding_gate.settings"
 )
 # a per-transaction override: SET LOCAL embedding_gate.<name> = ...
 OVERRIDE = "SELECT pg_catalog.current_setting('embedding_gate.' || $1, true) AS v"
@@ -18,27 +18,51 @@ OVERRIDES = (
     "SELECT a.overrides::text AS overrides FROM embedding_gate.attached_tables AS a"
     " WHERE a.table_oid = $1::regclass"
 )
-# the blank references of models that also have a calibration (blank_like needs both)
+# the references of models that also have a calibration (blank_like needs both): the
+# blank reference (or NULL) and the others as parallel arrays of kinds and vectors
 REFERENCES = (
-    "SELECT b.model, b.reference, c.mean FROM embedding_gate.blank_references AS b"
-    " JOIN embedding_gate.model_calibrations AS c ON c.model = b.model"
-    " WHERE b.model = ANY ($1)"
+    "SELECT c.model, b.reference, c.mean, c.spread,"
+    " ARRAY(SELECT r.kind FROM embedding_gate.degenerate_references AS r"
+    "  WHERE r.model = c.model ORDER BY r.text) AS kinds,"
+    " ARRAY(SELECT pg_catalog.array_to_json(r.reference)::text"
+    "  FROM embedding_gate.degenerate_references AS r"
+    "  WHERE r.model = c.model ORDER BY r.text) AS others"
+    " FROM embedding_gate.model_calibrations AS c"
+    " LEFT JOIN embedding_gate.blank_references AS b ON b.model = c.model"
+    " WHERE c.model = ANY ($1)"
 )
-# each model's mean over its stored rows, where it has at least $1 of them, recorded as its
-# calibration when it has none from its stored rows yet, or its rows have doubled since
-# (pgvector's avg(vector), in C: 4 µs a 768-d row, so not on every recheck)
+# a statement's count and sum of a model's vectors, for its calibration
+# (sql/idempotent/016_calibration_deltas.sql); true when this recorded its first one
+ADD_CALIBRATION = (
+    "SELECT embedding_gate._add_calibration($1, $2, $3, $4::real[]::public.vector,"
+    " $5::real[]::public.vector, $6) AS first"
+)
+ADD_CALIBRATION_TYPES = ["text", "integer", "bigint", "float8[]", "float8[]", "integer"]
+# whether the statement's table feeds calibrations: its owner may tune the gate
+CHUNKS_FEED = (
+    "SELECT COALESCE(pg_catalog.has_table_privilege(c.relowner, 'embedding_gate.settings',"
+    " 'UPDATE'), false) AS ok FROM pg_catalog.pg_class AS c WHERE c.oid = 'public.chunks'::regclass"
+)
+# each model's mean over its stored rows (those not flagged model_mismatch), where it has
+# at least $1 of them, recorded as its calibration when it has none from its stored rows
+# yet, or its rows have doubled since (pgvector's avg(vector), in C: 4 µs a 768-d row, so
+# not on every recheck); never where the writes keep it (it has a spread: mean and spread
+# come from the same rows, _add_calibration's)
+_MODEL_FITS = "NOT ('model_mismatch' = ANY (COALESCE(quality_issues, '{}')))"
 CALIBRATE = (
     "WITH counts AS (SELECT embedding_model AS model, pg_catalog.count(*) AS n"
     "  FROM public.chunks WHERE embedding IS NOT NULL AND embedding_model IS NOT NULL"
-    "  GROUP BY embedding_model),"
+    "  AND " + _MODEL_FITS + " GROUP BY embedding_model),"
     " due AS (SELECT c.model FROM counts AS c"
     "  LEFT JOIN embedding_gate.model_calibrations AS m ON m.model = c.model"
-    "  WHERE c.n >= $1 AND (m.model IS NULL OR m.source <> 'stored rows'"
+    "  WHERE c.n >= $1 AND m.spread IS NULL AND (m.model IS NULL OR m.source <> 'stored rows'"
     "   OR c.n >= 2 * m.sample_size))"
     " INSERT INTO embedding_gate.model_calibrations AS c (model, mean, sample_size, source)"
     " SELECT embedding_model, public.avg(embedding)::real[], pg_catalog.count(*)::integer,"
     "  'stored rows' FROM public.chunks"
-    " WHERE embedding IS NOT NULL AND embedding_model IN (SELECT model FROM due)"
+    " WHERE embedding IS NOT NULL AND "
+    + _MODEL_FITS
+    + " AND embedding_model IN (SELECT model FROM due)"
     " GROUP BY embedding_model"
     " ON CONFLICT (model) DO UPDATE SET mean = excluded.mean,"
     " sample_size = excluded.sample_size, source = excluded.source,"
@@ -68,6 +92,16 @@ INSERTED = (
     " i.quality_issues IS NOT NULL AS had_issues, i.embedding_model AS model,"
     " CASE WHEN i.embedding IS NOT NULL THEN " + DUPLICATE_OF + " END AS duplicate_of"
     " FROM inserted AS i"
+)
+# the rows of model $1 stored by earlier statements, at most $2 of them: judged once when
+# the model's first calibration is recorded (they were stored without blank_like)
+EARLIER = (
+    "SELECT i.chunk_id, embedding_gate.vector_bytes(i.embedding) AS v,"
+    " i.quality_issues IS NOT NULL AS had_issues, i.embedding_model AS model,"
+    " " + DUPLICATE_OF + " AS duplicate_of"
+    " FROM public.chunks AS i WHERE i.embedding_model = $1 AND i.embedding IS NOT NULL"
+    " AND i.created_at < pg_catalog.statement_timestamp()"
+    " ORDER BY i.created_at DESC LIMIT $2"
 )
 # the statement's rows, added to the summary's total of chunks (sql/idempotent/013)
 ADD_CHUNKS = "SELECT embedding_gate._add_rows('chunks', $1)"

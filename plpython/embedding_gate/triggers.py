@@ -8,7 +8,13 @@ import numpy as np
 from . import queries
 from .checks import CODES, Thresholds, Verdicts, evaluate
 from .codec import from_vector_bytes, from_vector_text
-from .settings import current_settings, overrides_of, references_for
+from .settings import (
+    CALIBRATION_ROWS,
+    current_settings,
+    judged_then_calibrated,
+    overrides_of,
+    references_for,
+)
 
 # SQLSTATE of a rejected embedding (class QG: quality gate); embedding_gate_reject raises it
 REJECTED_SQLSTATE = "QG001"
@@ -40,19 +46,24 @@ def check_inserted(plpy) -> None:
     every new embedding in vectorised batches; write back only what is flagged, tell
     listeners when anything was, and add the statement's rows to the summary's total."""
     mode, t = current_settings(plpy, overrides_of(plpy, TABLE))
+    feeds = queries.run(plpy, queries.CHUNKS_FEED)[0]["ok"]
 
     def check(rows, tally) -> None:
         stored = [r for r in rows if r["v"] is not None]
         if stored:
-            verdicts = evaluate(
-                from_vector_bytes([r["v"] for r in stored]),
-                t,
-                references_for(plpy, [r["model"] for r in stored]),
-                [r["duplicate_of"] for r in stored],
+            x = from_vector_bytes([r["v"] for r in stored])
+            models = [r["model"] for r in stored]
+            # the statement's vectors join their models' calibrations (before they are
+            # judged where a model has none: a bulk load is judged with the calibration
+            # its own rows give)
+            verdicts, first = judged_then_calibrated(
+                plpy, x, t, models, [r["duplicate_of"] for r in stored], feeds
             )
             ids = [r["chunk_id"] for r in stored]
             apply_verdicts(plpy, ids, [r["had_issues"] for r in stored], verdicts, mode)
             tally.add(verdicts.codes)
+            for model in first:
+                judge_earlier(plpy, model, t)
         raw = [r for r in rows if r["v"] is None and r["raw"] is not None]
         if raw:
             tally.add(_check_raw(plpy, raw, mode, t))
@@ -61,6 +72,27 @@ def check_inserted(plpy) -> None:
         queries.run(plpy, queries.ADD_CHUNKS, ["bigint"], [inserted])
 
     run_statement(plpy, queries.INSERTED, TABLE, mode, check, finish)
+
+
+# the rows stored before a model's first calibration are fewer than CALIBRATION_ROWS (every
+# row of chunks feeds it); the bound only guards against a table whose feeding was off
+EARLIER_ROWS = 10 * CALIBRATION_ROWS
+
+
+def judge_earlier(plpy, model: str, t: Thresholds) -> None:
+    """Judge once, in flag mode (they are stored already), the chunks of `model` that
+    earlier statements stored before its first calibration, now that it has one."""
+    rows = queries.run(plpy, queries.EARLIER, ["text", "integer"], [model, EARLIER_ROWS])
+    if rows:
+        v = evaluate(
+            from_vector_bytes([r["v"] for r in rows]),
+            t,
+            references_for(plpy, [r["model"] for r in rows]),
+            [r["duplicate_of"] for r in rows],
+        )
+        apply_verdicts(
+            plpy, [r["chunk_id"] for r in rows], [r["had_issues"] for r in rows], v, "flag"
+        )
 
 
 def run_statement(plpy, sql: str, table: str, mode: str, check, finish) -> None:
