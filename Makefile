@@ -7,7 +7,7 @@ PYTHON ?= $(or $(wildcard /usr/bin/python3),python3)
 AS_USER := $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
 PYTEST_ENV := env PYTHONDONTWRITEBYTECODE=1 HOME=$(if $(AS_USER),/tmp,$(HOME))
 
-.PHONY: all server tools venv models test test-majors lint bench bench-instructions bench-reports bench-scale bench-loader bench-attach demo clean
+.PHONY: all server tools venv models test test-majors lint bench bench-models bench-instructions bench-reports bench-scale bench-loader bench-attach demo clean
 
 all: test
 
@@ -52,6 +52,9 @@ demo: server tools venv  ## the main job end to end: local PostgreSQL, embedding
 
 bench: server venv  ## benchmarks, printed as ratios (a throwaway PostgreSQL)
 	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/python bench/bench_gate.py $(BENCH_ARGS)
+
+bench-models: venv models  ## blank_like and model_mismatch on two real models, as tables (no database)
+	$(VENV)/bin/python bench/bench_models.py $(BENCH_ARGS)
 
 bench-instructions: server venv  ## the gate's cost in CPU instructions per row (valgrind)
 	@command -v valgrind >/dev/null || (apt-get update -qq && apt-get install -y -qq valgrind)
