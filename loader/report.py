@@ -47,6 +47,10 @@ def format_report(s: dict, low_quality: list) -> str:
         lines.append(f"  {printable(code) + ':':23s}{n:>10,}")
     if s["quarantined"]:
         lines.append(f"Quarantined:             {s['quarantined']:>10,}")
+    # what to run before a table's counts can be trusted (after a data-only load, say)
+    for table, figures in sorted((s.get("tables") or {}).items()):
+        if figures.get("needs"):
+            lines.append(f"Needs ({printable(table)}): {printable(figures['needs'])}")
     if low_quality:
         lines += ["", f"Low-quality embeddings (first {len(low_quality)}, newest first):"]
         for row in low_quality:

@@ -11,6 +11,8 @@ import numpy as np
 import psycopg
 import pytest
 
+from loader import report
+from loader.db import connect
 from tests.helpers import PG_BINDIR, vec
 
 D = 8
@@ -229,10 +231,24 @@ def test_a_data_only_restore_into_a_fresh_deployment(guarded, empty_db, tmp_path
             assert conn.execute(
                 "SELECT chunks, documents FROM embedding_quality_summary"
             ).fetchone() == (2, 2)  # 1 and 1, each counted twice
+        # the summary and the command line's report say it too, per table
+        tables = conn.execute("SELECT tables FROM embedding_quality_summary").fetchone()[0]
+        assert {t: f["needs"][:26] for t, f in tables.items()} == {
+            "public.chunks": "CALL embedding_gate.repair",
+            "public.notes": "CALL embedding_gate.repair",
+        }
+        c2 = connect(empty_db)
+        try:
+            text = report.report(c2)
+        finally:
+            c2.close()
+        assert "Needs (public.notes): CALL embedding_gate.repair(): rows were loaded" in text
         conn.execute("CALL embedding_gate.repair()")
         assert conn.execute(
             "SELECT count(*) FROM embedding_gate.attached WHERE needs IS NOT NULL"
         ).fetchone() == (0,)
+        tables = conn.execute("SELECT tables FROM embedding_quality_summary").fetchone()[0]
+        assert not any("needs" in f for f in tables.values())
     after = snapshot(empty_db)
     if replica:
         assert after == before
@@ -398,9 +414,6 @@ def test_a_streaming_standby_reads_the_reports_and_checks_writes_once_promoted(
             checked = conn.execute("SELECT checked FROM verify_embeddings(100)").fetchone()
             assert checked[0] > 0
             conn.execute("SELECT * FROM embedding_measures()").fetchall()
-            from loader import report
-            from loader.db import connect
-
             c2 = connect(standby)
             try:
                 assert "Low-quality embeddings" in report.report(c2)

@@ -928,6 +928,44 @@ COMMENT ON FUNCTION embedding_gate.restore(regclass, text, jsonb) IS
     'e.g. a new embedding; the gate checks it again. Returns true when the row is back, false '
     'when it was quarantined again. Owner only; the INSERT runs as the caller.';
 
+-- Per guarded table, what to run before its counts and checks can be trusted (NULL:
+-- nothing): embedding_gate.attached and embedding_quality_summary show it to the readers
+-- of the table. The gate's owner's (it reads the deployment row and the settings).
+CREATE OR REPLACE VIEW embedding_gate._needs AS
+SELECT a.table_oid,
+       CASE WHEN s.singleton IS NULL
+            THEN 'INSERT INTO embedding_gate.settings DEFAULT VALUES: the gate''s settings row '
+                 'is gone, and every checked write fails'
+            WHEN (SELECT d.data_loaded_at FROM embedding_gate._deployment AS d) IS NOT NULL
+            THEN format('CALL embedding_gate.repair(): rows were loaded from a dump at %s, '
+                        'and the counts are not current',
+                        (SELECT d.data_loaded_at FROM embedding_gate._deployment AS d))
+            WHEN a.table_oid <> 'public.chunks'::regclass
+                 AND (SELECT count(*) FROM pg_catalog.pg_trigger AS g
+                      WHERE g.tgrelid = a.table_oid
+                        AND g.tgname IN ('embedding_gate_check_insert',
+                                         'embedding_gate_check_update',
+                                         'embedding_gate_forget_delete',
+                                         'embedding_gate_forget_truncate',
+                                         'embedding_gate_move_quarantined',
+                                         'embedding_gate_raise_rejected')) < 6
+            THEN 'CALL embedding_gate.repair(): the table lacks some of the gate''s triggers, '
+                 'its writes are not all checked'
+            WHEN a.hash_index IS NOT NULL AND a.content_attnum IS NOT NULL
+                 AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS i
+                                 JOIN pg_catalog.pg_class AS x ON x.oid = i.indexrelid
+                                 WHERE i.indrelid = a.table_oid AND x.relname = a.hash_index)
+            THEN format('CALL embedding_gate.repair(): its index %I is gone, and '
+                        'duplicate_vector reads the whole table at every write', a.hash_index)
+            END AS needs
+FROM embedding_gate.attached_tables AS a
+LEFT JOIN embedding_gate.settings AS s ON true;
+COMMENT ON VIEW embedding_gate._needs IS
+    'Per guarded table, what to run before its counts and checks can be trusted (NULL: '
+    'nothing): after a data-only load, a settings row deleted, a trigger or the hash index '
+    'of the gate''s gone.';
+REVOKE ALL ON embedding_gate._needs FROM PUBLIC;
+
 -- (security_barrier: see _readable)
 CREATE OR REPLACE VIEW embedding_gate.attached WITH (security_barrier) AS
 SELECT embedding_gate._qualified(a.table_oid) AS table_name,
@@ -958,35 +996,11 @@ SELECT embedding_gate._qualified(a.table_oid) AS table_name,
                   WHERE q.table_oid = a.table_oid) END AS quarantined,
        a.attached_at,
        a.attached_by,
-       -- what to run before the counts and checks of this table can be trusted
-       CASE WHEN s.singleton IS NULL
-            THEN 'INSERT INTO embedding_gate.settings DEFAULT VALUES: the gate''s settings row '
-                 'is gone, and every checked write fails'
-            WHEN (SELECT d.data_loaded_at FROM embedding_gate._deployment AS d) IS NOT NULL
-            THEN format('CALL embedding_gate.repair(): rows were loaded from a dump at %s, '
-                        'and the counts are not current',
-                        (SELECT d.data_loaded_at FROM embedding_gate._deployment AS d))
-            WHEN a.table_oid <> 'public.chunks'::regclass
-                 AND (SELECT count(*) FROM pg_catalog.pg_trigger AS g
-                      WHERE g.tgrelid = a.table_oid
-                        AND g.tgname IN ('embedding_gate_check_insert',
-                                         'embedding_gate_check_update',
-                                         'embedding_gate_forget_delete',
-                                         'embedding_gate_forget_truncate',
-                                         'embedding_gate_move_quarantined',
-                                         'embedding_gate_raise_rejected')) < 6
-            THEN 'CALL embedding_gate.repair(): the table lacks some of the gate''s triggers, '
-                 'its writes are not all checked'
-            WHEN a.hash_index IS NOT NULL AND a.content_attnum IS NOT NULL
-                 AND NOT EXISTS (SELECT FROM pg_catalog.pg_index AS i
-                                 JOIN pg_catalog.pg_class AS x ON x.oid = i.indexrelid
-                                 WHERE i.indrelid = a.table_oid AND x.relname = a.hash_index)
-            THEN format('CALL embedding_gate.repair(): its index %I is gone, and '
-                        'duplicate_vector reads the whole table at every write', a.hash_index)
-            END AS needs
+       n.needs
 FROM embedding_gate.attached_tables AS a
 -- (a settings row deleted: the registry is still listed, with no global mode)
 LEFT JOIN embedding_gate.settings AS s ON true
+JOIN embedding_gate._needs AS n ON n.table_oid = a.table_oid
 -- a reader sees the tables it may read or owns (a table dropped without the event trigger
 -- has no row in _readable)
 JOIN embedding_gate._readable AS r ON r.table_oid = a.table_oid

@@ -53,7 +53,7 @@ quality AS (
 -- embedded rows per table: chunks' with an embedding (embedding or embedding_raw) plus its
 -- quarantined ones; an attached table's as its triggers count them
 per_table AS (
-    SELECT 'public.chunks' AS name,
+    SELECT 'public.chunks'::regclass AS table_oid, 'public.chunks' AS name,
            (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
             WHERE r.relation = 'chunks')
            - (SELECT count(*) FROM public.chunks
@@ -61,18 +61,20 @@ per_table AS (
            + (SELECT count(*) FROM public.embedding_quarantine) AS embedded
     FROM mine WHERE mine.chunks
     UNION ALL
-    SELECT a.name, (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
-                    WHERE r.relation = a.row_key::text)
-                   + (SELECT count(*) FROM embedding_gate.quarantine AS q
-                      WHERE q.table_oid = a.table_oid AND q.row IS NOT NULL)
+    SELECT a.table_oid, a.name,
+           (SELECT COALESCE(sum(r.delta), 0)::bigint FROM embedding_gate._row_counts AS r
+            WHERE r.relation = a.row_key::text)
+           + (SELECT count(*) FROM embedding_gate.quarantine AS q
+              WHERE q.table_oid = a.table_oid AND q.row IS NOT NULL)
     FROM attached AS a
 ),
 figures AS MATERIALIZED (
-    SELECT p.name, p.embedded,
+    SELECT p.name, p.embedded, n.needs,
            (SELECT count(*) FROM quality AS q WHERE q.name = p.name) AS low_quality,
            (SELECT count(*) FROM quality AS q WHERE q.name = p.name AND q.quarantined)
                AS quarantined
     FROM per_table AS p
+    LEFT JOIN embedding_gate._needs AS n ON n.table_oid = p.table_oid
 ),
 counts AS MATERIALIZED (
     SELECT CASE WHEN mine.documents THEN
@@ -94,7 +96,10 @@ counts AS MATERIALIZED (
                   GROUP BY code) AS per_code) AS issue_counts,
            (SELECT COALESCE(pg_catalog.jsonb_object_agg(f.name, pg_catalog.jsonb_build_object(
                        'embedded', f.embedded, 'low_quality', f.low_quality,
-                       'quarantined', f.quarantined) ORDER BY f.name), '{}'::jsonb)
+                       'quarantined', f.quarantined)
+                       || CASE WHEN f.needs IS NOT NULL
+                               THEN pg_catalog.jsonb_build_object('needs', f.needs)
+                               ELSE '{}'::jsonb END ORDER BY f.name), '{}'::jsonb)
             FROM figures AS f) AS tables
     FROM mine
 )
@@ -143,6 +148,7 @@ COMMENT ON COLUMN public.embedding_quality_summary.issue_counts IS
     '{"low_norm": 12, "sparse": 3}.';
 COMMENT ON COLUMN public.embedding_quality_summary.tables IS
     'Per table counted (schema-qualified): {"embedded": n, "low_quality": n, '
-    '"quarantined": n}.';
+    '"quarantined": n}, and "needs": what to run before its counts can be trusted, where '
+    'something is (after a data-only load, say: CALL embedding_gate.repair()).';
 -- counts of what each caller may read: any role may ask
 GRANT SELECT ON public.embedding_quality_summary TO PUBLIC;
