@@ -101,3 +101,48 @@ def test_preview_percentiles_are_exact_up_to_the_sample_and_bounded_beyond():
         big.percentiles()[1:-1], np.percentile(values[:-1], PERCENTILES)[1:-1], atol=0.1
     )
     assert Reservoir(10).percentiles() is None
+
+
+def _unit(x):
+    return x / np.linalg.norm(x)
+
+
+def test_blank_like_takes_the_highest_cosine_over_the_models_references():
+    """Several references a model (empty text, punctuation, unknown characters): the
+    similarity is the highest, and the reason names that reference's kind."""
+    rng = np.random.default_rng(24)
+    blank, dot, unk = (_unit(rng.standard_normal(D)) for _ in range(3))
+    ref = gate.blank_reference(blank, np.zeros(D), [("punctuation", dot), ("unknown", unk)])
+    x = np.array([_unit(dot + 0.3 * rng.standard_normal(D) / np.sqrt(D)), _unit(unk), blank])
+    x = np.vstack([x, _unit(rng.standard_normal(D))])
+    v = gate.evaluate(x, DEFAULTS, [ref] * len(x))
+    assert [v.issues(i) for i in range(4)] == [["blank_like"]] * 3 + [[]]
+    assert "embedding of punctuation alone" in v.reason(0)
+    assert "characters its tokenizer does not know" in v.reason(1)
+    assert "embedding of empty text" in v.reason(2)
+    alone = gate.evaluate(x, DEFAULTS, [gate.blank_reference(blank, np.zeros(D))] * len(x))
+    assert alone.issues(0) == alone.issues(1) == []  # the empty text alone misses them
+
+
+def test_model_mismatch_fires_on_the_silent_dimensions_only_above_the_threshold():
+    """A model whose rows never vary on some dimensions: a vector that does is flagged
+    model_mismatch, with the measured deviation; one that varies elsewhere is not; without a
+    spread nothing is measured."""
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((200, D)) / np.sqrt(D)
+    rows[:, [5, 77]] = 0.001  # two silent dimensions
+    mean, spread = rows.mean(axis=0), rows.std(axis=0)
+    ref = gate.blank_reference(None, mean, [], spread)
+    assert list(ref.silent) == [5, 77]
+    own = rows[0].copy()
+    stranger = own.copy()
+    stranger[77] += 0.01  # 0.01 / median spread (about 0.036): deviation about 0.28
+    near = own.copy()
+    near[77] += 1e-5  # 0.0003 of the median spread: below 0.001
+    v = gate.evaluate(np.array([own, stranger, near]), DEFAULTS, [ref] * 3)
+    assert [v.issues(i) for i in range(3)] == [[], ["model_mismatch"], []]
+    assert v.silent_deviation[1] == pytest.approx(0.01 / np.median(spread), rel=1e-3)
+    assert "silent dimensions" in v.reason(1)
+    blank = _unit(rng.standard_normal(D))
+    no_spread = gate.evaluate(np.array([stranger]), DEFAULTS, [gate.blank_reference(blank, mean)])
+    assert no_spread.issues(0) == [] and np.isnan(no_spread.silent_deviation[0])
