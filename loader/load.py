@@ -331,7 +331,6 @@ def load(
     dim = db.embedding_dim(conn)
     documents = corpus.documents if isinstance(corpus, Corpus) else corpus
     segments = _Segments(documents, segment_rows)
-    size = max(client.batch_size, 1)
     queued: deque = deque()  # chunks to embed, their documents stored
     found = 0  # chunks to embed, so far
     ready = False  # the server checked, the model's calibration recorded or compared
@@ -377,6 +376,7 @@ def load(
     def batches():
         """The next batch to embed from what is queued."""
         while queued:
+            size = max(client.batch_size, 1)  # check() lowers it to the server's limit
             yield [queued.popleft() for _ in range(min(size, len(queued)))]
 
     def fetch(batch):

@@ -218,3 +218,17 @@ def test_processes_end_with_a_killed_loader_and_a_rerun_completes(db, db_url, se
     assert proc.returncode == 0, err
     assert f"{200 - stored:,} new chunks".encode() in out
     assert count(db) == 200 and count(db, "SELECT count(DISTINCT chunk_id) FROM chunks") == 200
+
+
+def test_batches_follow_the_servers_limit_once_it_is_known(db, db_url, tmp_path):
+    """The server's max_client_batch_size (read by the check before the first request) caps
+    the batches from the first one: no request is refused as too large."""
+    from tests.helpers import load_corpus
+
+    small = EmbedServer(max_batch=3)
+    try:
+        load_corpus(db_url, [write_corpus(tmp_path / "a.json", documents=4, chunks=5)], small.url)
+        assert small.requests == 7  # 20 chunks, 3 a request
+    finally:
+        small.close()
+    assert count(db) == 20
