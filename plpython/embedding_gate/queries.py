@@ -21,7 +21,7 @@ OVERRIDES = (
 # the references of models that also have a calibration (blank_like needs both): the
 # blank reference (or NULL) and the others as parallel arrays of kinds and vectors
 REFERENCES = (
-    "SELECT c.model, b.reference, c.mean, c.spread,"
+    "SELECT c.model, b.reference, c.mean, c.spread, c.sample_size,"
     " ARRAY(SELECT r.kind FROM embedding_gate.degenerate_references AS r"
     "  WHERE r.model = c.model ORDER BY r.text) AS kinds,"
     " ARRAY(SELECT pg_catalog.array_to_json(r.reference)::text"
