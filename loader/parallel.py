@@ -182,6 +182,9 @@ def load(
             if groups[i]:
                 send(i, groups[i])
             send(i, None)
+    except BaseException:
+        stop.set()  # reading failed (or was interrupted): the processes end after their COPY
+        raise
     finally:
         for i in range(processes):
             if stop.is_set():
