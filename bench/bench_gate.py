@@ -12,6 +12,9 @@ and is looked up by its stored hash (duplicate_vector). The baseline, "ungated",
 same table with its triggers off (it still computes embedding_hash and keeps its indexes).
 With --alternatives, also the designs the gate did not choose (bench/alternatives.sql): a
 row-level trigger, and a statement trigger reading the whole transition table as one bytea.
+With --one-path, also a copy of chunks (its columns, generated hash, indexes and foreign
+key) guarded by embedding_gate.attach() instead of chunks' own triggers: what chunks'
+ingest would cost with its verdicts in the attached tables' store (issue 29).
 Then CALL recheck_embeddings() throughput in vectors per second, in both databases. Then
 the gate on attached tables (embedding_gate.attach()): binary COPY into a framework-shaped
 768-d vector table and a 3072-d halfvec table, each against the same table never attached.
@@ -90,8 +93,32 @@ def _copy(conn, sql: str, payload: bytes) -> "tuple[float, float | None]":
     return elapsed, (backend_cpu(conn) - cpu if cpu is not None else None)
 
 
+def prepare_one_path(conn) -> None:
+    """chunks_attached: chunks' columns, defaults, generated hash and indexes (LIKE ...
+    INCLUDING ALL), guarded by embedding_gate.attach() instead of chunks' own triggers:
+    what chunks would cost if its verdicts went the attached tables' way (issue 29)."""
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE chunks_attached (LIKE chunks INCLUDING ALL)")
+        # (LIKE copies no foreign key: chunks' to documents is part of what a row costs)
+        cur.execute("ALTER TABLE chunks_attached ADD FOREIGN KEY (doc_id) REFERENCES documents")
+        cur.execute(
+            "SELECT embedding_gate.attach('chunks_attached', content_column => 'content',"
+            " model_column => 'embedding_model')"
+        )
+    conn.commit()
+
+
 def timed_copy(conn, payloads: dict, design: str) -> "tuple[float, float | None]":
     """Wall seconds of the COPY and its commit, and the server process's CPU seconds."""
+    if design == "one path":
+        with conn.cursor() as cur:
+            cur.execute("TRUNCATE chunks_attached")
+        conn.commit()
+        return _copy(
+            conn,
+            f"COPY chunks_attached ({data.COLUMNS}) FROM STDIN WITH (FORMAT binary)",
+            payloads["binary"],
+        )
     trigger = DESIGNS[design]
     form = "text" if design.endswith(" text") else "binary"
     gated = design.startswith("gate")
@@ -128,6 +155,7 @@ NOTES = {
     "gate": "binary COPY, 6 checks; target >= 0.90x",
     "ungated text": "text COPY, triggers off",
     "gate text": "text COPY, 6 checks",
+    "one path": "binary COPY into a copy of chunks guarded by attach(): one verdict path",
 }
 
 
@@ -253,6 +281,11 @@ def main() -> None:
     parser.add_argument(
         "--alternatives", action="store_true", help="also time the designs the gate did not choose"
     )
+    parser.add_argument(
+        "--one-path",
+        action="store_true",
+        help="also time a copy of chunks guarded by attach() (one verdict path for every table)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.url, Path(tmp)) as url:
         conn = psycopg2.connect(url)
@@ -270,6 +303,9 @@ def main() -> None:
                 cur.execute((Path(__file__).parent / "alternatives.sql").read_text())
             conn.commit()
             designs += ["row trigger", "one bytea", "empty transition", "read rows"]
+        if args.one_path:
+            prepare_one_path(conn)
+            designs.append("one path")
         times = {d: [] for d in designs}
         cpus = {d: [] for d in designs}
         for r in range(args.repeat):
