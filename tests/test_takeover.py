@@ -466,11 +466,12 @@ def test_a_superuser_does_not_restore_into_her_table(db, mallory):
 
 
 def test_her_rows_do_not_calibrate_a_model_for_everyone(db, mallory):
-    """A model's calibration serves chunks and every table: her stored rows, labelled as a
-    model, do not create or move it."""
+    """A model's calibration serves chunks and every table: her rows, labelled as a model,
+    do not create or move it, neither stored before she attaches (the recheck's mean) nor
+    written after (the gate's sums of the rows it sees)."""
     mallory.execute("CREATE TABLE m.cal (id int PRIMARY KEY, body text, emb vector(8), model text)")
     mallory.execute(
-        "INSERT INTO m.cal SELECT g, 'c' || g, %s, 'prod-model' FROM generate_series(1, 60) AS g",
+        "INSERT INTO m.cal SELECT g, 'c' || g, %s, 'prod-model' FROM generate_series(1, 150) AS g",
         [OTHER],
     )
     mallory.execute(
@@ -478,9 +479,16 @@ def test_her_rows_do_not_calibrate_a_model_for_everyone(db, mallory):
         " model_column => 'model')"
     )
     db.execute("CALL recheck_embeddings()")
+    for start in (151, 301):  # two statements of 150 rows each, after the attach
+        mallory.execute(
+            "INSERT INTO m.cal SELECT g, 'c' || g, %s, 'prod-model'"
+            " FROM generate_series(%s::int, %s::int) AS g",
+            [OTHER, start, start + 149],
+        )
     assert db.execute(
-        "SELECT count(*) FROM embedding_gate.model_calibrations WHERE model = 'prod-model'"
-    ).fetchone() == (0,)
+        "SELECT (SELECT count(*) FROM embedding_gate.model_calibrations WHERE model = 'prod-model'),"
+        " (SELECT count(*) FROM embedding_gate._calibration_deltas WHERE model = 'prod-model')"
+    ).fetchone() == (0, 0)
 
 
 def test_her_broken_partition_does_not_stop_anyone_s_ddl(db, mallory):
