@@ -70,6 +70,7 @@ def cmd_attach(args) -> int:
             dim = client.probe()
             for note in (
                 load.record_blank_reference(conn, client, args.model, dim),
+                load.record_degenerate_references(conn, client, args.model, dim),
                 load.record_calibration(conn, client, args.model, dim),
             ):
                 if note:

@@ -299,6 +299,22 @@ def set_blank_reference(conn, model: str, reference: np.ndarray, text: str = "")
     conn.commit()
 
 
+def degenerate_texts(conn, model: str) -> set:
+    """The texts of the model's references besides the blank one (set_degenerate_reference)."""
+    sql = "SELECT text FROM embedding_gate.degenerate_references WHERE model = %s"
+    return {r[0] for r in _rows(conn, sql, [model])[1]}
+
+
+def set_degenerate_reference(conn, model: str, vector: np.ndarray, text: str, kind: str) -> None:
+    """Record a model's embedding of a short degenerate text (the database keeps the first)."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT public.set_degenerate_reference(%s, %s::real[]::public.vector, %s, %s)",
+            [model, vector.astype(float).tolist(), text, kind],
+        )
+    conn.commit()
+
+
 def has_calibration(conn, model: str) -> bool:
     row = _one(conn, "SELECT FROM embedding_gate.model_calibrations WHERE model = %s", [model])
     return row is not None

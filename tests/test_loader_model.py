@@ -78,6 +78,13 @@ def test_a_server_that_changed_model_stops_the_run_before_any_chunk_is_stored(
     assert np.allclose(reference, server.vector(""), atol=1e-6)
     wanted = np.mean([server.vector(s) for s in SENTENCES], axis=0)
     assert np.allclose(mean, wanted, atol=1e-6)
+    for text, _ in load.DEGENERATE_TEXTS:  # the other references are the new model's too
+        (got,) = db.execute(
+            "SELECT reference FROM embedding_gate.degenerate_references"
+            " WHERE model = %s AND text = %s",
+            [MODEL, text],
+        ).fetchone()
+        assert np.allclose(got, server.vector(text), atol=1e-6), text
     # and the next run of the new model goes on without a word
     code, out, err = run(db_url, corpus_file(tmp_path / "c.json", "c"), server)
     assert code == 0 and "10 new chunks" in out and "accepted" not in err, err
@@ -140,3 +147,21 @@ def test_load_raises_model_changed_and_a_model_without_a_calibration_is_not_comp
         assert server.requests == requests
     finally:
         conn.close()
+
+
+def test_the_loader_records_a_models_references_of_punctuation_and_unknown_characters(
+    db, db_url, server, tmp_path
+):
+    """blank_like's further references (docs/checks.md): the loader embeds "?", "-", "*"
+    and a character tokenizers do not know once per model, and records them."""
+    code, _, err = run(db_url, corpus_file(tmp_path / "a.json", "a"), server)
+    assert code == 0, err
+    got = db.execute(
+        "SELECT text, kind FROM embedding_gate.degenerate_references WHERE model = %s", [MODEL]
+    ).fetchall()
+    assert set(got) == {(t, k) for t, k in load.DEGENERATE_TEXTS}
+    assert {k for _, k in got} == {"punctuation", "unknown"}
+    server.texts_seen.clear()
+    code, _, err = run(db_url, corpus_file(tmp_path / "b.json", "b"), server)
+    assert code == 0, err
+    assert not {"?", "-", "*", "\U00013000"} & set(server.texts_seen)
