@@ -725,3 +725,31 @@ def test_attach_takes_an_index_built_concurrently(items, db_url):
     assert items.execute(
         "SELECT count(*) FROM pg_indexes WHERE indexname = %s", [name]
     ).fetchone() == (0,)
+
+
+def test_the_rows_written_calibrate_a_model_and_the_rows_before_are_judged_once(db):
+    """A model with only a blank reference: the rows written into an attached table (one
+    per statement) give it a calibration at its 100th row; the blank row written before it
+    is judged then, and the one after at insert."""
+    rng = np.random.default_rng(61)
+    unit = lambda x: x / np.linalg.norm(x)  # noqa: E731
+    reference = unit(rng.standard_normal(256))
+    db.execute("SELECT set_blank_reference('w256', %s)", [vec(reference)])
+    db.execute("CREATE TABLE w256 (id int PRIMARY KEY, body text, embedding vector(256))")
+    attach(db, "w256", content_column="body", model="w256")
+    rows = [(i, f"text {i}", vec(unit(rng.standard_normal(256)))) for i in range(120)]
+    rows[10] = (10, " ", vec(unit(reference + rng.standard_normal(256) * 0.01)))
+    rows[110] = (110, " ", vec(unit(reference + rng.standard_normal(256) * 0.01)))
+    for row in rows[:90]:
+        db.execute("INSERT INTO w256 VALUES (%s, %s, %s)", row)
+    assert flagged(db, "public.w256") == {}
+    for row in rows[90:]:
+        db.execute("INSERT INTO w256 VALUES (%s, %s, %s)", row)
+    assert flagged(db, "public.w256") == {
+        "10": (["blank_like"], False),
+        "110": (["blank_like"], False),
+    }
+    assert db.execute(
+        "SELECT source, spread IS NOT NULL FROM embedding_gate.model_calibrations"
+        " WHERE model = 'w256'"
+    ).fetchone() == ("stored rows", True)

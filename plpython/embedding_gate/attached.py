@@ -261,6 +261,8 @@ def check_statement(plpy, TD) -> None:
     feeds = queries.run(plpy, queries.OWNER_MAY_TUNE, ["oid"], [table.oid])[0]["ok"]
 
     embedded = 0
+    first: list = []  # the models whose first calibration this statement recorded
+    mine: set = set()  # the statement's rows, while there may be such a model
 
     def check(rows, tally) -> None:
         nonlocal embedded
@@ -269,9 +271,13 @@ def check_statement(plpy, TD) -> None:
         if update:  # an embedding set to NULL: nothing left to judge
             forget(plpy, table, [r["row_id"] for r in rows if r["v"] is None])
         if stored:
-            check_rows(plpy, table, s, stored, mode, t, tally, forget_clean=update, feeds=feeds)
+            check_rows(plpy, table, s, stored, mode, t, tally, update, feeds=feeds, first=first)
+            if feeds and len(mine) <= EARLIER_ROWS:
+                mine.update(r["row_id"] for r in stored)
 
     def finish(_) -> None:
+        if first and len(mine) <= EARLIER_ROWS:
+            judge_earlier(plpy, table, s, t, set(first), mine)
         if update:
             forget(plpy, table, [r["row_id"] for r in plpy.execute(s.vanished)])
             count = plpy.execute(s.update_delta)[0]["n"]
@@ -280,6 +286,29 @@ def check_statement(plpy, TD) -> None:
         queries.run(plpy, queries.ADD_ROWS, ["text", "bigint"], [str(table.row_key), count])
 
     run_statement(plpy, s.updated if update else s.inserted, table.name, mode, check, finish)
+
+
+# the rows judged once when a model's first calibration is recorded: those stored before
+# (fewer than CALIBRATION_ROWS of the model, as they all fed it, and the rows checked at
+# attach, which calibrates where there are that many) are among the table's first ones
+EARLIER_ROWS = 10 * CALIBRATION_ROWS
+
+
+def judge_earlier(plpy, table, s, t, models: set, mine: set) -> None:
+    """Judge once, in flag mode (they are stored already), the rows of `models` that
+    earlier statements stored before their first calibration, now that they have one: the
+    table's first EARLIER_ROWS rows in id order, less the statement's own."""
+    if not table.readable:
+        return
+    rows = [
+        r
+        for batch in _batches(plpy, s, None, EARLIER_ROWS)
+        for r in batch
+        if r["row_id"] not in mine and (table.model or r["model"]) in models
+    ]
+    if rows:
+        found, ok = judge(plpy, table, s, rows, t, Tally(), scan=True)
+        write_judged(plpy, table, s, {r["row_id"]: r["x"] for r in rows}, found, ok)
 
 
 def check_batch(plpy, oid, after, batch_size: int) -> dict:
@@ -401,17 +430,22 @@ def _stored(r) -> tuple:
     )
 
 
-def judge(plpy, table, s, rows, t, tally, scan=False, feeds=False) -> "tuple[list, list]":
+def judge(
+    plpy, table, s, rows, t, tally, scan=False, feeds=False, first=None
+) -> "tuple[list, list]":
     """Check rows (row_id, v, model, content, h) of one table: (flagged, clean), flagged a
     list of (its rows, models, verdicts, their indices in the verdicts) per dimension,
     clean the ids of the clean rows. feeds: the rows are new and join their models'
-    calibrations first."""
+    calibrations first; first: a list to add the models whose first calibration that
+    recorded to."""
     flagged, clean = [], []
     for part, x, models, duplicates in parts(plpy, table, s, rows, scan):
         if scan:
             v = evaluate(x, t, references_for(plpy, models), duplicates)
         else:  # new rows: they join their models' calibrations
-            v, _ = judged_then_calibrated(plpy, x, t, models, duplicates, feeds)
+            v, recorded = judged_then_calibrated(plpy, x, t, models, duplicates, feeds)
+            if first is not None:
+                first += recorded
         v.noun = "row"
         tally.add(v.codes)
         bad = np.flatnonzero(v.flagged)
@@ -421,11 +455,14 @@ def judge(plpy, table, s, rows, t, tally, scan=False, feeds=False) -> "tuple[lis
     return flagged, clean
 
 
-def check_rows(plpy, table, s, rows, mode, t, tally, forget_clean=False, feeds=False) -> None:
+def check_rows(
+    plpy, table, s, rows, mode, t, tally, forget_clean=False, feeds=False, first=None
+) -> None:
     """Check rows (row_id, v, model, content, h) of one table, and act on the flagged ones;
     forget_clean: also drop the verdicts of the clean ones (an UPDATE); feeds: add them to
-    their models' calibrations first."""
-    flagged, clean = judge(plpy, table, s, rows, t, tally, feeds=feeds)
+    their models' calibrations first (first: the models whose first calibration that
+    recorded are added to it)."""
+    flagged, clean = judge(plpy, table, s, rows, t, tally, feeds=feeds, first=first)
     for found, models, v, idx in flagged:
         act(plpy, table, mode, found, models, v, idx)
     if forget_clean:
