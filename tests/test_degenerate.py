@@ -236,8 +236,12 @@ def test_duplicates_follow_the_mode(docs):
 
 @pytest.mark.parametrize(
     "record",
-    ["set_blank_reference('m', %s)", "set_blank_calibration('m', %s, 40)"],
-    ids=["reference", "calibration"],
+    [
+        "set_blank_reference('m', %s)",
+        "set_blank_calibration('m', %s, 40)",
+        "set_degenerate_reference('m', %s, '?', 'punctuation')",
+    ],
+    ids=["reference", "calibration", "degenerate-reference"],
 )
 def test_a_loader_records_a_model_s_first_vector_but_cannot_replace_it(docs, as_loader, record):
     r1, r2 = unit_random(), unit_random()
@@ -289,3 +293,26 @@ def test_short_vectors_stored_with_a_one_byte_header_hash_and_decode_alike(empty
         assert conn.execute(found).fetchall() == [("a", None), ("b", "a"), ("c", "a")]
         norms = conn.execute("SELECT norm FROM embedding_measures()").fetchall()
         assert norms == [(pytest.approx(np.linalg.norm(x)),)] * 3
+
+
+def test_a_degenerate_reference_names_its_kind_and_a_short_text(docs, as_loader):
+    """set_degenerate_reference: kind punctuation or unknown (the empty text's is
+    set_blank_reference's), a text of 1 to 16 characters not all whitespace, a vector with
+    a direction; a model may have several, one per text."""
+    v = vec(unit_random())
+    for text, kind, match in [
+        ("?", "blank", "'punctuation' or 'unknown'"),
+        (" ", "punctuation", "not all whitespace"),
+        ("x" * 17, "unknown", "1 to 16 characters"),
+    ]:
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match=match):
+            as_loader.execute("SELECT set_degenerate_reference('m', %s, %s, %s)", [v, text, kind])
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="zero vector"):
+        as_loader.execute(
+            "SELECT set_degenerate_reference('m', %s, '?', 'punctuation')", [vec(np.zeros(D))]
+        )
+    as_loader.execute("SELECT set_degenerate_reference('m', %s, '?', 'punctuation')", [v])
+    as_loader.execute("SELECT set_degenerate_reference('m', %s, '𓀀', 'unknown')", [v])
+    assert docs.execute(
+        "SELECT text, kind FROM embedding_gate.degenerate_references ORDER BY kind"
+    ).fetchall() == [("?", "punctuation"), ("𓀀", "unknown")]

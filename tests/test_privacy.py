@@ -295,6 +295,7 @@ REVIEWED = {
     # the loader's: a model's first vector; replacing one needs the right to tune
     "set_blank_reference(text,vector,text)": "test_security",
     "set_blank_calibration(text,vector,integer,text)": "test_security",
+    "set_degenerate_reference(text,vector,text,text)": "test_degenerate (a loader's first vector)",
 }
 
 
