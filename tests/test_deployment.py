@@ -256,7 +256,7 @@ def test_the_settings_hold_the_contracts_defaults(db):
     DESIGN.md promises."""
     row = db.execute(
         "SELECT mode, min_norm, min_variance, near_zero_epsilon, max_near_zero_ratio,"
-        " blank_similarity, min_content_length FROM embedding_gate.settings"
+        " blank_similarity, max_silent_deviation, min_content_length FROM embedding_gate.settings"
     ).fetchone()
     assert row == ("flag", *dataclasses.astuple(DEFAULTS), 10)
 

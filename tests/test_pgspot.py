@@ -33,6 +33,7 @@ ACCEPTED = {
             "preview_thresholds",
             "set_blank_reference",
             "set_blank_calibration",
+            "set_degenerate_reference",
         )
     },
     **{
