@@ -17,7 +17,15 @@ from pathlib import Path
 from loader import db
 
 # the contract's issue codes (DESIGN.md), in the order the report lists them
-CODES = ("nan_or_inf", "low_norm", "low_variance", "sparse", "blank_like", "duplicate_vector")
+CODES = (
+    "nan_or_inf",
+    "low_norm",
+    "low_variance",
+    "sparse",
+    "blank_like",
+    "duplicate_vector",
+    "model_mismatch",
+)
 
 
 def printable(value) -> str:
@@ -320,6 +328,9 @@ def write_html(snap: Snapshot, path: Path) -> None:
         "blank_like": f"cosine to blank >= {settings['blank_similarity']:g}",
         "nan_or_inf": "any NaN or Inf",
         "duplicate_vector": "same vector, other content",
+        "model_mismatch": (
+            f"deviation on the model's silent dimensions > {settings['max_silent_deviation']:g}"
+        ),
     }
     pct = f"{s['low_quality_pct']:.2f}%" if s["low_quality_pct"] is not None else "-"
     cards = [

@@ -128,7 +128,7 @@ COMMENT ON COLUMN public.low_quality_embeddings.chunk_id IS 'The chunk (NULL for
 COMMENT ON COLUMN public.low_quality_embeddings.doc_id IS 'Its document (NULL for a row of an attached table).';
 COMMENT ON COLUMN public.low_quality_embeddings.issues IS
     'Every issue code that applies: nan_or_inf, low_norm, low_variance, sparse, blank_like, '
-    'duplicate_vector.';
+    'duplicate_vector, model_mismatch.';
 COMMENT ON COLUMN public.low_quality_embeddings.reason IS
     'Readable reasons with the measured values, e.g. "norm too low (0.0234)".';
 COMMENT ON COLUMN public.low_quality_embeddings.norm IS 'L2 norm (NULL with NaN/Inf).';
