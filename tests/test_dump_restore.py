@@ -87,6 +87,25 @@ def snapshot(url: str) -> dict:
         }
 
 
+def new_writes_are_checked(conn) -> None:
+    """A bad and a good row into the attached table notes, a bad chunk: the bad ones are
+    flagged, the good one not, and notes counts 5 embedded, 3 flagged, 1 quarantined."""
+    conn.execute("INSERT INTO notes VALUES (5, 'new bad', %s), (6, 'new good', %s)", [ZERO, OTHER])
+    conn.execute(
+        "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES ('c3', 'd1', 'z', %s)",
+        [CHUNK_ZERO],
+    )
+    flagged = {
+        (t, r) for t, r in conn.execute("SELECT table_name, row_id FROM low_quality_embeddings")
+    }
+    assert {("public.notes", "5"), ("public.chunks", "c3")} <= flagged
+    assert ("public.notes", "6") not in flagged
+    assert conn.execute(
+        "SELECT embedded, flagged, quarantined FROM embedding_gate.attached"
+        " WHERE table_name = 'public.notes'"
+    ).fetchone() == (5, 3, 1)
+
+
 def restore(fmt: str, source: str, target: str, path) -> subprocess.CompletedProcess:
     if fmt == "custom":
         dump = subprocess.run(
@@ -124,24 +143,7 @@ def test_a_restored_database_says_the_same_and_checks_every_write(guarded, empty
     assert snapshot(empty_db) == before
     with psycopg.connect(empty_db, autocommit=True) as conn:
         # writes go on, and new bad rows are caught, in chunks and in the attached table
-        conn.execute(
-            "INSERT INTO notes VALUES (5, 'new bad', %s), (6, 'new good', %s)", [ZERO, OTHER]
-        )
-        conn.execute(
-            "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES"
-            " ('c3', 'd1', 'z', %s)",
-            [CHUNK_ZERO],
-        )
-        flagged = {
-            (t, r) for t, r in conn.execute("SELECT table_name, row_id FROM low_quality_embeddings")
-        }
-        assert {("public.notes", "5"), ("public.chunks", "c3")} <= flagged
-        assert ("public.notes", "6") not in flagged
-        counts = conn.execute(
-            "SELECT embedded, flagged, quarantined FROM embedding_gate.attached"
-            " WHERE table_name = 'public.notes'"
-        ).fetchone()
-        assert counts == (5, 3, 1)
+        new_writes_are_checked(conn)
         # a quarantined row goes back; the table can be detached
         assert conn.execute(
             "SELECT embedding_gate.restore('notes', '4', jsonb_build_object('emb', %s::text))",
@@ -256,23 +258,7 @@ def test_a_data_only_restore_into_a_fresh_deployment(guarded, empty_db, tmp_path
         assert without_checked_at(after) == without_checked_at(before)
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("UPDATE embedding_gate.settings SET mode = 'flag'")
-        conn.execute(
-            "INSERT INTO notes VALUES (5, 'new bad', %s), (6, 'new good', %s)", [ZERO, OTHER]
-        )
-        conn.execute(
-            "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES"
-            " ('c3', 'd1', 'z', %s)",
-            [CHUNK_ZERO],
-        )
-        flagged = {
-            (t, r) for t, r in conn.execute("SELECT table_name, row_id FROM low_quality_embeddings")
-        }
-        assert {("public.notes", "5"), ("public.chunks", "c3")} <= flagged
-        assert ("public.notes", "6") not in flagged
-        assert conn.execute(
-            "SELECT embedded, flagged, quarantined FROM embedding_gate.attached"
-            " WHERE table_name = 'public.notes'"
-        ).fetchone() == (5, 3, 1)
+        new_writes_are_checked(conn)
         assert conn.execute(
             "SELECT chunks, documents FROM embedding_quality_summary"
         ).fetchone() == (2, 1)
@@ -591,23 +577,6 @@ def test_pg_upgrade_of_a_guarded_cluster(postgresql_proc, tmp_path):
             assert conn.execute(
                 "SELECT count(*) FROM embedding_gate.attached WHERE needs IS NOT NULL"
             ).fetchone() == (0,)
-            conn.execute(
-                "INSERT INTO notes VALUES (5, 'new bad', %s), (6, 'new good', %s)", [ZERO, OTHER]
-            )
-            conn.execute(
-                "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES"
-                " ('c3', 'd1', 'z', %s)",
-                [CHUNK_ZERO],
-            )
-            flagged = {
-                (t, r)
-                for t, r in conn.execute("SELECT table_name, row_id FROM low_quality_embeddings")
-            }
-            assert {("public.notes", "5"), ("public.chunks", "c3")} <= flagged
-            assert ("public.notes", "6") not in flagged
-            assert conn.execute(
-                "SELECT embedded, flagged, quarantined FROM embedding_gate.attached"
-                " WHERE table_name = 'public.notes'"
-            ).fetchone() == (5, 3, 1)
+            new_writes_are_checked(conn)
     finally:
         stop_cluster(new, "immediate")
