@@ -1,0 +1,420 @@
+-- The checks in set-based SQL (issue 25: the engine for databases where plpython3u cannot be
+-- created): the same verdicts as plpython/embedding_gate/checks.py's evaluate(), computed by
+-- pgvector's own functions in C where they can be exact, by PostgreSQL's float8 aggregates
+-- where they cannot. No PL/Python, no per-row loop: one query over a batch. Deployed with
+-- every engine (they need only pgvector), so that tests/test_sql_engine.py can hold the two
+-- engines to one behaviour in the same database.
+--
+-- How each measure is computed, and how far from the numpy engine (docs/internals.md, "The
+-- SQL engine"):
+--   norm: vector_norm (float8 accumulation, as numpy's float64): equal to a few ulps.
+--   variance: two-pass, the mean refined once; the sums by inner_product with a vector of
+--     ones (float4 accumulation), the centred sum of squares by vector_norm (float8), with
+--     the correction term (sum of the centred components)^2 / d, so that a constant vector
+--     has variance 0 exactly, as in numpy. Vectors whose components could overflow float4
+--     sums (sqrt(d) * norm >= 1e37) take var_pop over the components in float8 instead.
+--   near-zero share: exact, by counting signs: |x| < eps is |x| <= p, p the largest float4
+--     below eps, and the components above p and below -p are bits of binary_quantize(x - p)
+--     and binary_quantize(-p - x).
+--   blank_like: cosine of (x - mean) and (reference - mean) from inner_product (float4
+--     accumulation) over vector_norm (float8), the highest over the model's references; the
+--     numpy engine takes its float4 dot products in another order and form, so the two agree
+--     to about 1e-6 (tested to 1e-5), not to the ulp.
+--   model_mismatch: the silent dimensions, the median spread and the deviation in float8,
+--     as numpy does: equal.
+
+-- The largest float4 below x (0 where x is at most the smallest float4 above 0, NULL where
+-- x <= 0): for a float4 component c, |c| < x exactly when |c| <= this.
+CREATE OR REPLACE FUNCTION embedding_gate._float4_below(x double precision) RETURNS real
+LANGUAGE plpgsql
+IMMUTABLE STRICT PARALLEL SAFE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    f real;
+    e integer;
+    step double precision;
+BEGIN
+    IF x <= 0 OR x = 'NaN'::double precision THEN
+        RETURN NULL;
+    END IF;
+    IF x > 3.4028234663852886e38 THEN
+        RETURN 3.4028234663852886e38::real;
+    END IF;
+    IF x <= 1.401298464324817e-45 THEN  -- the smallest float4 above 0
+        RETURN 0;
+    END IF;
+    f := x::real;  -- the nearest float4
+    IF f::double precision < x THEN
+        RETURN f;  -- (the next float4 up is above x, or it would be nearer)
+    END IF;
+    -- f >= x: the float4 just below f
+    IF f::double precision <= 1.1754943508222875e-38 THEN  -- subnormal spacing
+        step := 1.401298464324817e-45;
+    ELSE
+        e := pg_catalog.floor(pg_catalog.ln(f::double precision) / pg_catalog.ln(2.0::double precision))::integer;
+        WHILE pg_catalog.power(2.0::double precision, e) > f LOOP
+            e := e - 1;
+        END LOOP;
+        WHILE pg_catalog.power(2.0::double precision, e + 1) <= f LOOP
+            e := e + 1;
+        END LOOP;
+        step := pg_catalog.power(2.0::double precision,
+                                 CASE WHEN pg_catalog.power(2.0::double precision, e) = f
+                                      THEN e - 24 ELSE e - 23 END);
+    END IF;
+    RETURN (f::double precision - step)::real;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._float4_below(double precision) IS
+    'The largest float4 below x (0 at or below the smallest positive float4, NULL for x <= 0): '
+    'the SQL engine''s near-zero count, |c| < x exactly when |c| <= this for a float4 c.';
+
+-- The verdicts of a batch of vectors: one row per non-NULL element of `vectors`, `ord` its
+-- position (1-based). models and duplicates are parallel to vectors (NULL: none); the
+-- thresholds are those of checks.Thresholds. Reads the models' calibrations and references
+-- (as settings.references_for does).
+CREATE OR REPLACE FUNCTION embedding_gate._sql_checks(
+    vectors public.vector[],
+    models text[],
+    duplicates text[],
+    min_norm double precision,
+    min_variance double precision,
+    near_zero_epsilon double precision,
+    max_near_zero_ratio double precision,
+    blank_similarity double precision,
+    max_silent_deviation double precision
+) RETURNS TABLE (
+    ord bigint,
+    issues text[],
+    nonfinite integer,
+    norm double precision,
+    variance double precision,
+    near_zero_ratio double precision,
+    similarity double precision,
+    similar_kind text,
+    silent_deviation double precision,
+    duplicate_of text
+)
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH
+limits AS (
+    SELECT embedding_gate._float4_below(_sql_checks.near_zero_epsilon) AS p
+),
+input AS (
+    SELECT u.ord, u.v, u.model, u.dup, public.vector_dims(u.v) AS d
+    FROM ROWS FROM (pg_catalog.unnest(_sql_checks.vectors),
+                    pg_catalog.unnest(_sql_checks.models),
+                    pg_catalog.unnest(_sql_checks.duplicates))
+         WITH ORDINALITY AS u(v, model, dup, ord)
+    WHERE u.v IS NOT NULL
+),
+-- per dimension: a vector of ones (sums are inner products with it) and of +-p
+dims AS (
+    SELECT k.d,
+           pg_catalog.array_fill(1::real, ARRAY[k.d])::public.vector AS ones,
+           CASE WHEN l.p <= 1e30 THEN pg_catalog.array_fill(l.p, ARRAY[k.d])::public.vector END
+               AS plus_p,
+           CASE WHEN l.p <= 1e30 THEN pg_catalog.array_fill(-l.p, ARRAY[k.d])::public.vector END
+               AS minus_p
+    FROM (SELECT DISTINCT i.d FROM input AS i) AS k CROSS JOIN limits AS l
+),
+-- the models' calibrations as blank_reference() takes them: a finite 1-d mean
+calibrations AS (
+    SELECT c.model, c.mean, c.spread, pg_catalog.cardinality(c.mean) AS d,
+           c.mean::public.vector AS mean_v
+    FROM embedding_gate.model_calibrations AS c
+    WHERE c.model IN (SELECT i.model FROM input AS i)
+      AND pg_catalog.array_ndims(c.mean) = 1
+      AND NOT EXISTS (SELECT FROM pg_catalog.unnest(c.mean) AS m(x)
+                      WHERE m.x IS NULL OR m.x IN ('NaN', 'Infinity', '-Infinity'))
+),
+-- each model's references in blank_reference()'s order (the empty text's, then the others
+-- by text), those of its mean's shape, finite and not equal to it, less the mean
+references_ AS (
+    SELECT r.model, r.pos, r.kind, r.dir, public.vector_norm(r.dir) AS dir_norm
+    FROM (
+        SELECT c.model, x.pos, x.kind,
+               public.vector_sub(x.reference::public.vector, c.mean_v) AS dir
+        FROM calibrations AS c
+        JOIN (SELECT b.model, 0::bigint AS pos, 'blank'::text AS kind, b.reference
+              FROM embedding_gate.blank_references AS b
+              UNION ALL
+              SELECT g.model, pg_catalog.row_number() OVER (PARTITION BY g.model ORDER BY g.text),
+                     g.kind, g.reference
+              FROM embedding_gate.degenerate_references AS g) AS x ON x.model = c.model
+        WHERE pg_catalog.array_ndims(x.reference) = 1
+          AND pg_catalog.cardinality(x.reference) = c.d
+          AND NOT EXISTS (SELECT FROM pg_catalog.unnest(x.reference) AS m(x)
+                          WHERE m.x IS NULL OR m.x IN ('NaN', 'Infinity', '-Infinity'))
+          AND x.reference <> c.mean
+          -- (their difference within float4's range: pgvector refuses an overflow; a CASE,
+          -- so that the cast follows the checks above)
+          AND CASE WHEN pg_catalog.array_ndims(x.reference) = 1
+                        AND pg_catalog.cardinality(x.reference) = c.d
+                        AND NOT EXISTS (SELECT FROM pg_catalog.unnest(x.reference) AS m(x)
+                                        WHERE m.x IS NULL OR m.x IN ('NaN', 'Infinity', '-Infinity'))
+                   THEN public.vector_norm(x.reference::public.vector)
+                        + public.vector_norm(c.mean_v) < 3e38
+                   ELSE false END
+    ) AS r
+),
+-- model_mismatch's fingerprint: the dimensions whose spread is below SILENT_SPREAD (1e-3)
+-- of the median spread (numpy's median: the mean of the two middle values of an even count)
+fingerprints AS (
+    SELECT c.model, s.scale,
+           ARRAY(SELECT z.i FROM pg_catalog.unnest(c.spread) WITH ORDINALITY AS z(sd, i)
+                 WHERE z.sd::double precision < 1e-3 * s.scale ORDER BY z.i) AS silent
+    FROM calibrations AS c
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN o.n % 2 = 1 THEN o.sorted[(o.n + 1) / 2]::double precision
+                    ELSE (o.sorted[o.n / 2]::double precision
+                          + o.sorted[o.n / 2 + 1]::double precision) / 2 END AS scale
+        FROM (SELECT ARRAY(SELECT z FROM pg_catalog.unnest(c.spread) AS z ORDER BY z) AS sorted,
+                     pg_catalog.cardinality(c.spread) AS n) AS o
+    ) AS s
+    WHERE c.spread IS NOT NULL
+      AND pg_catalog.array_ndims(c.spread) = 1
+      AND pg_catalog.cardinality(c.spread) = c.d
+      AND NOT EXISTS (SELECT FROM pg_catalog.unnest(c.spread) AS m(x)
+                      WHERE m.x IS NULL OR m.x IN ('NaN', 'Infinity', '-Infinity'))
+      AND s.scale > 0
+),
+measured AS (
+    SELECT i.ord, i.dup, i.v, n.norm,
+           CASE WHEN n.fast THEN GREATEST(
+                    (f.squares - f.sum * f.sum / i.d) / i.d, 0::double precision)
+                ELSE (SELECT pg_catalog.var_pop(z) FROM pg_catalog.unnest(i.v::real[]) AS z)
+           END AS variance,
+           (CASE WHEN l.p IS NULL THEN 0
+                 WHEN k.plus_p IS NOT NULL THEN
+                     i.d - pg_catalog.bit_count(public.binary_quantize(public.vector_sub(i.v, k.plus_p)))
+                         - pg_catalog.bit_count(public.binary_quantize(public.vector_sub(k.minus_p, i.v)))
+                 ELSE (SELECT pg_catalog.count(*) FROM pg_catalog.unnest(i.v::real[]) AS z
+                       WHERE pg_catalog.abs(z) < _sql_checks.near_zero_epsilon)
+            END)::double precision / i.d AS near_zero_ratio,
+           b.similarity, b.kind,
+           g.deviation
+    FROM input AS i
+    JOIN dims AS k ON k.d = i.d
+    CROSS JOIN limits AS l
+    CROSS JOIN LATERAL (
+        SELECT public.vector_norm(i.v) AS norm,
+               public.vector_norm(i.v) * pg_catalog.sqrt(i.d::double precision) < 1e37 AS fast
+    ) AS n
+    -- the mean from a float4 sum, refined once by the sum of the differences from it
+    -- (CASE, not WHERE: the planner may pull a lateral subquery up and compute its
+    -- expressions before its filter)
+    -- expressions before its filter). The means become float4 through pgvector's
+    -- float8[] input, which rounds where PostgreSQL's cast would refuse an underflow.
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN n.fast THEN pg_catalog.array_fill(
+                   public.inner_product(i.v, k.ones) / i.d, ARRAY[i.d])::public.vector END AS m1
+    ) AS a
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN n.fast THEN pg_catalog.array_fill(
+                   (public.subvector(a.m1, 1, 1)::real[])[1]::double precision
+                   + public.inner_product(public.vector_sub(i.v, a.m1), k.ones) / i.d,
+                   ARRAY[i.d])::public.vector END AS m2
+    ) AS a2
+    CROSS JOIN LATERAL (
+        SELECT public.vector_norm(c.c) ^ 2 AS squares, public.inner_product(c.c, k.ones) AS sum
+        FROM (SELECT public.vector_sub(i.v, a2.m2) AS c) AS c
+    ) AS f
+    LEFT JOIN calibrations AS c ON c.model = i.model AND c.d = i.d
+    -- blank_like: the highest cosine over the model's references, the first on a tie
+    LEFT JOIN LATERAL (
+        SELECT s.similarity, s.kind
+        FROM (SELECT r.pos, r.kind,
+                     public.inner_product(x.centred, r.dir)
+                     / NULLIF(public.vector_norm(x.centred) * r.dir_norm, 0) AS similarity
+              FROM references_ AS r
+              CROSS JOIN (SELECT CASE WHEN n.norm + public.vector_norm(c.mean_v) < 3e38
+                                      THEN public.vector_sub(i.v, c.mean_v) END AS centred) AS x
+              WHERE r.model = c.model) AS s
+        WHERE s.similarity IS NOT NULL
+          AND s.similarity NOT IN ('NaN', 'Infinity', '-Infinity')
+        ORDER BY s.similarity DESC, s.pos
+        LIMIT 1
+    ) AS b ON c.model IS NOT NULL
+    -- model_mismatch: the largest deviation from the mean on the silent dimensions, in
+    -- units of the median spread
+    LEFT JOIN fingerprints AS fp ON fp.model = c.model
+    LEFT JOIN LATERAL (
+        SELECT pg_catalog.max(pg_catalog.abs(x.x[j]::double precision
+                                             - c.mean[j]::double precision)) / fp.scale
+                   AS deviation
+        FROM (SELECT i.v::real[] AS x) AS x, pg_catalog.unnest(fp.silent) AS j
+    ) AS g ON fp.model IS NOT NULL AND pg_catalog.cardinality(fp.silent) > 0
+),
+-- a variance within 1e-9 of its threshold is computed again in float8, two-pass as numpy
+-- does: the fast path's sum of squares comes back through a square root, an ulp off, and a
+-- variance exactly at the threshold (which passes) must not fall below it
+exact AS (
+    SELECT m.ord, m.dup, m.norm, m.near_zero_ratio, m.similarity, m.kind, m.deviation,
+           -- (CASE: PostgreSQL's float8 arithmetic raises on an underflow or overflow)
+           CASE WHEN CASE WHEN _sql_checks.min_variance > 0 AND _sql_checks.min_variance < 1e200
+                          THEN pg_catalog.abs(m.variance - _sql_checks.min_variance) * 1e9
+                               <= _sql_checks.min_variance
+                          ELSE false END
+                THEN (SELECT pg_catalog.sum((z.z - z.mean) * (z.z - z.mean)) / pg_catalog.count(*)
+                      FROM (SELECT y::double precision AS z,
+                                   pg_catalog.avg(y::double precision) OVER () AS mean
+                            FROM pg_catalog.unnest(m.v::real[]) AS y) AS z)
+                ELSE m.variance END AS variance
+    FROM measured AS m
+)
+SELECT m.ord,
+       pg_catalog.array_remove(ARRAY[
+           NULL,  -- nan_or_inf: a vector holds none (see _sql_checks_raw)
+           CASE WHEN m.norm < _sql_checks.min_norm THEN 'low_norm' END,
+           CASE WHEN m.variance < _sql_checks.min_variance THEN 'low_variance' END,
+           CASE WHEN m.near_zero_ratio > _sql_checks.max_near_zero_ratio THEN 'sparse' END,
+           CASE WHEN m.similarity >= _sql_checks.blank_similarity THEN 'blank_like' END,
+           CASE WHEN m.dup IS NOT NULL THEN 'duplicate_vector' END,
+           -- (a vector like one of the model's degenerate references is blank_like's)
+           CASE WHEN m.deviation > _sql_checks.max_silent_deviation
+                     AND NOT COALESCE(m.similarity >= _sql_checks.blank_similarity, false)
+                THEN 'model_mismatch' END
+       ]::text[], NULL),
+       0, m.norm, m.variance, m.near_zero_ratio, m.similarity, m.kind, m.deviation, m.dup
+FROM exact AS m
+ORDER BY m.ord
+$$;
+COMMENT ON FUNCTION embedding_gate._sql_checks(public.vector[], text[], text[], double precision,
+    double precision, double precision, double precision, double precision, double precision) IS
+    'The SQL engine''s checks (issue 25): the verdicts of checks.evaluate() for a batch of '
+    'vectors, one row per vector (ord: its position), computed with pgvector''s functions; '
+    'models and duplicates parallel to vectors, then the thresholds. tests/test_sql_engine.py '
+    'holds it to the PL/Python engine.';
+
+-- halfvec columns: every float16 is a float4, and the checks run on those (as the numpy
+-- engine widens float16 before it measures)
+CREATE OR REPLACE FUNCTION embedding_gate._sql_checks(
+    vectors public.halfvec[],
+    models text[],
+    duplicates text[],
+    min_norm double precision,
+    min_variance double precision,
+    near_zero_epsilon double precision,
+    max_near_zero_ratio double precision,
+    blank_similarity double precision,
+    max_silent_deviation double precision
+) RETURNS TABLE (
+    ord bigint,
+    issues text[],
+    nonfinite integer,
+    norm double precision,
+    variance double precision,
+    near_zero_ratio double precision,
+    similarity double precision,
+    similar_kind text,
+    silent_deviation double precision,
+    duplicate_of text
+)
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT c.*
+FROM embedding_gate._sql_checks(
+    ARRAY(SELECT h::public.vector FROM pg_catalog.unnest(_sql_checks.vectors) WITH ORDINALITY AS u(h, o)
+          ORDER BY u.o),
+    _sql_checks.models, _sql_checks.duplicates, _sql_checks.min_norm,
+    _sql_checks.min_variance, _sql_checks.near_zero_epsilon, _sql_checks.max_near_zero_ratio,
+    _sql_checks.blank_similarity, _sql_checks.max_silent_deviation) AS c
+$$;
+COMMENT ON FUNCTION embedding_gate._sql_checks(public.halfvec[], text[], text[], double precision,
+    double precision, double precision, double precision, double precision, double precision) IS
+    'The SQL engine''s checks on halfvec vectors: the vector version on their float4 values.';
+
+-- Vectors written to embedding_raw (real[]: pgvector refuses NaN and Inf): `raw` holds one
+-- per row (a 2-d array, as array_agg builds it). A row with NaN, Inf (or a NULL component)
+-- gets nan_or_inf alone, with the count and its near-zero share, as in evaluate(); the
+-- others are checked as vectors (no duplicate_vector: the raw rows have none).
+CREATE OR REPLACE FUNCTION embedding_gate._sql_checks_raw(
+    raw real[],
+    models text[],
+    min_norm double precision,
+    min_variance double precision,
+    near_zero_epsilon double precision,
+    max_near_zero_ratio double precision,
+    blank_similarity double precision,
+    max_silent_deviation double precision
+) RETURNS TABLE (
+    ord bigint,
+    issues text[],
+    nonfinite integer,
+    norm double precision,
+    variance double precision,
+    near_zero_ratio double precision,
+    similarity double precision,
+    similar_kind text,
+    silent_deviation double precision,
+    duplicate_of text
+)
+LANGUAGE sql
+STABLE PARALLEL SAFE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH
+rows_ AS (
+    SELECT r.i::bigint AS ord, _sql_checks_raw.models[r.i] AS model, e.x, e.d, e.bad, e.near
+    FROM pg_catalog.generate_series(pg_catalog.array_lower(_sql_checks_raw.raw, 1),
+                                    pg_catalog.array_upper(_sql_checks_raw.raw, 1)) AS r(i)
+    CROSS JOIN LATERAL (
+        SELECT ARRAY(SELECT z FROM pg_catalog.unnest(_sql_checks_raw.raw[r.i:r.i]) WITH ORDINALITY
+                     AS u(z, o) ORDER BY u.o) AS x
+    ) AS a
+    CROSS JOIN LATERAL (
+        SELECT a.x, pg_catalog.cardinality(a.x) AS d,
+               (SELECT pg_catalog.count(*) FROM pg_catalog.unnest(a.x) AS z
+                WHERE z IS NULL OR z IN ('NaN', 'Infinity', '-Infinity'))::integer AS bad,
+               (SELECT pg_catalog.count(*) FROM pg_catalog.unnest(a.x) AS z
+                WHERE pg_catalog.abs(z) < _sql_checks_raw.near_zero_epsilon) AS near
+    ) AS e
+),
+finite AS (
+    SELECT pg_catalog.array_agg(f.x::public.vector ORDER BY f.ord) AS v,
+           pg_catalog.array_agg(f.model ORDER BY f.ord) AS m,
+           pg_catalog.array_agg(f.ord ORDER BY f.ord) AS o
+    FROM rows_ AS f WHERE f.bad = 0
+)
+SELECT f.o[c.ord], c.issues, c.nonfinite, c.norm, c.variance, c.near_zero_ratio,
+       c.similarity, c.similar_kind, c.silent_deviation, c.duplicate_of
+FROM finite AS f
+CROSS JOIN LATERAL embedding_gate._sql_checks(
+    f.v, f.m, NULL::text[], _sql_checks_raw.min_norm, _sql_checks_raw.min_variance,
+    _sql_checks_raw.near_zero_epsilon, _sql_checks_raw.max_near_zero_ratio,
+    _sql_checks_raw.blank_similarity, _sql_checks_raw.max_silent_deviation) AS c
+WHERE f.v IS NOT NULL
+UNION ALL
+SELECT r.ord, ARRAY['nan_or_inf']::text[], r.bad, NULL, NULL, r.near::double precision / r.d,
+       NULL, NULL, NULL, NULL
+FROM rows_ AS r WHERE r.bad > 0
+ORDER BY 1
+$$;
+COMMENT ON FUNCTION embedding_gate._sql_checks_raw(real[], text[], double precision,
+    double precision, double precision, double precision, double precision, double precision) IS
+    'The SQL engine''s checks on vectors written to embedding_raw (a 2-d real[], one row per '
+    'vector): NaN/Inf rows get nan_or_inf with their count, the others the checks of '
+    '_sql_checks.';
+
+-- the engine's triggers call these as the gate's owner; no other role needs them
+REVOKE EXECUTE ON FUNCTION embedding_gate._float4_below(double precision) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION embedding_gate._sql_checks(public.vector[], text[], text[],
+    double precision, double precision, double precision, double precision, double precision,
+    double precision) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION embedding_gate._sql_checks(public.halfvec[], text[], text[],
+    double precision, double precision, double precision, double precision, double precision,
+    double precision) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION embedding_gate._sql_checks_raw(real[], text[], double precision,
+    double precision, double precision, double precision, double precision, double precision)
+    FROM PUBLIC;

@@ -1,0 +1,477 @@
+"""The SQL engine's checks (sql/idempotent/004_sql_checks.sql, issue 25) against the PL/Python
+engine's (plpython/embedding_gate/checks.py): the same vectors through both, the same codes,
+the measured values equal within TOLERANCE.
+
+The PL/Python side is evaluate() itself, with each model's references read from the same
+database by the engine's own code (settings.references_for, its query, through a stand-in
+for plpy), so both engines judge with the same calibrations and references.
+
+Where the two cannot agree exactly: blank_like's cosine is a sum of float4 products in both
+engines, in another order and form (numpy: x.u - mean.u over |x|^2 - 2 x.mean + mean.mean;
+SQL: (x - mean).(r - mean) over the two norms), so it agrees to about 1e-6, and a vector
+whose cosine lies within TOLERANCE["similarity"] of blank_similarity may get blank_like from
+one engine only. The variance is a float4-accumulated two-pass in SQL against float64 in
+numpy: equal to about 1e-7 relative. Codes are required to be equal except where the PL/Python
+engine's measure lies within the tolerance of its threshold (`at_edge`); the tests count
+those and require that there are none in their data except where a test says otherwise.
+"""
+
+import os
+import re
+
+import numpy as np
+import pytest
+from embedding_gate import checks as gate
+from embedding_gate import settings as gate_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from psycopg.rows import dict_row
+
+from tests.cases import CASES, DEFAULTS, D, alternating, one_hot
+from tests.helpers import vec
+
+# how far the engines' measures may differ (relative for norm and variance, absolute for
+# the cosine); the near-zero share and the silent deviation are computed by the same float64
+# operations in both and must be equal
+TOLERANCE = {"norm": 1e-12, "variance": 1e-5, "similarity": 1e-5, "deviation": 1e-12}
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("SQL_ENGINE_EXAMPLES", "150")),
+    deadline=None,
+    database=None,
+    derandomize=not os.environ.get("FUZZ_RANDOM"),
+    suppress_health_check=list(HealthCheck),
+)
+
+THRESHOLD_ORDER = (
+    "min_norm",
+    "min_variance",
+    "near_zero_epsilon",
+    "max_near_zero_ratio",
+    "blank_similarity",
+    "max_silent_deviation",
+)
+
+
+class _Plpy:
+    """Enough of plpy for settings.references_for: its statement, run by psycopg. plpy
+    gives a real[] as the float4 values exactly, psycopg as the floats of their shortest
+    decimal text: the real[] columns are put back to float4 (the others travel as JSON
+    text in the engine's query, and stay so)."""
+
+    REAL_ARRAYS = ("reference", "mean", "spread")
+
+    def __init__(self, conn):
+        self.conn = conn
+
+    def prepare(self, sql, types):
+        return re.sub(r"\$(\d+)", r"%(p\1)s", sql)
+
+    def execute(self, sql, args):
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql, {f"p{i + 1}": a for i, a in enumerate(args)})
+            rows = cur.fetchall()
+        for row in rows:
+            for k in self.REAL_ARRAYS:
+                if row.get(k) is not None:
+                    row[k] = np.array(row[k], dtype=np.float32).astype(np.float64).tolist()
+        return rows
+
+
+def plpython_verdicts(db, x, t, models=None, duplicates=None):
+    """evaluate() on x with the references the PL/Python engine would read for `models`."""
+    refs = None if models is None else gate_settings.references_for(_Plpy(db), list(models))
+    return gate.evaluate(x, t, refs, duplicates)
+
+
+def sql_verdicts(db, x, t, models=None, duplicates=None, kind="vector"):
+    """The SQL engine's rows for x: one dict per row, in order."""
+    args = [getattr(t, k) for k in THRESHOLD_ORDER]
+    if kind == "raw":
+        literal = [[None if np.isnan(v) else float(v) for v in row] for row in x]
+        rows = db.execute(
+            "SELECT * FROM embedding_gate._sql_checks_raw(%s::real[], %s::text[],"
+            " %s, %s, %s, %s, %s, %s)",
+            [literal, models, *args],
+        )
+    else:
+        texts = [_halfvec_text(r) if kind == "halfvec" else vec(r) for r in x]
+        rows = db.execute(
+            f"SELECT * FROM embedding_gate._sql_checks(%s::text[]::public.{kind}[], %s::text[],"
+            " %s::text[], %s, %s, %s, %s, %s, %s)",
+            [texts, models, duplicates, *args],
+        )
+    cols = [c.name for c in rows.description]
+    out = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
+    assert [r["ord"] for r in out] == list(range(1, len(x) + 1))
+    return out
+
+
+def _halfvec_text(row) -> str:
+    return "[" + ",".join(repr(float(v)) for v in np.asarray(row, dtype=np.float16)) + "]"
+
+
+def _finite(a) -> "float | None":
+    a = float(a)
+    return a if np.isfinite(a) else None
+
+
+def at_edge(v, i, t, code) -> bool:
+    """Whether the PL/Python measure behind `code` for row i lies within the tolerance of
+    its threshold, where the engines may disagree."""
+    if code == "low_norm":
+        return abs(v.norm[i] - t.min_norm) <= TOLERANCE["norm"] * max(abs(t.min_norm), 1e-300)
+    if code == "low_variance":
+        return abs(v.variance[i] - t.min_variance) <= TOLERANCE["variance"] * t.min_variance
+    if code in ("blank_like", "model_mismatch"):
+        s = v.blank_similarity[i]
+        near = np.isfinite(s) and abs(s - t.blank_similarity) <= TOLERANCE["similarity"]
+        return bool(near)
+    return False
+
+
+def compare(db, x, t=DEFAULTS, models=None, duplicates=None, kind="vector", edges_allowed=0):
+    """Both engines on x: the same codes (but at a threshold's edge) and measures."""
+    x = np.asarray(x)
+    widened = x.astype(np.float16) if kind == "halfvec" else x
+    if kind == "vector":
+        widened = x.astype(np.float32)
+    v = plpython_verdicts(db, widened, t, models, duplicates)
+    rows = sql_verdicts(db, widened, t, models, duplicates, kind)
+    edges = 0
+    for i, r in enumerate(rows):
+        expected = v.issues(i)
+        where = f"row {i}: {widened[i][:6]}..., PL/Python {expected}, SQL {r['issues']}"
+        if r["issues"] != expected:
+            differ = set(expected) ^ set(r["issues"])
+            assert all(at_edge(v, i, t, c) for c in differ), where
+            edges += 1
+        assert r["nonfinite"] == int(v.nonfinite[i]), where
+        norm, variance, ratio, similarity = v.measured(i)
+        _close(r["norm"], norm, rel=TOLERANCE["norm"], what="norm " + where)
+        _close(r["variance"], variance, rel=TOLERANCE["variance"], what="variance " + where)
+        assert r["near_zero_ratio"] == ratio, "near-zero share " + where
+        _close(r["similarity"], similarity, abs_=TOLERANCE["similarity"], what="cosine " + where)
+        deviation = None if v.silent_deviation is None else _finite(v.silent_deviation[i])
+        _close(r["silent_deviation"], deviation, rel=TOLERANCE["deviation"], what="dev " + where)
+        if "blank_like" in expected and "blank_like" in r["issues"]:
+            assert r["similar_kind"] == v.blank_kind[i], where
+        assert r["duplicate_of"] == v.duplicate_of[i], where
+    assert edges <= edges_allowed, f"{edges} rows at a threshold's edge"
+    return v, rows
+
+
+def _close(got, expected, rel=0.0, abs_=0.0, what=""):
+    if expected is None:
+        assert got is None, f"{what}: SQL {got}, PL/Python not measured"
+        return
+    assert got is not None, f"{what}: SQL not measured, PL/Python {expected}"
+    assert abs(got - expected) <= max(rel * abs(expected), abs_), (
+        f"{what}: SQL {got!r}, PL/Python {expected!r}"
+    )
+
+
+# --- the contract's cases ---------------------------------------------------------------
+
+
+def test_the_contracts_cases_get_the_same_codes_and_measures(db):
+    """tests/cases.py, every case at the default thresholds, as one batch and one by one."""
+    x = np.stack([np.asarray(v, dtype=np.float32) for v, _ in CASES.values()])
+    v, rows = compare(db, x)
+    for i, (name, (_, expected)) in enumerate(CASES.items()):
+        assert rows[i]["issues"] == expected, name
+    for i in range(len(x)):
+        compare(db, x[i : i + 1])
+
+
+def test_values_exactly_at_a_threshold_pass_in_both(db):
+    """The strict comparisons of test_checks, and near-zero components at exactly epsilon
+    where epsilon is a float4 (0.5, 2^-10) and where it is not (0.001)."""
+    t = DEFAULTS.with_values(min_norm=0.5, min_variance=0.25, max_near_zero_ratio=0.5)
+    half_zero = np.concatenate([np.zeros(D // 2), alternating(0.5)[: D // 2]])
+    compare(db, np.stack([one_hot(0.5), alternating(0.5), half_zero]), t)
+    for eps in (0.5, 2.0**-10, 0.001, 1e-45, 1e-50, 0.0, 3e38, 1e39):
+        e32 = np.float32(eps) if eps < 3.5e38 else np.float32(3e38)
+        x = np.stack(
+            [
+                np.full(D, e32),
+                np.full(D, -e32),
+                np.full(D, np.nextafter(e32, np.float32(0))),
+                np.full(D, np.nextafter(e32, np.float32(np.inf))),
+                alternating(0.5),
+            ]
+        ).astype(np.float32)
+        compare(db, x, DEFAULTS.with_values(near_zero_epsilon=eps))
+
+
+def test_float32_extremes(db):
+    """The largest and smallest float4s, mixed signs, huge constants: the SQL engine takes
+    its float8 path where float4 sums could overflow, and pgvector refuses nothing."""
+    big = np.finfo(np.float32).max
+    tiny = np.finfo(np.float32).smallest_subnormal
+    rng = np.random.default_rng(11)
+    x = np.stack(
+        [
+            np.full(D, big),
+            np.full(D, -big),
+            alternating(big),
+            np.where(rng.random(D) < 0.5, big, -big),
+            np.full(D, tiny),
+            alternating(tiny),
+            np.full(D, np.finfo(np.float32).tiny),
+            rng.standard_normal(D) * np.float32(1e36),
+            np.full(D, 1e30) + rng.standard_normal(D) * np.float32(1e24),
+            np.full(D, 1e6) + np.arange(D) % 2 * np.float32(0.0625),
+            np.full(D, 3.0) + rng.standard_normal(D) * np.float32(1e-6),
+        ]
+    ).astype(np.float32)
+    compare(db, x)
+
+
+# --- property-based --------------------------------------------------------------------
+
+DIMS = st.sampled_from([1, 2, 3, 7, 16, 64, 384, 768])
+any_float32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+thresholds = st.builds(
+    lambda a, b, c, d: DEFAULTS.with_values(
+        min_norm=a, min_variance=b, near_zero_epsilon=c, max_near_zero_ratio=d
+    ),
+    st.sampled_from([0.1, 0.0, 1.0, 1e-20, 1e30]) | st.floats(0, 1e3),
+    st.sampled_from([0.001, 0.0, 0.25, 1e-30]) | st.floats(0, 1e3),
+    st.sampled_from([0.001, 0.0, 0.5, 2.0**-10, 1e-45, 1e31]) | st.floats(0, 10),
+    st.sampled_from([0.9, 0.0, 0.5, 1.0]) | st.floats(0, 1),
+)
+
+
+def _shaped(d):
+    """Vectors of dimension d: any float4s, constant ones, scaled unit vectors, sparse ones
+    with components around epsilon, alternating ones (finite: what pgvector holds)."""
+    return _vectors(d).map(lambda x: np.clip(x, -FLOAT4_MAX, FLOAT4_MAX))
+
+
+def _scaled(seed, d, k):
+    with np.errstate(over="ignore"):  # beyond float4: clipped to its largest
+        return (np.random.default_rng(seed).standard_normal(d) / np.sqrt(d) * k).astype(np.float32)
+
+
+FLOAT4_MAX = np.finfo(np.float32).max
+
+
+def _vectors(d):
+    seeds = st.integers(0, 2**32 - 1)
+    scales = st.sampled_from([1.0, 1e-3, 1e-20, 1e-40, 1e10, 1e30, 1e37, 3e38])
+    return st.one_of(
+        hnp.arrays(np.float32, d, elements=any_float32),
+        st.builds(lambda c: np.full(d, c, dtype=np.float32), any_float32),
+        st.builds(lambda s, k: _scaled(s, d, k), seeds, scales),
+        st.builds(
+            lambda s, share, around: _sparse(np.random.default_rng(s), d, share, around),
+            seeds,
+            st.floats(0, 1),
+            st.sampled_from([0.001, 2.0**-10, 0.5]),
+        ),
+        st.builds(lambda a: np.tile(np.float32([a, -a]), d)[:d], any_float32),
+    )
+
+
+def _sparse(rng, d, share, around):
+    x = (rng.standard_normal(d) * 0.5).astype(np.float32)
+    near = rng.random(d) < share
+    e = np.float32(around)
+    edge = rng.choice([e, -e, np.nextafter(e, np.float32(0)), np.nextafter(e, np.float32(1)), 0])
+    x[near] = np.float32(edge)
+    return x
+
+
+batches = DIMS.flatmap(lambda d: st.lists(_shaped(d), min_size=1, max_size=6))
+
+
+@FUZZ
+@given(batches, thresholds)
+def test_generated_vectors_get_the_same_verdicts(db, batch, t):
+    compare(db, np.stack(batch), t)
+
+
+# --- NaN and Inf: embedding_raw -----------------------------------------------------------
+
+
+def test_nan_and_inf_rows_get_nan_or_inf_alone_with_the_count(db):
+    """Raw rows (real[], as embedding_raw holds them): NaN, +-Inf and NULL components are
+    counted; the finite raw rows beside them are checked as vectors."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, D)) / np.sqrt(D)
+    x[0, 3] = np.nan
+    x[1, [1, 2]] = [np.inf, -np.inf]
+    x[2, :] = np.nan
+    x[3, :700] = 0.0  # finite, sparse
+    x[3, 5] = np.inf
+    x[5, :] = 0.0  # finite: low_norm, low_variance, sparse
+    v, rows = compare(db, x.astype(np.float32).astype(np.float64), kind="raw")
+    assert [r["issues"] for r in rows[:4]] == [["nan_or_inf"]] * 4
+    assert [r["nonfinite"] for r in rows[:4]] == [1, 2, D, 1]
+    assert rows[4]["issues"] == [] and rows[5]["issues"] == ["low_norm", "low_variance", "sparse"]
+
+
+@FUZZ
+@given(
+    st.integers(1, 16).flatmap(
+        lambda d: st.lists(
+            hnp.arrays(
+                np.float32, d, elements=st.floats(width=32, allow_nan=True, allow_infinity=True)
+            ),
+            min_size=1,
+            max_size=5,
+        )
+    ),
+    thresholds,
+)
+def test_generated_raw_rows_get_the_same_verdicts(db, rows, t):
+    compare(db, np.stack(rows).astype(np.float64), t, kind="raw")
+
+
+# --- halfvec ---------------------------------------------------------------------------
+
+
+@FUZZ
+@given(batches, thresholds)
+def test_halfvec_gets_the_same_verdicts(db, batch, t):
+    x = np.stack(batch)
+    with np.errstate(over="ignore"):
+        half = x.astype(np.float16)
+    half = np.where(np.isfinite(half), half, np.float16(0))  # halfvec holds finite values
+    compare(db, half, t, kind="halfvec")
+
+
+# --- blank_like, duplicate_vector, model_mismatch: a model's references ---------------------
+
+MODEL = "model-α"
+
+
+def _unit(x):
+    return x / np.linalg.norm(x)
+
+
+def record_model(db, d, rng, anisotropic=0.0):
+    """A calibration (mean and spread, silent dimensions among them) and references of
+    three kinds for MODEL, written as the gate stores them."""
+    shared = _unit(rng.standard_normal(d))
+    mean = (anisotropic * shared + rng.standard_normal(d) * 0.01).astype(np.float32)
+    spread = np.abs(rng.normal(0.03, 0.005, d)).astype(np.float32)
+    spread[[1, d // 3, d // 2]] = [1e-33, 3e-8, 6e-7]  # silent, as real models have
+    blank, dot, unk = (_unit(rng.standard_normal(d) + anisotropic * shared) for _ in range(3))
+    db.execute(
+        "INSERT INTO embedding_gate.model_calibrations (model, mean, spread, sample_size, source)"
+        " VALUES (%s, %s::real[], %s::real[], 200, 'given')",
+        [MODEL, mean.tolist(), spread.tolist()],
+    )
+    db.execute(
+        "INSERT INTO embedding_gate.blank_references (model, reference) VALUES (%s, %s::real[])",
+        [MODEL, blank.astype(np.float32).tolist()],
+    )
+    for text, kind, r in (("?", "punctuation", dot), ("𓀀", "unknown", unk)):
+        db.execute(
+            "INSERT INTO embedding_gate.degenerate_references (model, text, kind, reference)"
+            " VALUES (%s, %s, %s, %s::real[])",
+            [MODEL, text, kind, r.astype(np.float32).tolist()],
+        )
+    return mean, spread, (blank, dot, unk)
+
+
+def model_rows(rng, d, mean, spread, refs, n):
+    """Vectors around the model: its references with noise of every level (cosines from 1
+    down through the threshold), its own rows (the mean, the silent dimensions kept),
+    strangers on the silent dimensions by a range of deviations, random unit vectors."""
+    silent = np.flatnonzero(spread < 1e-3 * np.median(spread))
+    scale = np.median(spread)
+    out = []
+    for k in range(n):
+        kind = k % 4
+        if kind == 0:
+            r = refs[k % 3]
+            noise = rng.standard_normal(d) * rng.choice([0.0, 0.02, 0.05, 0.1, 0.2, 0.5])
+            x = _unit(r + noise)
+        elif kind == 1:
+            x = mean + rng.standard_normal(d) * spread
+            x[silent] = mean[silent]
+        elif kind == 2:
+            x = mean + rng.standard_normal(d) * spread
+            x[silent] = mean[silent]
+            x[silent[k % len(silent)]] += scale * rng.choice([1e-5, 1e-4, 5e-3, 0.1, 1.0])
+        else:
+            x = _unit(rng.standard_normal(d))
+        out.append(x.astype(np.float32))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("anisotropic", [0.0, 0.9])
+@pytest.mark.parametrize("d", [64, 768])
+def test_blank_like_and_model_mismatch_agree(db, d, anisotropic):
+    """A model with a calibration, a spread and three references: the same similarity (to
+    1e-5), the same nearest reference's kind, the same silent deviation, the same codes;
+    rows without a model, of another model, or of another dimension are not checked."""
+    rng = np.random.default_rng(d + int(anisotropic * 10))
+    mean, spread, refs = record_model(db, d, rng, anisotropic)
+    x = model_rows(rng, d, mean, spread, refs, 96)
+    models = [MODEL] * len(x)
+    models[3], models[7] = None, "unknown-model"
+    duplicates = [None] * len(x)
+    duplicates[1], duplicates[2] = "c-1", "c-2"
+    v, rows = compare(db, x, DEFAULTS, models, duplicates)
+    issues = [set(r["issues"]) for r in rows]
+    assert sum("blank_like" in i for i in issues) >= 10
+    assert sum("model_mismatch" in i for i in issues) >= 5
+    assert {r["similar_kind"] for r in rows if "blank_like" in r["issues"]} == {
+        "blank",
+        "punctuation",
+        "unknown",
+    }
+    assert rows[3]["similarity"] is None and rows[7]["similarity"] is None
+    # a row of another dimension than the model's mean: not checked (which = -1 in numpy)
+    other = np.stack([_unit(rng.standard_normal(d + 1)).astype(np.float32)])
+    _, rows = compare(db, other, DEFAULTS, [MODEL])
+    assert rows[0]["similarity"] is None and rows[0]["silent_deviation"] is None
+
+
+@FUZZ
+@given(
+    st.integers(0, 2**32 - 1), st.sampled_from([0.2, 0.35, 0.5, 0.9]), st.sampled_from([1e-4, 1e-3])
+)
+def test_generated_model_rows_get_the_same_verdicts(db, seed, similarity, deviation):
+    """The same, over generated models and thresholds (a model's references and calibration
+    replaced each time)."""
+    for table in ("model_calibrations", "blank_references", "degenerate_references"):
+        db.execute(f"DELETE FROM embedding_gate.{table} WHERE model = %s", [MODEL])
+    rng = np.random.default_rng(seed)
+    d = int(rng.choice([16, 64, 384]))
+    mean, spread, refs = record_model(db, d, rng, float(rng.choice([0.0, 0.5, 0.9])))
+    x = model_rows(rng, d, mean, spread, refs, 24)
+    t = DEFAULTS.with_values(blank_similarity=similarity, max_silent_deviation=deviation)
+    compare(db, x, t, [MODEL] * len(x), edges_allowed=0)
+
+
+def test_a_model_without_usable_references_is_measured_as_in_numpy(db):
+    """A mean with NaN (no checks), references of another dimension or equal to the mean
+    (left out), a spread with a zero median (no fingerprint)."""
+    rng = np.random.default_rng(9)
+    d = 32
+    mean = (rng.standard_normal(d) * 0.01).astype(np.float32)
+    db.execute(
+        "INSERT INTO embedding_gate.model_calibrations (model, mean, spread, sample_size, source)"
+        " VALUES ('zero-spread', %s::real[], %s::real[], 200, 'given'),"
+        " ('nan-mean', %s::real[], NULL, 200, 'given')",
+        [mean.tolist(), np.zeros(d).tolist(), [float("nan")] + mean[1:].tolist()],
+    )
+    db.execute(
+        "INSERT INTO embedding_gate.blank_references (model, reference) VALUES"
+        " ('zero-spread', %s::real[]), ('nan-mean', %s::real[])",
+        [mean.tolist(), _unit(rng.standard_normal(d)).tolist()],
+    )
+    db.execute(
+        "INSERT INTO embedding_gate.degenerate_references (model, text, kind, reference)"
+        " VALUES ('zero-spread', '?', 'punctuation', %s::real[]),"
+        " ('zero-spread', '-', 'punctuation', %s::real[])",
+        [_unit(rng.standard_normal(d + 1)).tolist(), _unit(rng.standard_normal(d)).tolist()],
+    )
+    x = np.stack([_unit(rng.standard_normal(d)).astype(np.float32) for _ in range(8)])
+    compare(db, x, DEFAULTS, ["zero-spread"] * 4 + ["nan-mean"] * 4)
