@@ -91,16 +91,19 @@ def sql_verdicts(db, x, t, models=None, duplicates=None, kind="vector"):
     if kind == "raw":
         literal = [[None if np.isnan(v) else float(v) for v in row] for row in x]
         rows = db.execute(
-            "SELECT * FROM embedding_gate._sql_checks_raw(%s::real[], %s::text[],"
-            " %s, %s, %s, %s, %s, %s)",
-            [literal, models, *args],
+            "SELECT c.*, " + REASON + " FROM embedding_gate._sql_checks_raw(%s::real[],"
+            " %s::text[], %s, %s, %s, %s, %s, %s) AS c",
+            [x.shape[1], literal, models, *args],
         )
     else:
         texts = [_halfvec_text(r) if kind == "halfvec" else vec(r) for r in x]
         rows = db.execute(
-            f"SELECT * FROM embedding_gate._sql_checks(%s::text[]::public.{kind}[], %s::text[],"
-            " %s::text[], %s, %s, %s, %s, %s, %s)",
-            [texts, models, duplicates, *args],
+            "SELECT c.*, "
+            + REASON
+            + " FROM embedding_gate._sql_checks(%s::text[]::public."
+            + kind
+            + "[], %s::text[], %s::text[], %s, %s, %s, %s, %s, %s) AS c",
+            [x.shape[1], texts, models, duplicates, *args],
         )
     cols = [c.name for c in rows.description]
     out = [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
@@ -108,8 +111,20 @@ def sql_verdicts(db, x, t, models=None, duplicates=None, kind="vector"):
     return out
 
 
+# the SQL engine's reason for a row of _sql_checks (the dimension its first parameter)
+REASON = (
+    "embedding_gate._sql_reason(c.issues, c.nonfinite, %s, c.norm, c.variance,"
+    " c.near_zero_ratio, c.similarity, c.similar_kind, c.silent_deviation, c.duplicate_of)"
+    " AS reason"
+)
+
+
 def _halfvec_text(row) -> str:
     return "[" + ",".join(repr(float(v)) for v in np.asarray(row, dtype=np.float16)) + "]"
+
+
+def _nan(a) -> float:
+    return np.nan if a is None else a
 
 
 def _finite(a) -> "float | None":
@@ -158,6 +173,18 @@ def compare(db, x, t=DEFAULTS, models=None, duplicates=None, kind="vector", edge
         if "blank_like" in expected and "blank_like" in r["issues"]:
             assert r["similar_kind"] == v.blank_kind[i], where
         assert r["duplicate_of"] == v.duplicate_of[i], where
+        # the reason: describe()'s text of the SQL engine's own measures (they may round
+        # otherwise than the PL/Python engine's at the last digit shown: 0.9975 +- 1e-6)
+        mine = _one_row_verdicts(
+            r["issues"],
+            *(_nan(r[k]) for k in ("norm", "variance", "near_zero_ratio", "similarity")),
+            r["similar_kind"],
+            _nan(r["silent_deviation"]),
+            r["duplicate_of"],
+            r["nonfinite"],
+            widened.shape[1],
+        )
+        assert r["reason"] == (mine.reason(0) or None), where
     assert edges <= edges_allowed, f"{edges} rows at a threshold's edge"
     return v, rows
 
@@ -475,3 +502,58 @@ def test_a_model_without_usable_references_is_measured_as_in_numpy(db):
     )
     x = np.stack([_unit(rng.standard_normal(d)).astype(np.float32) for _ in range(8)])
     compare(db, x, DEFAULTS, ["zero-spread"] * 4 + ["nan-mean"] * 4)
+
+
+# --- reasons -------------------------------------------------------------------------------
+
+
+def _one_row_verdicts(codes, norm, variance, ratio, similarity, kind, deviation, dup, n, d):
+    return gate.Verdicts(
+        np.array([norm]),
+        np.array([variance]),
+        np.array([ratio]),
+        np.array([n]),
+        np.array([[c in codes for c in gate.CODES]]),
+        d,
+        np.array([similarity]),
+        [dup],
+        blank_kind=[kind],
+        silent_deviation=np.array([deviation]),
+    )
+
+
+ids = st.text(
+    # (PostgreSQL's text holds no NUL)
+    st.characters(min_codepoint=1, max_codepoint=0x17F)
+    | st.sampled_from(["'", '"', "\\", "한", "𓀀"]),
+    max_size=12,
+)
+
+
+@FUZZ
+@given(
+    st.floats(0, allow_infinity=False) | st.sampled_from([5e-324, 1e-5, 9.9995e-5, 0.0234]),
+    st.floats(0, allow_infinity=False) | st.sampled_from([0.0, 1e-310, 7.12e-07, 999.95]),
+    st.floats(0, 1) | st.sampled_from([0.0005, 0.9995, 0.00049999]),
+    st.floats(-1.5, 1.5) | st.sampled_from([0.3505, -0.0005, 0.9995]),
+    st.sampled_from(["blank", "punctuation", "unknown"]),
+    st.floats(0, allow_infinity=False) | st.sampled_from([0.0015, 1e-3, 9.995]),
+    ids,
+)
+def test_reasons_read_as_describe_writes_them(db, norm, variance, ratio, sim, kind, dev, dup):
+    """Every code's text, with measures of any size, and ids with quotes, backslashes and
+    control characters, as Python formats them (.4g, .1%, .3f, .3g, repr)."""
+    codes = [c for c in gate.CODES]
+    v = _one_row_verdicts(codes, norm, variance, ratio, sim, kind, dev, dup, 3, 768)
+    got = db.execute(
+        "SELECT embedding_gate._sql_reason(%s::text[], 3, 768, %s, %s, %s, %s, %s, %s, %s)",
+        [codes, norm, variance, ratio, sim, kind, dev, dup],
+    ).fetchone()[0]
+    assert got == v.reason(0)
+    got = db.execute(
+        "SELECT embedding_gate._sql_reason(ARRAY['duplicate_vector'], 0, 768, NULL, NULL,"
+        " NULL, NULL, NULL, NULL, %s, 'row')",
+        [dup],
+    ).fetchone()[0]
+    v.noun = "row"
+    assert got == gate.describe("duplicate_vector", v, 0)
