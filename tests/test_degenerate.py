@@ -127,6 +127,51 @@ def test_a_model_without_calibration_is_calibrated_by_its_own_rows_as_they_are_w
     assert (checked, low) == (122, 2)
 
 
+def test_a_given_mean_stays_the_centre_and_the_rows_give_their_spread(docs):
+    """A mean the loader's sample or a writer gave stays blank_like's centre: a corpus's
+    first rows carry its topic and language, and with their mean removed its other
+    paragraphs looked like the model's degenerate references (docs/checks.md). The rows
+    add their spread, and their own mean on the silent dimensions (model_mismatch's
+    fingerprint); a recheck does not replace the given mean either. A replaced mean starts
+    the fingerprint again."""
+    rng = np.random.default_rng(5)
+    given = rng.standard_normal(D) * 0.01
+    given[:3] = 0.5  # the sample's mean on the silent dimensions, off the rows' 0.25
+
+    def row():
+        x = rng.standard_normal(D) * 0.05 + 0.02  # the rows' own mean: 0.02
+        x[:3] = 0.25  # three dimensions that never vary
+        return x
+
+    docs.execute("SELECT set_blank_reference('m', %s)", [vec(unit_random())])
+    docs.execute("SELECT set_blank_calibration('m', %s, 40, 'sample')", [vec(given)])
+    insert(docs, [(f"r{i}", f"paragraph {i}", row(), "m") for i in range(120)])
+
+    def calibration():
+        return docs.execute(
+            "SELECT source, sample_size, mean, spread IS NOT NULL"
+            " FROM embedding_gate.model_calibrations WHERE model = 'm'"
+        ).fetchone()
+
+    source, n, mean, has_spread = calibration()
+    assert (source, n, has_spread) == ("sample", 120, True)
+    np.testing.assert_allclose(mean[3:], given[3:].astype(np.float32))
+    np.testing.assert_allclose(mean[:3], 0.25, rtol=1e-5)
+    assert (
+        docs.execute("SELECT count(*) FROM chunks WHERE quality_issues IS NOT NULL").fetchone()[0]
+        == 0
+    )
+    docs.execute("CALL recheck_embeddings()")
+    assert calibration()[:2] == ("sample", 120)
+    # the owner replaces the mean (a changed model behind the same name): no spread until
+    # the next 100 rows, and the old rows' sums are gone
+    docs.execute("SELECT set_blank_calibration('m', %s, 40, 'sample')", [vec(given * 2)])
+    assert calibration()[3] is False
+    assert docs.execute(
+        "SELECT count(*) FROM embedding_gate._calibration_deltas WHERE model = 'm'"
+    ).fetchone() == (0,)
+
+
 def test_duplicate_vector_names_the_earlier_chunk_across_documents(docs):
     v, w = unit_random(), unit_random()
     insert(docs, [("a", "the original text", v, "m")], doc="d1")

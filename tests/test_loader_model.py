@@ -152,16 +152,16 @@ def test_load_raises_model_changed_and_a_model_without_a_calibration_is_not_comp
 def test_the_loader_records_a_models_references_of_punctuation_and_unknown_characters(
     db, db_url, server, tmp_path
 ):
-    """blank_like's further references (docs/checks.md): the loader embeds "?", "-" and "*"
-    once per model, and records them."""
+    """blank_like's further references (docs/checks.md): the loader embeds "?", "-", "*"
+    and a character no tokenizer here knows once per model, and records them."""
     code, _, err = run(db_url, corpus_file(tmp_path / "a.json", "a"), server)
     assert code == 0, err
     got = db.execute(
         "SELECT text, kind FROM embedding_gate.degenerate_references WHERE model = %s", [MODEL]
     ).fetchall()
     assert set(got) == {(t, k) for t, k in load.DEGENERATE_TEXTS}
-    assert {k for _, k in got} == {"punctuation"}
+    assert {k for _, k in got} == {"punctuation", "unknown"}
     server.texts_seen.clear()
     code, _, err = run(db_url, corpus_file(tmp_path / "b.json", "b"), server)
     assert code == 0, err
-    assert not {"?", "-", "*"} & set(server.texts_seen)
+    assert not {"?", "-", "*", "𓀀"} & set(server.texts_seen)

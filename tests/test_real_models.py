@@ -110,12 +110,14 @@ def test_degenerate_texts_are_caught_at_insert_and_after_a_recheck(empty_db, mod
         at_insert, false = tally()
         print(f"\n{model['name']}, {calibration}: at insert {sorted(at_insert)}, false {false}")
         assert len(at_insert) >= 7 and false == {}, (model["name"], sorted(at_insert), false)
-        # from the 100th row on, the mean of the rows written (the loader's sample, 40
-        # sentences, gives way to it)
+        # from the 100th row on, the rows written give the calibration its spread; its mean
+        # is theirs, or the loader's sample's (40 sentences) where that was recorded
         source = conn.execute(
-            "SELECT source, sample_size FROM embedding_gate.model_calibrations WHERE model = 'm'"
+            "SELECT source, sample_size, spread IS NOT NULL"
+            " FROM embedding_gate.model_calibrations WHERE model = 'm'"
         ).fetchone()
-        assert source[0] == "stored rows" and 100 <= source[1] <= 108
+        expected = "sample" if calibration == "given" else "stored rows"
+        assert source[0] == expected and 100 <= source[1] <= 108 and source[2]
         conn.execute("CALL recheck_embeddings()")
         after, false = tally()
         print(f"{model['name']}, {calibration}: after a recheck {sorted(after)}, false {false}")

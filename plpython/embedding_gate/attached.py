@@ -204,8 +204,9 @@ def _build(q, table: Table) -> Statements:
 def _calibrate(table: Table, model: str, emb: str, ident: str) -> str:
     """The statement that records each model's mean over the table's stored rows (those not
     flagged model_mismatch) as its calibration, as queries.CALIBRATE does for chunks: where
-    the model has CALIBRATION_ROWS rows here and no calibration from stored rows yet, or
-    twice as many rows as that one; never where the writes keep it (it has a spread)."""
+    the model has CALIBRATION_ROWS rows here and no calibration yet, or twice as many rows as
+    its calibration from stored rows; never over a mean the loader's sample or a writer gave,
+    nor where the writes keep it (it has a spread)."""
     return (
         f"WITH stored AS (SELECT {model} AS model, i.{emb}::public.vector AS e"
         f" FROM {table.name} AS i WHERE i.{emb} IS NOT NULL"
@@ -217,7 +218,7 @@ def _calibrate(table: Table, model: str, emb: str, ident: str) -> str:
         " due AS (SELECT c.model FROM counts AS c"
         "  LEFT JOIN embedding_gate.model_calibrations AS m ON m.model = c.model"
         "  WHERE c.n >= $1 AND m.spread IS NULL AND (m.model IS NULL"
-        "   OR m.source <> 'stored rows' OR c.n >= 2 * m.sample_size))"
+        "   OR (m.source = 'stored rows' AND c.n >= 2 * m.sample_size)))"
         " INSERT INTO embedding_gate.model_calibrations AS c (model, mean, sample_size, source)"
         " SELECT s.model, public.avg(s.e)::real[], pg_catalog.count(*)::integer, 'stored rows'"
         " FROM stored AS s WHERE s.model IN (SELECT d.model FROM due AS d) GROUP BY s.model"

@@ -44,10 +44,10 @@ CHUNKS_FEED = (
     " 'UPDATE'), false) AS ok FROM pg_catalog.pg_class AS c WHERE c.oid = 'public.chunks'::regclass"
 )
 # each model's mean over its stored rows (those not flagged model_mismatch), where it has
-# at least $1 of them, recorded as its calibration when it has none from its stored rows
-# yet, or its rows have doubled since (pgvector's avg(vector), in C: 4 µs a 768-d row, so
-# not on every recheck); never where the writes keep it (it has a spread: mean and spread
-# come from the same rows, _add_calibration's)
+# at least $1 of them, recorded as its calibration when it has none, or one from its stored
+# rows whose rows have doubled since (pgvector's avg(vector), in C: 4 µs a 768-d row, so
+# not on every recheck); never over a mean the loader's sample or a writer gave, nor where
+# the writes keep it (it has a spread: _add_calibration's)
 _MODEL_FITS = "NOT ('model_mismatch' = ANY (COALESCE(quality_issues, '{}')))"
 CALIBRATE = (
     "WITH counts AS (SELECT embedding_model AS model, pg_catalog.count(*) AS n"
@@ -55,8 +55,8 @@ CALIBRATE = (
     "  AND " + _MODEL_FITS + " GROUP BY embedding_model),"
     " due AS (SELECT c.model FROM counts AS c"
     "  LEFT JOIN embedding_gate.model_calibrations AS m ON m.model = c.model"
-    "  WHERE c.n >= $1 AND m.spread IS NULL AND (m.model IS NULL OR m.source <> 'stored rows'"
-    "   OR c.n >= 2 * m.sample_size))"
+    "  WHERE c.n >= $1 AND m.spread IS NULL AND (m.model IS NULL OR (m.source = 'stored rows'"
+    "   AND c.n >= 2 * m.sample_size)))"
     " INSERT INTO embedding_gate.model_calibrations AS c (model, mean, sample_size, source)"
     " SELECT embedding_model, public.avg(embedding)::real[], pg_catalog.count(*)::integer,"
     "  'stored rows' FROM public.chunks"

@@ -31,7 +31,14 @@ BEGIN
             set_blank_calibration.source)
     ON CONFLICT ON CONSTRAINT model_calibrations_pkey DO UPDATE
         SET mean = excluded.mean, sample_size = excluded.sample_size, source = excluded.source,
-            recorded_at = now(), recorded_by = session_user;
+            spread = NULL, recorded_at = now(), recorded_by = session_user;
+    -- a replaced mean starts the model's calibration again (a changed model behind the same
+    -- name, --accept-model-change): the old rows' spread and sums are not its fingerprint;
+    -- the writes record them again from the model's next 100 rows
+    IF old_values IS NOT NULL THEN
+        DELETE FROM embedding_gate._calibration_deltas AS d
+        WHERE d.model = set_blank_calibration.model;
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION public.set_blank_calibration(text, public.vector, integer, text) IS
@@ -39,8 +46,10 @@ COMMENT ON FUNCTION public.set_blank_calibration(text, public.vector, integer, t
     'blank_like check (which removes it before comparing with the blank reference): '
     'SELECT set_blank_calibration(''my-model'', <mean vector>, 40). The loader records one '
     'from its sample of sentences (source ''sample''); recording the first one is open to '
-    'writers, replacing one needs the right to change the settings, and '
-    'recheck_embeddings() recomputes it from the model''s stored rows.';
+    'writers, replacing one needs the right to change the settings (and starts the model''s '
+    'fingerprint again: its spread is recorded anew from the next rows written). The writes '
+    'keep this mean as blank_like''s centre and add only their spread (and their mean on the '
+    'silent dimensions); a model without one is calibrated from its first stored rows.';
 REVOKE EXECUTE ON FUNCTION public.set_blank_calibration(text, public.vector, integer, text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.set_blank_calibration(text, public.vector, integer, text)

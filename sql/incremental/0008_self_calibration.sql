@@ -60,8 +60,13 @@ COMMENT ON COLUMN embedding_gate.settings.blank_similarity IS
 -- all-mpnet-base-v2: 4 of 768), which another model's vectors do not share
 ALTER TABLE embedding_gate.model_calibrations ADD COLUMN spread real[];
 COMMENT ON COLUMN embedding_gate.model_calibrations.spread IS
-    'The standard deviation of each dimension over the rows the mean is over (from the rows '
-    'the gate has seen; NULL for a sample or a given mean): model_mismatch''s fingerprint.';
+    'The standard deviation of each dimension over the rows the gate has seen of the model '
+    '(NULL until there are 100): model_mismatch''s fingerprint. A mean from the loader''s '
+    'sample or a writer (source ''sample'', ''given'') stays blank_like''s centre; the rows '
+    'give the spread, and their mean on the dimensions where they never vary.';
+COMMENT ON COLUMN embedding_gate.model_calibrations.sample_size IS
+    'How many embeddings the calibration is over: the rows the spread is over where it has '
+    'one, else the sentences or rows the mean is over.';
 ALTER TABLE embedding_gate.settings
     ADD COLUMN max_silent_deviation double precision NOT NULL DEFAULT 0.001
     CONSTRAINT settings_max_silent_deviation_check CHECK (max_silent_deviation >= 0);
