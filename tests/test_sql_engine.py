@@ -557,3 +557,61 @@ def test_reasons_read_as_describe_writes_them(db, norm, variance, ratio, sim, ki
     ).fetchone()[0]
     v.noun = "row"
     assert got == gate.describe("duplicate_vector", v, 0)
+
+
+# --- a real model's vectors ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def minilm_vectors():
+    """all-MiniLM-L6-v2 (the bundled model, 384-d; about 8 s to load and embed): the
+    degenerate texts, the English and Korean paragraphs, its references, the loader's
+    calibration sentences."""
+    import embedding_server
+    from loader.calibration import SENTENCES
+    from tests.texts import DEGENERATE, ENGLISH, KOREAN
+
+    encode, _ = embedding_server.minilm()
+    degenerate = [t for texts in DEGENERATE.values() for t in texts]
+    references = ["", "?", "-", "*", "𓀀"]
+    texts = degenerate + list(ENGLISH) + list(KOREAN) + references + list(SENTENCES)
+    x = np.array(encode(texts), dtype=np.float32)
+    k = len(degenerate) + len(ENGLISH) + len(KOREAN)
+    return {
+        "rows": x[:k],
+        "references": x[k : k + len(references)],
+        "sample": x[k + len(references) :],
+    }
+
+
+@pytest.mark.parametrize("calibration", ["rows", "sample"])
+def test_a_real_models_vectors_get_the_same_verdicts(db, minilm_vectors, calibration):
+    """The model's own vectors (degenerate texts among them) and strangers, with its
+    references recorded and its calibration from its rows (mean and spread: model_mismatch
+    measured) or from the loader's sentences (a mean only)."""
+    rows, refs = minilm_vectors["rows"], minilm_vectors["references"]
+    basis = rows if calibration == "rows" else minilm_vectors["sample"]
+    spread = basis.std(axis=0) if calibration == "rows" else None
+    db.execute(
+        "INSERT INTO embedding_gate.model_calibrations (model, mean, spread, sample_size, source)"
+        " VALUES ('minilm', %s::real[], %s::real[], %s, 'given')",
+        [basis.mean(axis=0).tolist(), None if spread is None else spread.tolist(), len(basis)],
+    )
+    db.execute(
+        "INSERT INTO embedding_gate.blank_references (model, reference) VALUES ('minilm', %s)",
+        [refs[0].tolist()],
+    )
+    for text, kind, r in zip("?-*", ["punctuation"] * 3, refs[1:4], strict=True):
+        db.execute(
+            "INSERT INTO embedding_gate.degenerate_references (model, text, kind, reference)"
+            " VALUES ('minilm', %s, %s, %s)",
+            [text, kind, r.tolist()],
+        )
+    rng = np.random.default_rng(1)
+    strangers = rng.standard_normal((20, rows.shape[1])).astype(np.float32)
+    strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
+    x = np.vstack([rows, refs, strangers])
+    v, sql = compare(db, x, DEFAULTS, ["minilm"] * len(x))
+    flagged = {c for r in sql for c in r["issues"]}
+    assert "blank_like" in flagged
+    assert ("model_mismatch" in flagged) == (calibration == "rows")
