@@ -103,7 +103,7 @@ SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 WITH
-limits AS (
+limits AS MATERIALIZED (
     SELECT embedding_gate._float4_below(_sql_checks.near_zero_epsilon) AS p
 ),
 input AS (
@@ -115,7 +115,7 @@ input AS (
     WHERE u.v IS NOT NULL
 ),
 -- per dimension: a vector of ones (sums are inner products with it) and of +-p
-dims AS (
+dims AS MATERIALIZED (
     SELECT k.d,
            pg_catalog.array_fill(1::real, ARRAY[k.d])::public.vector AS ones,
            CASE WHEN l.p <= 1e30 THEN pg_catalog.array_fill(l.p, ARRAY[k.d])::public.vector END
@@ -125,7 +125,7 @@ dims AS (
     FROM (SELECT DISTINCT i.d FROM input AS i) AS k CROSS JOIN limits AS l
 ),
 -- the models' calibrations as blank_reference() takes them: a finite 1-d mean
-calibrations AS (
+calibrations AS MATERIALIZED (
     SELECT c.model, c.mean, c.spread, pg_catalog.cardinality(c.mean) AS d,
            c.mean::public.vector AS mean_v
     FROM embedding_gate.model_calibrations AS c
@@ -136,7 +136,7 @@ calibrations AS (
 ),
 -- each model's references in blank_reference()'s order (the empty text's, then the others
 -- by text), those of its mean's shape, finite and not equal to it, less the mean
-references_ AS (
+references_ AS MATERIALIZED (
     SELECT r.model, r.pos, r.kind, r.dir, public.vector_norm(r.dir) AS dir_norm
     FROM (
         SELECT c.model, x.pos, x.kind,
@@ -166,7 +166,7 @@ references_ AS (
 ),
 -- model_mismatch's fingerprint: the dimensions whose spread is below SILENT_SPREAD (1e-3)
 -- of the median spread (numpy's median: the mean of the two middle values of an even count)
-fingerprints AS (
+fingerprints AS MATERIALIZED (
     SELECT c.model, s.scale,
            ARRAY(SELECT z.i FROM pg_catalog.unnest(c.spread) WITH ORDINALITY AS z(sd, i)
                  WHERE z.sd::double precision < 1e-3 * s.scale ORDER BY z.i) AS silent
@@ -185,58 +185,93 @@ fingerprints AS (
                       WHERE m.x IS NULL OR m.x IN ('NaN', 'Infinity', '-Infinity'))
       AND s.scale > 0
 ),
-measured AS (
-    SELECT i.ord, i.dup, i.v, n.norm,
-           CASE WHEN n.fast THEN GREATEST(
-                    (f.squares - f.sum * f.sum / i.d) / i.d, 0::double precision)
-                ELSE (SELECT pg_catalog.var_pop(z) FROM pg_catalog.unnest(i.v::real[]) AS z)
-           END AS variance,
-           (CASE WHEN l.p IS NULL THEN 0
-                 WHEN k.plus_p IS NOT NULL THEN
-                     i.d - pg_catalog.bit_count(public.binary_quantize(public.vector_sub(i.v, k.plus_p)))
-                         - pg_catalog.bit_count(public.binary_quantize(public.vector_sub(k.minus_p, i.v)))
-                 ELSE (SELECT pg_catalog.count(*) FROM pg_catalog.unnest(i.v::real[]) AS z
-                       WHERE pg_catalog.abs(z) < _sql_checks.near_zero_epsilon)
-            END)::double precision / i.d AS near_zero_ratio,
-           b.similarity, b.kind,
+-- Every lateral subquery ends in OFFSET 0, which keeps the planner from pulling it up into
+-- the query above: pulled up, each reference to one of its columns repeats the expression,
+-- and the chain of means below grew to hundreds of vector operations a row (0.7 ms a 768-d
+-- row, against 0.03 ms). CASE, not WHERE, guards what a row must not compute.
+measured AS MATERIALIZED (
+    SELECT i.ord, i.dup, n.norm, e.variance, z.near_zero_ratio, b.similarity, b.kind,
            g.deviation
     FROM input AS i
     JOIN dims AS k ON k.d = i.d
     CROSS JOIN limits AS l
     CROSS JOIN LATERAL (
-        SELECT public.vector_norm(i.v) AS norm,
-               public.vector_norm(i.v) * pg_catalog.sqrt(i.d::double precision) < 1e37 AS fast
+        SELECT v.norm, v.norm * pg_catalog.sqrt(i.d::double precision) < 1e37 AS fast
+        FROM (SELECT public.vector_norm(i.v) AS norm) AS v
+        OFFSET 0
     ) AS n
-    -- the mean from a float4 sum, refined once by the sum of the differences from it
-    -- (CASE, not WHERE: the planner may pull a lateral subquery up and compute its
-    -- expressions before its filter)
-    -- expressions before its filter). The means become float4 through pgvector's
-    -- float8[] input, which rounds where PostgreSQL's cast would refuse an underflow.
+    -- the mean from a float4 sum, refined once by the sum of the differences from it; the
+    -- means become float4 through pgvector's float8[] input, which rounds where
+    -- PostgreSQL's cast would refuse an underflow
     CROSS JOIN LATERAL (
         SELECT CASE WHEN n.fast THEN pg_catalog.array_fill(
                    public.inner_product(i.v, k.ones) / i.d, ARRAY[i.d])::public.vector END AS m1
+        OFFSET 0
     ) AS a
     CROSS JOIN LATERAL (
         SELECT CASE WHEN n.fast THEN pg_catalog.array_fill(
                    (public.subvector(a.m1, 1, 1)::real[])[1]::double precision
                    + public.inner_product(public.vector_sub(i.v, a.m1), k.ones) / i.d,
                    ARRAY[i.d])::public.vector END AS m2
+        OFFSET 0
     ) AS a2
     CROSS JOIN LATERAL (
         SELECT public.vector_norm(c.c) ^ 2 AS squares, public.inner_product(c.c, k.ones) AS sum
-        FROM (SELECT public.vector_sub(i.v, a2.m2) AS c) AS c
+        FROM (SELECT public.vector_sub(i.v, a2.m2) AS c OFFSET 0) AS c
+        OFFSET 0
     ) AS f
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN n.fast THEN GREATEST((f.squares - f.sum * f.sum / i.d) / i.d,
+                                              0::double precision)
+                    ELSE (SELECT pg_catalog.var_pop(z) FROM pg_catalog.unnest(i.v::real[]) AS z)
+               END AS variance
+        OFFSET 0
+    ) AS v
+    -- a variance within 1e-9 of its threshold is computed again in float8, two-pass as
+    -- numpy does: the fast path's sum of squares comes back through a square root, an ulp
+    -- off, and a variance exactly at the threshold (which passes) must not fall below it
+    -- (a CASE around the test: PostgreSQL's float8 arithmetic raises on an underflow)
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN CASE WHEN _sql_checks.min_variance > 0
+                                   AND _sql_checks.min_variance < 1e200
+                              THEN pg_catalog.abs(v.variance - _sql_checks.min_variance) * 1e9
+                                   <= _sql_checks.min_variance
+                              ELSE false END
+                    THEN (SELECT pg_catalog.sum((w.z - w.mean) * (w.z - w.mean))
+                                 / pg_catalog.count(*)
+                          FROM (SELECT y::double precision AS z,
+                                       pg_catalog.avg(y::double precision) OVER () AS mean
+                                FROM pg_catalog.unnest(i.v::real[]) AS y) AS w)
+                    ELSE v.variance END AS variance
+        OFFSET 0
+    ) AS e
+    CROSS JOIN LATERAL (
+        SELECT (CASE WHEN l.p IS NULL THEN 0
+                     WHEN k.plus_p IS NOT NULL THEN
+                         i.d - pg_catalog.bit_count(public.binary_quantize(
+                                   public.vector_sub(i.v, k.plus_p)))
+                             - pg_catalog.bit_count(public.binary_quantize(
+                                   public.vector_sub(k.minus_p, i.v)))
+                     ELSE (SELECT pg_catalog.count(*) FROM pg_catalog.unnest(i.v::real[]) AS z
+                           WHERE pg_catalog.abs(z) < _sql_checks.near_zero_epsilon)
+                END)::double precision / i.d AS near_zero_ratio
+        OFFSET 0
+    ) AS z
     LEFT JOIN calibrations AS c ON c.model = i.model AND c.d = i.d
     -- blank_like: the highest cosine over the model's references, the first on a tie
     LEFT JOIN LATERAL (
         SELECT s.similarity, s.kind
         FROM (SELECT r.pos, r.kind,
                      public.inner_product(x.centred, r.dir)
-                     / NULLIF(public.vector_norm(x.centred) * r.dir_norm, 0) AS similarity
-              FROM references_ AS r
-              CROSS JOIN (SELECT CASE WHEN n.norm + public.vector_norm(c.mean_v) < 3e38
-                                      THEN public.vector_sub(i.v, c.mean_v) END AS centred) AS x
-              WHERE r.model = c.model) AS s
+                     / NULLIF(x.centred_norm * r.dir_norm, 0) AS similarity
+              FROM (SELECT y.centred, public.vector_norm(y.centred) AS centred_norm
+                    FROM (SELECT CASE WHEN n.norm + public.vector_norm(c.mean_v) < 3e38
+                                      THEN public.vector_sub(i.v, c.mean_v) END AS centred
+                          OFFSET 0) AS y
+                    OFFSET 0) AS x
+              CROSS JOIN references_ AS r
+              WHERE r.model = c.model
+              OFFSET 0) AS s
         WHERE s.similarity IS NOT NULL
           AND s.similarity NOT IN ('NaN', 'Infinity', '-Infinity')
         ORDER BY s.similarity DESC, s.pos
@@ -249,25 +284,8 @@ measured AS (
         SELECT pg_catalog.max(pg_catalog.abs(x.x[j]::double precision
                                              - c.mean[j]::double precision)) / fp.scale
                    AS deviation
-        FROM (SELECT i.v::real[] AS x) AS x, pg_catalog.unnest(fp.silent) AS j
+        FROM (SELECT i.v::real[] AS x OFFSET 0) AS x, pg_catalog.unnest(fp.silent) AS j
     ) AS g ON fp.model IS NOT NULL AND pg_catalog.cardinality(fp.silent) > 0
-),
--- a variance within 1e-9 of its threshold is computed again in float8, two-pass as numpy
--- does: the fast path's sum of squares comes back through a square root, an ulp off, and a
--- variance exactly at the threshold (which passes) must not fall below it
-exact AS (
-    SELECT m.ord, m.dup, m.norm, m.near_zero_ratio, m.similarity, m.kind, m.deviation,
-           -- (CASE: PostgreSQL's float8 arithmetic raises on an underflow or overflow)
-           CASE WHEN CASE WHEN _sql_checks.min_variance > 0 AND _sql_checks.min_variance < 1e200
-                          THEN pg_catalog.abs(m.variance - _sql_checks.min_variance) * 1e9
-                               <= _sql_checks.min_variance
-                          ELSE false END
-                THEN (SELECT pg_catalog.sum((z.z - z.mean) * (z.z - z.mean)) / pg_catalog.count(*)
-                      FROM (SELECT y::double precision AS z,
-                                   pg_catalog.avg(y::double precision) OVER () AS mean
-                            FROM pg_catalog.unnest(m.v::real[]) AS y) AS z)
-                ELSE m.variance END AS variance
-    FROM measured AS m
 )
 SELECT m.ord,
        pg_catalog.array_remove(ARRAY[
@@ -283,7 +301,7 @@ SELECT m.ord,
                 THEN 'model_mismatch' END
        ]::text[], NULL),
        0, m.norm, m.variance, m.near_zero_ratio, m.similarity, m.kind, m.deviation, m.dup
-FROM exact AS m
+FROM measured AS m
 ORDER BY m.ord
 $$;
 COMMENT ON FUNCTION embedding_gate._sql_checks(public.vector[], text[], text[], double precision,
