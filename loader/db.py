@@ -403,11 +403,11 @@ def settings(conn) -> dict:
 
 def measures(conn) -> dict:
     """Every stored embedding's measures, as columns: norm, variance, near_zero_ratio,
-    blank_similarity (None where not measured), embedding_model, issues."""
+    blank_similarity, silent_deviation (None where not measured), embedding_model, issues."""
     names, rows = _rows(
         conn,
-        "SELECT norm, variance, near_zero_ratio, blank_similarity, embedding_model, issues"
-        " FROM public.embedding_measures()",
+        "SELECT norm, variance, near_zero_ratio, blank_similarity, silent_deviation,"
+        " embedding_model, issues FROM public.embedding_measures()",
     )
     return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 

@@ -129,17 +129,18 @@ class Panel:
     threshold: "float | None"
     rule: str  # how the threshold reads, e.g. "flags < 0.1"
     empty: str = "no embeddings"
+    log: bool = False  # values spanning orders of magnitude: drawn as log10
 
 
 def panels(measures: dict, settings: dict, twins: list) -> list:
     """The measures of the checks, each with its threshold and what it flags."""
     issues = measures["issues"]
 
-    def panel(title, code, key, threshold, rule, empty="no embeddings"):
+    def panel(title, code, key, threshold, rule, empty="no embeddings", log=False):
         pairs = [(v, code in (i or [])) for v, i in zip(measures[key], issues, strict=True)]
         pairs = [(v, f) for v, f in pairs if v is not None]
         return Panel(
-            title, code, [v for v, _ in pairs], [f for _, f in pairs], threshold, rule, empty
+            title, code, [v for v, _ in pairs], [f for _, f in pairs], threshold, rule, empty, log
         )
 
     s = settings
@@ -167,6 +168,15 @@ def panels(measures: dict, settings: dict, twins: list) -> list:
             f"flags >= {s['blank_similarity']:g}",
             empty="no model with a blank reference and a calibration",
         ),
+        panel(
+            "deviation on the silent dimensions (median spreads)",
+            "model_mismatch",
+            "silent_deviation",
+            s["max_silent_deviation"],
+            f"flags > {s['max_silent_deviation']:g}",
+            empty="no model with a spread recorded (100 rows written)",
+            log=True,
+        ),
         Panel(
             "chunks sharing one embedding, per group",
             "duplicate_vector",
@@ -191,9 +201,14 @@ def _draw(ax, p: Panel, flagged_count: int, total: int) -> None:
 
     values = np.asarray(p.values, dtype=float)
     flags = np.asarray(p.flagged, dtype=bool)
+    threshold = p.threshold
+    if p.log:  # (a model's own rows sit near 1e-6, another model's from 1e-2: log10)
+        values = np.log10(np.maximum(values, 1e-12))
+        threshold = None if threshold is None else float(np.log10(max(threshold, 1e-12)))
+        ax.set_xlabel(f"log10 of the {p.title}; {p.rule}", fontsize=8)
     low, high = values.min(), values.max()
-    if p.threshold is not None:
-        low, high = min(low, p.threshold), max(high, p.threshold)
+    if threshold is not None:
+        low, high = min(low, threshold), max(high, threshold)
     if high <= low:
         low, high = low - 0.5, high + 0.5
     bins = np.linspace(low, high, 61)
@@ -204,8 +219,8 @@ def _draw(ax, p: Panel, flagged_count: int, total: int) -> None:
         color=["#4a7ab7", "#c0392b"],
         label=["passes", "flagged"],
     )
-    if p.threshold is not None:
-        ax.axvline(p.threshold, color="#c0392b", linestyle="--", label=f"threshold {p.threshold:g}")
+    if threshold is not None:
+        ax.axvline(threshold, color="#c0392b", linestyle="--", label=f"threshold {p.threshold:g}")
     ax.set_yscale("log")
     ax.set_ylabel("embeddings" if p.threshold is not None else "groups")
     ax.legend(fontsize=7)

@@ -193,4 +193,17 @@ def test_another_models_vectors_are_flagged_model_mismatch_and_its_own_rows_are_
                 len(caught),
                 len(strangers),
             )
+        # the measure, in embedding_measures() and preview_thresholds(): a threshold above
+        # every foreign deviation would flag none of them
+        deviation = dict(
+            conn.execute("SELECT chunk_id, silent_deviation FROM embedding_measures()")
+        )
+        assert max(deviation[r["chunk_id"]] for r in own) <= 1e-4
+        assert min(deviation[r["chunk_id"]] for r in strangers) > 1e-3
+        preview = conn.execute(
+            "SELECT flagged_now, flagged_proposed, current_threshold, proposed_threshold"
+            " FROM preview_thresholds(max_silent_deviation => 1e6)"
+            " WHERE check_code = 'model_mismatch'"
+        ).fetchone()
+        assert preview == (len(caught), 0, 0.001, 1e6)
         assert own_rows

@@ -270,7 +270,7 @@ def test_cli_report_prints_the_summary_and_writes_a_valid_png(corpus, db_url, tm
     assert f"wrote {png} (the measures of 12 embeddings)" in out  # in chunks, NaN included
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = matplotlib.image.imread(png).shape
-    assert (width, height) == (1560, 760)  # five measures and the days, 3 x 2
+    assert (width, height) == (1560, 1140)  # six measures and the days, 3 x 3
 
 
 def test_the_summary_s_totals_follow_every_kind_of_write(doc):

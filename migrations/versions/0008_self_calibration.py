@@ -30,8 +30,14 @@ def downgrade() -> None:
         DROP FUNCTION IF EXISTS embedding_gate._add_calibration(text, integer, bigint,
             public.vector, public.vector, integer);
         DROP FUNCTION IF EXISTS public.set_degenerate_reference(text, public.vector, text, text);
+        -- the older preview_thresholds() and embedding_measures() come back with the older
+        -- tree's `alembic upgrade head`
+        DROP FUNCTION IF EXISTS public.preview_thresholds(double precision, double precision,
+            double precision, double precision, double precision, double precision);
+        DROP FUNCTION IF EXISTS public.embedding_measures(double precision);
         DELETE FROM embedding_gate._sources
-            WHERE name IN ('016_calibration_deltas.sql', '029_set_degenerate_reference.sql');
+            WHERE name IN ('016_calibration_deltas.sql', '029_set_degenerate_reference.sql',
+                           '022_embedding_measures.sql', '023_preview_thresholds.sql');
         DROP TABLE embedding_gate._calibration_deltas;
         DROP TABLE embedding_gate.degenerate_references;
         ALTER TABLE embedding_gate.model_calibrations DROP COLUMN spread;

@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from . import attached, queries
-from .checks import CODES, evaluate
+from .checks import CODES, _finite_or_none, evaluate
 from .codec import from_vector_blob, from_vector_bytes
 from .settings import CALIBRATION_ROWS, current_settings, overrides_of, references_for
 from .triggers import TABLE
@@ -191,7 +191,8 @@ def write_rechecked(plpy, ids, had, v, versions: dict) -> None:
 def embedding_measures(plpy, near_zero_epsilon):
     """embedding_measures(): norm, variance, near-zero ratio, blank_like similarity, model
     and the issue codes under the current thresholds of every stored embedding (chunks and
-    attached tables), batch by batch, with its table and row id."""
+    attached tables), batch by batch, with its table and row id, and model_mismatch's
+    deviation."""
     thresholds: dict = {}  # per table, read once (not once a batch)
     for table, overrides, ids, x, models, duplicates in every_embedding(plpy):
         if table not in thresholds:
@@ -200,5 +201,7 @@ def embedding_measures(plpy, near_zero_epsilon):
         t = thresholds[table]
         v = evaluate(x, t, references_for(plpy, models), duplicates)
         chunk_ids = ids if table == TABLE else [None] * len(ids)
+        deviations = v.silent_deviation
         for i, row_id in enumerate(ids):
-            yield (chunk_ids[i], *v.measured(i), models[i], v.issues(i), table, row_id)
+            deviation = None if deviations is None else _finite_or_none(deviations[i])
+            yield (chunk_ids[i], *v.measured(i), models[i], v.issues(i), table, row_id, deviation)

@@ -67,6 +67,14 @@ COMMENT ON COLUMN embedding_gate.model_calibrations.spread IS
 COMMENT ON COLUMN embedding_gate.model_calibrations.sample_size IS
     'How many embeddings the calibration is over: the rows the spread is over where it has '
     'one, else the sentences or rows the mean is over.';
+-- preview_thresholds() takes max_silent_deviation, and embedding_measures() gives the
+-- deviation (a new signature, a new return type: the old functions go, and sql/idempotent/
+-- creates the new ones; IF EXISTS: on a new database no function exists yet)
+DROP FUNCTION IF EXISTS public.preview_thresholds(double precision, double precision,
+    double precision, double precision, double precision);
+DROP FUNCTION IF EXISTS public.embedding_measures(double precision);
+DELETE FROM embedding_gate._sources
+    WHERE name IN ('022_embedding_measures.sql', '023_preview_thresholds.sql');
 ALTER TABLE embedding_gate.settings
     ADD COLUMN max_silent_deviation double precision NOT NULL DEFAULT 0.001
     CONSTRAINT settings_max_silent_deviation_check CHECK (max_silent_deviation >= 0);
