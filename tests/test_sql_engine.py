@@ -16,10 +16,12 @@ engine's measure lies within the tolerance of its threshold (`at_edge`); the tes
 those and require that there are none in their data except where a test says otherwise.
 """
 
+import json
 import os
 import re
 
 import numpy as np
+import psycopg
 import pytest
 from embedding_gate import checks as gate
 from embedding_gate import settings as gate_settings
@@ -29,7 +31,7 @@ from hypothesis.extra import numpy as hnp
 from psycopg.rows import dict_row
 
 from tests.cases import CASES, DEFAULTS, D, alternating, one_hot
-from tests.helpers import vec
+from tests.helpers import ROOT, vec
 
 # how far the engines' measures may differ (relative for norm and variance, absolute for
 # the cosine); the near-zero share and the silent deviation are computed by the same float64
@@ -615,3 +617,179 @@ def test_a_real_models_vectors_get_the_same_verdicts(db, minilm_vectors, calibra
     flagged = {c for r in sql for c in r["issues"]}
     assert "blank_like" in flagged
     assert ("model_mismatch" in flagged) == (calibration == "rows")
+
+
+# --- the SQL engine's insert trigger on chunks (sql/engine_sql/, not deployed yet) ---------
+
+SQL_ENGINE = ROOT / "sql" / "engine_sql"
+
+
+def install_sql_engine(db):
+    """The SQL engine's triggers on chunks in place of the PL/Python ones."""
+    for path in sorted(SQL_ENGINE.glob("*.sql")):
+        db.execute(path.read_text(encoding="utf-8"))
+
+
+VERDICT = (
+    "SELECT chunk_id, quality_issues, quality_reason, quality_norm, quality_variance,"
+    " quality_near_zero_ratio, quality_blank_similarity, quality_duplicate_of,"
+    " embedding IS NOT NULL, embedding_raw IS NOT NULL FROM chunks ORDER BY chunk_id"
+)
+QUARANTINED = (
+    "SELECT chunk_id, quality_issues, quality_reason, quality_norm, quality_variance,"
+    " quality_near_zero_ratio, quality_blank_similarity, quality_duplicate_of,"
+    " embedding_raw IS NOT NULL FROM embedding_quarantine ORDER BY chunk_id"
+)
+
+
+def _trigger_rows(rng):
+    """The contract's cases, NaN/Inf and finite raw rows, two chunks of one embedding with
+    different content, a model's blank-like and stranger rows."""
+    rows = [(f"case:{name}", name, vec(x), None, None) for name, (x, _) in CASES.items()]
+    bad = np.full(D, 0.01)
+    bad[3] = np.nan
+    rows.append(("raw:nan", "n", None, "{" + ",".join(map(str, bad)) + "}", None))
+    rows.append(("raw:zero", "z", None, "{" + ",".join(["0"] * D) + "}", None))
+    twin = vec(_unit(rng.standard_normal(D)))
+    rows += [("twin:1", "first", twin, None, None), ("twin:2", "second", twin, None, None)]
+    return rows
+
+
+def _write(db, rows, mode):
+    with db.transaction():
+        db.execute("SELECT set_config('embedding_gate.mode', %s, true)", [mode])
+        for chunk_id, content, embedding, raw, model in rows:
+            db.execute(
+                "INSERT INTO chunks (chunk_id, doc_id, content, embedding, embedding_raw,"
+                " embedding_model) VALUES (%s, 'd1', %s, %s::vector, %s::real[], %s)",
+                [chunk_id, content, embedding, raw, model],
+            )
+
+
+def _states(db):
+    return db.execute(VERDICT).fetchall(), db.execute(QUARANTINED).fetchall()
+
+
+def _same_states(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x[:3] == y[:3] and x[5] == y[5] and x[7:] == y[7:], (x, y)
+        for got, expected, tolerance in ((y[3], x[3], 1e-12), (y[4], x[4], 1e-5)):
+            assert (got is None) == (expected is None), (x, y)
+            if got is not None:
+                assert abs(got - expected) <= tolerance * abs(expected), (x, y)
+        assert (y[6] is None) == (x[6] is None) and (
+            y[6] is None or abs(y[6] - x[6]) <= TOLERANCE["similarity"]
+        ), (x, y)
+
+
+@pytest.mark.parametrize("mode", ["flag", "quarantine"])
+def test_the_sql_insert_trigger_stores_what_the_plpython_one_does(doc, mode):
+    """The same statements through chunks' PL/Python insert trigger, then (the rows gone)
+    through the SQL engine's: the same quality columns and quarantine rows, the same
+    notifications."""
+    rng = np.random.default_rng(3)
+    mean, spread, refs = record_model(doc, D, rng)
+    rows = _trigger_rows(rng)
+    for k, x in enumerate(model_rows(rng, D, mean, spread, refs, 12)):
+        rows.append((f"model:{k:02d}", f"m{k}", vec(x), None, MODEL))
+    doc.execute("LISTEN embedding_gate")
+    states, notes = [], []
+    for engine in ("plpython", "sql"):
+        if engine == "sql":
+            install_sql_engine(doc)
+        _write(doc, rows, mode)
+        states.append(_states(doc))
+        notes.append([json.loads(n.payload) for n in doc.notifies(timeout=0.5, stop_after=None)])
+        doc.execute("DELETE FROM chunks")
+        doc.execute("DELETE FROM embedding_quarantine")
+    (plpython, plpython_q), (sql, sql_q) = states
+    assert any(r[1] for r in plpython) or plpython_q
+    _same_states(plpython, sql)
+    _same_states(plpython_q, sql_q)
+    assert notes[0] == notes[1] and notes[0]
+
+
+def test_the_sql_insert_trigger_rejects_as_the_plpython_one_does(doc):
+    """Reject mode: the same SQLSTATE, message and detail, and nothing stored."""
+    rows = [
+        ("r:1", "a", vec(np.zeros(D)), None, None),
+        ("r:2", "b", vec(_unit(np.arange(D) + 1.0)), None, None),
+        ("r:3", "c", vec(one_hot(1.0)), None, None),
+    ]
+    errors = []
+    for engine in ("plpython", "sql"):
+        if engine == "sql":
+            install_sql_engine(doc)
+        with pytest.raises(psycopg.Error) as e:
+            with doc.transaction():
+                doc.execute("SET LOCAL embedding_gate.mode = 'reject'")
+                doc.execute(
+                    "INSERT INTO chunks (chunk_id, doc_id, content, embedding)"
+                    " SELECT * FROM ROWS FROM (unnest(%s::text[]), unnest(%s::text[]),"
+                    " unnest(%s::text[]), unnest(%s::text[]::vector[]))",
+                    [[r[0] for r in rows], ["d1"] * 3, [r[1] for r in rows], [r[2] for r in rows]],
+                )
+        d = e.value.diag
+        errors.append((e.value.sqlstate, d.message_primary, d.message_detail))
+        assert doc.execute("SELECT count(*) FROM chunks").fetchone() == (0,)
+    assert errors[0] == errors[1] and errors[0][0] == "QG001"
+
+
+def _update_to(db, rows, mode):
+    """Each row's embedding (or embedding_raw) updated to its vector, one statement a row."""
+    with db.transaction():
+        db.execute("SELECT set_config('embedding_gate.mode', %s, true)", [mode])
+        for chunk_id, _, embedding, raw, model in rows:
+            db.execute(
+                "UPDATE chunks SET embedding = %s::vector, embedding_raw = %s::real[],"
+                " embedding_model = %s WHERE chunk_id = %s",
+                [embedding, raw, model, chunk_id],
+            )
+
+
+@pytest.mark.parametrize("mode", ["flag", "quarantine"])
+def test_the_sql_update_trigger_stores_what_the_plpython_one_does(doc, mode):
+    """Updates of stored rows to the same vectors as above, through each engine's update
+    trigger: the same quality columns, the same rows kept or quarantined, the same
+    notifications."""
+    rng = np.random.default_rng(4)
+    mean, spread, refs = record_model(doc, D, rng)
+    rows = _trigger_rows(rng)
+    for k, x in enumerate(model_rows(rng, D, mean, spread, refs, 8)):
+        rows.append((f"model:{k:02d}", f"m{k}", vec(x), None, MODEL))
+    clean = vec(alternating(0.05))
+    doc.execute("LISTEN embedding_gate")
+    states, notes = [], []
+    for engine in ("plpython", "sql"):
+        if engine == "sql":
+            install_sql_engine(doc)
+        _write(doc, [(r[0], r[1], clean, None, None) for r in rows], "flag")
+        doc.notifies(timeout=0.2, stop_after=None)
+        _update_to(doc, rows, mode)
+        states.append(_states(doc))
+        notes.append([json.loads(n.payload) for n in doc.notifies(timeout=0.5, stop_after=None)])
+        doc.execute("DELETE FROM chunks")
+        doc.execute("DELETE FROM embedding_quarantine")
+    (plpython, plpython_q), (sql, sql_q) = states
+    assert any(r[1] for r in plpython) or plpython_q
+    _same_states(plpython, sql)
+    _same_states(plpython_q, sql_q)
+    assert notes[0] == notes[1] and notes[0]
+
+
+def test_the_sql_update_trigger_rejects_as_the_plpython_one_does(doc):
+    errors = []
+    for engine in ("plpython", "sql"):
+        if engine == "sql":
+            install_sql_engine(doc)
+        _write(doc, [("u:1", "a", vec(alternating(0.05)), None, None)], "flag")
+        with pytest.raises(psycopg.Error) as e:
+            with doc.transaction():
+                doc.execute("SET LOCAL embedding_gate.mode = 'reject'")
+                doc.execute("UPDATE chunks SET embedding = %s::vector", [vec(np.zeros(D))])
+        d = e.value.diag
+        errors.append((e.value.sqlstate, d.message_primary, d.message_detail))
+        assert doc.execute("SELECT quality_issues FROM chunks").fetchall() == [(None,)]
+        doc.execute("DELETE FROM chunks")
+    assert errors[0] == errors[1] and errors[0][0] == "QG001"

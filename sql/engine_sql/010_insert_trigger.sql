@@ -1,0 +1,213 @@
+-- The SQL engine's insert trigger on chunks (issue 25, a stage: not applied by any
+-- deployment yet; tests/test_sql_engine.py installs it in place of the PL/Python one).
+-- The same statement-level AFTER INSERT trigger as sql/idempotent/010_insert_trigger.sql,
+-- in PL/pgSQL over the transition table: the checks of embedding_gate._sql_checks (one
+-- query for the statement's vectors, one for its embedding_raw rows), the settings with the
+-- table's and the transaction's overrides, the verdicts written on flagged rows only
+-- (flag), moved to embedding_quarantine (quarantine) or recorded for
+-- embedding_gate_reject to raise (reject), stale verdicts cleared, NOTIFY when any row was
+-- flagged, the row count. A finite embedding_raw row is promoted to `embedding` here and
+-- checked by the update trigger (011_update_trigger.sql). Not yet: the calibration deltas
+-- the writes feed (016), the first calibration's judging of earlier rows.
+CREATE OR REPLACE FUNCTION embedding_gate._sql_check_inserted() RETURNS trigger
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+AS $$
+DECLARE
+    mode text;
+    t jsonb;
+    inserted_rows bigint;
+    flagged bigint;
+    checked bigint;
+    per_code json;
+    rejected record;
+BEGIN
+    -- the settings, then the table's own overrides, then SET LOCAL embedding_gate.<name>
+    t := embedding_gate._sql_settings();
+    mode := t ->> 'mode';
+
+    -- the statement's rows, their verdicts (one query per kind), in a temporary table
+    CREATE TEMPORARY TABLE IF NOT EXISTS _embedding_gate_verdicts (
+        chunk_id text, had_issues boolean, raw boolean, issues text[], reason text,
+        norm double precision, variance double precision, ratio double precision,
+        similarity double precision, duplicate_of text
+    ) ON COMMIT DROP;
+    TRUNCATE _embedding_gate_verdicts;
+    SELECT pg_catalog.count(*) INTO inserted_rows FROM inserted;
+    WITH stored AS (
+        SELECT i.chunk_id, i.quality_issues IS NOT NULL AS had_issues, i.embedding,
+               i.embedding_model AS model, public.vector_dims(i.embedding) AS d,
+               (SELECT o.chunk_id FROM (SELECT c.chunk_id, c.content FROM public.chunks AS c
+                 WHERE c.embedding_hash = i.embedding_hash
+                   AND (c.created_at, c.chunk_id) < (i.created_at, i.chunk_id)
+                   AND embedding_gate.vector_bytes(c.embedding)
+                       = embedding_gate.vector_bytes(i.embedding)
+                 ORDER BY c.created_at, c.chunk_id LIMIT 1) AS o
+                WHERE o.content IS DISTINCT FROM i.content) AS duplicate_of,
+               pg_catalog.row_number() OVER () AS n
+        FROM inserted AS i WHERE i.embedding IS NOT NULL
+    ),
+    batch AS (
+        SELECT pg_catalog.array_agg(x.embedding ORDER BY x.n) AS v,
+               pg_catalog.array_agg(x.model ORDER BY x.n) AS m,
+               pg_catalog.array_agg(x.duplicate_of ORDER BY x.n) AS dup
+        FROM stored AS x
+    )
+    INSERT INTO _embedding_gate_verdicts
+    SELECT x.chunk_id, x.had_issues, false, c.issues,
+           embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm, c.variance,
+                                      c.near_zero_ratio, c.similarity, c.similar_kind,
+                                      c.silent_deviation, c.duplicate_of),
+           c.norm, c.variance, c.near_zero_ratio, c.similarity, c.duplicate_of
+    FROM batch AS b
+    CROSS JOIN LATERAL embedding_gate._sql_checks(
+        b.v, b.m, b.dup, (t ->> 'min_norm')::double precision,
+        (t ->> 'min_variance')::double precision, (t ->> 'near_zero_epsilon')::double precision,
+        (t ->> 'max_near_zero_ratio')::double precision, (t ->> 'blank_similarity')::double precision,
+        (t ->> 'max_silent_deviation')::double precision) AS c
+    JOIN stored AS x ON x.n = c.ord
+    WHERE b.v IS NOT NULL;
+    -- embedding_raw: NaN/Inf rows flagged, finite ones promoted (unless the mode acts on them)
+    IF EXISTS (SELECT FROM inserted AS i WHERE i.embedding IS NULL AND i.embedding_raw IS NOT NULL) THEN
+        IF (SELECT pg_catalog.count(DISTINCT pg_catalog.cardinality(i.embedding_raw))
+            FROM inserted AS i WHERE i.embedding IS NULL AND i.embedding_raw IS NOT NULL) > 1 THEN
+            RAISE EXCEPTION 'embedding_raw vectors of different dimensions in one statement'
+                USING ERRCODE = '22000';
+        END IF;
+        WITH raw AS (
+            SELECT i.chunk_id, i.quality_issues IS NOT NULL AS had_issues, i.embedding_raw,
+                   i.embedding_model AS model, pg_catalog.cardinality(i.embedding_raw) AS d,
+                   pg_catalog.row_number() OVER () AS n
+            FROM inserted AS i WHERE i.embedding IS NULL AND i.embedding_raw IS NOT NULL
+        ),
+        batch AS (
+            SELECT pg_catalog.array_agg(x.embedding_raw ORDER BY x.n) AS r,
+                   pg_catalog.array_agg(x.model ORDER BY x.n) AS m
+            FROM raw AS x
+        )
+        INSERT INTO _embedding_gate_verdicts
+        SELECT x.chunk_id, x.had_issues, true, c.issues,
+               embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm, c.variance,
+                                          c.near_zero_ratio, c.similarity, c.similar_kind,
+                                          c.silent_deviation, c.duplicate_of),
+               c.norm, c.variance, c.near_zero_ratio, c.similarity, c.duplicate_of
+        FROM batch AS b
+        CROSS JOIN LATERAL embedding_gate._sql_checks_raw(
+            b.r, b.m, (t ->> 'min_norm')::double precision,
+            (t ->> 'min_variance')::double precision,
+            (t ->> 'near_zero_epsilon')::double precision,
+            (t ->> 'max_near_zero_ratio')::double precision,
+            (t ->> 'blank_similarity')::double precision,
+            (t ->> 'max_silent_deviation')::double precision) AS c
+        JOIN raw AS x ON x.n = c.ord;
+        -- finite raw rows the mode does not act on become vectors (the update trigger
+        -- checks them); the others stay raw and are acted on below
+        UPDATE public.chunks AS c SET embedding = c.embedding_raw::public.vector, embedding_raw = NULL
+        FROM _embedding_gate_verdicts AS v
+        WHERE v.raw AND c.chunk_id = v.chunk_id AND NOT ('nan_or_inf' = ANY (v.issues))
+          AND (pg_catalog.cardinality(v.issues) = 0 OR mode = 'flag');
+        DELETE FROM _embedding_gate_verdicts AS v
+        WHERE v.raw AND NOT ('nan_or_inf' = ANY (v.issues))
+          AND (pg_catalog.cardinality(v.issues) = 0 OR mode = 'flag');
+    END IF;
+
+    -- stale verdicts of clean rows (an upsert's row that carried some) are cleared
+    UPDATE public.chunks AS c SET quality_issues = NULL, quality_reason = NULL,
+           quality_norm = NULL, quality_variance = NULL, quality_near_zero_ratio = NULL,
+           quality_blank_similarity = NULL, quality_duplicate_of = NULL,
+           quality_checked_at = pg_catalog.now()
+    FROM _embedding_gate_verdicts AS v
+    WHERE v.had_issues AND pg_catalog.cardinality(v.issues) = 0 AND c.chunk_id = v.chunk_id;
+
+    SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE pg_catalog.cardinality(v.issues) > 0)
+    INTO checked, flagged FROM _embedding_gate_verdicts AS v;
+    IF flagged > 0 THEN
+        IF mode = 'reject' THEN
+            SELECT pg_catalog.array_agg(v.chunk_id ORDER BY v.ord) AS ids,
+                   pg_catalog.array_agg(v.reason ORDER BY v.ord) AS reasons
+            INTO rejected
+            FROM (SELECT v.chunk_id, v.reason, pg_catalog.row_number() OVER () AS ord
+                  FROM _embedding_gate_verdicts AS v
+                  WHERE pg_catalog.cardinality(v.issues) > 0) AS v;
+            PERFORM pg_catalog.set_config('embedding_gate.rejected', pg_catalog.jsonb_build_object(
+                'message', 'embedding of chunk "' || rejected.ids[1] || '" rejected: '
+                           || rejected.reasons[1]
+                           || CASE WHEN pg_catalog.cardinality(rejected.ids) > 1
+                                   THEN ' (and ' || (pg_catalog.cardinality(rejected.ids) - 1)
+                                        || ' more)' ELSE '' END,
+                'detail', (SELECT pg_catalog.string_agg('chunk ' || r.id || ': ' || r.reason, E'\n'
+                                                        ORDER BY r.o)
+                           FROM ROWS FROM (pg_catalog.unnest(rejected.ids[1:20]),
+                                           pg_catalog.unnest(rejected.reasons[1:20]))
+                                WITH ORDINALITY AS r(id, reason, o))
+                          || CASE WHEN pg_catalog.cardinality(rejected.ids) > 20
+                                  THEN E'\n... and ' || (pg_catalog.cardinality(rejected.ids) - 20)
+                                       || ' more' ELSE '' END,
+                'sqlstate', 'QG001')::text, true);
+            RETURN NULL;  -- embedding_gate_reject fails the statement
+        ELSIF mode = 'quarantine' THEN
+            WITH moved AS (
+                DELETE FROM public.chunks AS c USING _embedding_gate_verdicts AS v
+                WHERE c.chunk_id = v.chunk_id AND pg_catalog.cardinality(v.issues) > 0
+                RETURNING c.chunk_id, c.doc_id, c.chunk_index, c.content, c.drop, c.metadata,
+                          COALESCE(c.embedding::real[], c.embedding_raw) AS raw, c.embedding_model
+            )
+            INSERT INTO public.embedding_quarantine (
+                chunk_id, doc_id, chunk_index, content, drop, metadata, embedding_raw,
+                quality_issues, quality_reason, quality_norm, quality_variance,
+                quality_near_zero_ratio, embedding_model, quality_blank_similarity,
+                quality_duplicate_of)
+            SELECT m.chunk_id, m.doc_id, m.chunk_index, m.content, m.drop, m.metadata, m.raw,
+                   v.issues, v.reason, v.norm, v.variance, v.ratio, m.embedding_model,
+                   v.similarity, v.duplicate_of
+            FROM moved AS m JOIN _embedding_gate_verdicts AS v ON v.chunk_id = m.chunk_id
+            ON CONFLICT (chunk_id) DO UPDATE SET doc_id = excluded.doc_id,
+                chunk_index = excluded.chunk_index, content = excluded.content,
+                drop = excluded.drop, metadata = excluded.metadata,
+                embedding_raw = excluded.embedding_raw, quality_issues = excluded.quality_issues,
+                quality_reason = excluded.quality_reason, quality_norm = excluded.quality_norm,
+                quality_variance = excluded.quality_variance,
+                quality_near_zero_ratio = excluded.quality_near_zero_ratio,
+                embedding_model = excluded.embedding_model,
+                quality_blank_similarity = excluded.quality_blank_similarity,
+                quality_duplicate_of = excluded.quality_duplicate_of,
+                quarantined_at = pg_catalog.now();
+        ELSE
+            UPDATE public.chunks AS c SET quality_issues = v.issues, quality_reason = v.reason,
+                   quality_norm = v.norm, quality_variance = v.variance,
+                   quality_near_zero_ratio = v.ratio, quality_blank_similarity = v.similarity,
+                   quality_duplicate_of = v.duplicate_of, quality_checked_at = pg_catalog.now()
+            FROM _embedding_gate_verdicts AS v
+            WHERE c.chunk_id = v.chunk_id AND pg_catalog.cardinality(v.issues) > 0;
+        END IF;
+        SELECT pg_catalog.json_object_agg(p.code, p.n ORDER BY p.i) INTO per_code
+        FROM (SELECT k.code, k.i, pg_catalog.count(*) AS n
+              FROM _embedding_gate_verdicts AS v,
+                   pg_catalog.unnest(ARRAY['nan_or_inf', 'low_norm', 'low_variance', 'sparse',
+                                           'blank_like', 'duplicate_vector', 'model_mismatch'])
+                       WITH ORDINALITY AS k(code, i)
+              WHERE k.code = ANY (v.issues) GROUP BY k.code, k.i) AS p;
+        -- (json, not jsonb: the keys in the PL/Python engine's order)
+        PERFORM pg_catalog.pg_notify('embedding_gate', pg_catalog.json_build_object(
+            'table', 'public.chunks', 'mode', mode, 'checked', checked, 'flagged', flagged,
+            'flagged_share', pg_catalog.round(flagged::numeric / checked, 4)::double precision,
+            'issues', per_code)::text);
+    END IF;
+    PERFORM embedding_gate._add_rows('chunks', inserted_rows);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._sql_check_inserted() IS
+    'Trigger (the SQL engine, issue 25): checks the embeddings a statement inserted into '
+    'chunks with embedding_gate._sql_checks, and flags, quarantines or rejects the bad ones.';
+REVOKE EXECUTE ON FUNCTION embedding_gate._sql_check_inserted() FROM PUBLIC;
+
+CREATE OR REPLACE TRIGGER embedding_gate_insert
+    AFTER INSERT ON public.chunks
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION embedding_gate._sql_check_inserted();
+COMMENT ON TRIGGER embedding_gate_insert ON public.chunks IS
+    'Runs the embedding quality checks on every inserted row (the SQL engine).';
