@@ -565,15 +565,27 @@ def test_reasons_read_as_describe_writes_them(db, norm, variance, ratio, sim, ki
 
 
 @pytest.fixture(scope="module")
-def minilm_vectors():
-    """all-MiniLM-L6-v2 (the bundled model, 384-d; about 8 s to load and embed): the
-    degenerate texts, the English and Korean paragraphs, its references, the loader's
-    calibration sentences."""
+def model_vectors():
+    """A real model's vectors, embedded once for the module on first use: the degenerate
+    texts, the English and Korean paragraphs, its references, the loader's calibration
+    sentences. all-MiniLM-L6-v2 (bundled, 384-d) takes about 8 s to load and embed them,
+    all-mpnet-base-v2 (`make models`, 768-d) about 18 s."""
+    cache: dict = {}
+
+    def get(name: str) -> dict:
+        if name not in cache:
+            cache[name] = _embed(name)
+        return cache[name]
+
+    return get
+
+
+def _embed(name: str) -> dict:
     import embedding_server
     from loader.calibration import SENTENCES
     from tests.texts import DEGENERATE, ENGLISH, KOREAN
 
-    encode, _ = embedding_server.minilm()
+    encode, _ = getattr(embedding_server, name)()
     degenerate = [t for texts in DEGENERATE.values() for t in texts]
     references = ["", "?", "-", "*", "𓀀"]
     texts = degenerate + list(ENGLISH) + list(KOREAN) + references + list(SENTENCES)
@@ -587,33 +599,40 @@ def minilm_vectors():
 
 
 @pytest.mark.parametrize("calibration", ["rows", "sample"])
-def test_a_real_models_vectors_get_the_same_verdicts(db, minilm_vectors, calibration):
+@pytest.mark.parametrize("name", ["minilm", "mpnet"])
+def test_a_real_models_vectors_get_the_same_verdicts(db, model_vectors, name, calibration):
     """The model's own vectors (degenerate texts among them) and strangers, with its
     references recorded and its calibration from its rows (mean and spread: model_mismatch
     measured) or from the loader's sentences (a mean only)."""
-    rows, refs = minilm_vectors["rows"], minilm_vectors["references"]
-    basis = rows if calibration == "rows" else minilm_vectors["sample"]
+    vectors = model_vectors(name)
+    rows, refs = vectors["rows"], vectors["references"]
+    basis = rows if calibration == "rows" else vectors["sample"]
     spread = basis.std(axis=0) if calibration == "rows" else None
     db.execute(
         "INSERT INTO embedding_gate.model_calibrations (model, mean, spread, sample_size, source)"
-        " VALUES ('minilm', %s::real[], %s::real[], %s, 'given')",
-        [basis.mean(axis=0).tolist(), None if spread is None else spread.tolist(), len(basis)],
+        " VALUES (%s, %s::real[], %s::real[], %s, 'given')",
+        [
+            name,
+            basis.mean(axis=0).tolist(),
+            None if spread is None else spread.tolist(),
+            len(basis),
+        ],
     )
     db.execute(
-        "INSERT INTO embedding_gate.blank_references (model, reference) VALUES ('minilm', %s)",
-        [refs[0].tolist()],
+        "INSERT INTO embedding_gate.blank_references (model, reference) VALUES (%s, %s)",
+        [name, refs[0].tolist()],
     )
     for text, kind, r in zip("?-*", ["punctuation"] * 3, refs[1:4], strict=True):
         db.execute(
             "INSERT INTO embedding_gate.degenerate_references (model, text, kind, reference)"
-            " VALUES ('minilm', %s, %s, %s)",
-            [text, kind, r.tolist()],
+            " VALUES (%s, %s, %s, %s)",
+            [name, text, kind, r.tolist()],
         )
     rng = np.random.default_rng(1)
     strangers = rng.standard_normal((20, rows.shape[1])).astype(np.float32)
     strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
     x = np.vstack([rows, refs, strangers])
-    v, sql = compare(db, x, DEFAULTS, ["minilm"] * len(x))
+    v, sql = compare(db, x, DEFAULTS, [name] * len(x))
     flagged = {c for r in sql for c in r["issues"]}
     assert "blank_like" in flagged
     assert ("model_mismatch" in flagged) == (calibration == "rows")
