@@ -9,6 +9,28 @@
 -- flagged, the row count. A finite embedding_raw row is promoted to `embedding` here and
 -- checked by the update trigger (011_update_trigger.sql). Not yet: the calibration deltas
 -- the writes feed (016), the first calibration's judging of earlier rows.
+-- A statement's verdicts as rows, from the jsonb array the insert trigger keeps them in.
+CREATE OR REPLACE FUNCTION embedding_gate._sql_verdicts(verdicts jsonb)
+RETURNS TABLE (ord bigint, chunk_id text, had_issues boolean, raw boolean, issues text[],
+               reason text, norm double precision, variance double precision,
+               ratio double precision, similarity double precision, duplicate_of text)
+LANGUAGE sql
+IMMUTABLE PARALLEL SAFE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT e.i, e.value ->> 'chunk_id', (e.value ->> 'had_issues')::boolean,
+       (e.value ->> 'raw')::boolean,
+       ARRAY(SELECT pg_catalog.jsonb_array_elements_text(e.value -> 'issues')),
+       e.value ->> 'reason', (e.value ->> 'norm')::double precision,
+       (e.value ->> 'variance')::double precision, (e.value ->> 'ratio')::double precision,
+       (e.value ->> 'similarity')::double precision, e.value ->> 'duplicate_of'
+FROM pg_catalog.jsonb_array_elements(_sql_verdicts.verdicts) WITH ORDINALITY AS e(value, i)
+$$;
+COMMENT ON FUNCTION embedding_gate._sql_verdicts(jsonb) IS
+    'The SQL engine''s insert trigger: a statement''s verdicts as rows, from their jsonb array.';
+REVOKE EXECUTE ON FUNCTION embedding_gate._sql_verdicts(jsonb) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION embedding_gate._sql_check_inserted() RETURNS trigger
 LANGUAGE plpgsql
 VOLATILE
@@ -24,18 +46,15 @@ DECLARE
     checked bigint;
     per_code json;
     rejected record;
+    batch_verdicts jsonb;
 BEGIN
     -- the settings, then the table's own overrides, then SET LOCAL embedding_gate.<name>
     t := embedding_gate._sql_settings();
     mode := t ->> 'mode';
 
-    -- the statement's rows, their verdicts (one query per kind), in a temporary table
-    CREATE TEMPORARY TABLE IF NOT EXISTS _embedding_gate_verdicts (
-        chunk_id text, had_issues boolean, raw boolean, issues text[], reason text,
-        norm double precision, variance double precision, ratio double precision,
-        similarity double precision, duplicate_of text
-    ) ON COMMIT DROP;
-    TRUNCATE _embedding_gate_verdicts;
+    -- the statement's rows and their verdicts (one query per kind), kept as one jsonb array
+    -- (not a temporary table: one the caller created first under that name would be used,
+    -- in pg_temp, with its owner's triggers running as the gate's owner)
     SELECT pg_catalog.count(*) INTO inserted_rows FROM inserted;
     WITH stored AS (
         SELECT i.chunk_id, i.quality_issues IS NOT NULL AS had_issues, i.embedding,
@@ -56,12 +75,16 @@ BEGIN
                pg_catalog.array_agg(x.duplicate_of ORDER BY x.n) AS dup
         FROM stored AS x
     )
-    INSERT INTO _embedding_gate_verdicts
-    SELECT x.chunk_id, x.had_issues, false, c.issues,
-           embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm, c.variance,
-                                      c.near_zero_ratio, c.similarity, c.similar_kind,
-                                      c.silent_deviation, c.duplicate_of),
-           c.norm, c.variance, c.near_zero_ratio, c.similarity, c.duplicate_of
+    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'chunk_id', x.chunk_id, 'had_issues', x.had_issues, 'raw', false,
+               'issues', c.issues,
+               'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm,
+                             c.variance, c.near_zero_ratio, c.similarity, c.similar_kind,
+                             c.silent_deviation, c.duplicate_of),
+               'norm', c.norm, 'variance', c.variance, 'ratio', c.near_zero_ratio,
+               'similarity', c.similarity, 'duplicate_of', c.duplicate_of) ORDER BY c.ord),
+           '[]')
+    INTO batch_verdicts
     FROM batch AS b
     CROSS JOIN LATERAL embedding_gate._sql_checks(
         b.v, b.m, b.dup, (t ->> 'min_norm')::double precision,
@@ -88,12 +111,16 @@ BEGIN
                    pg_catalog.array_agg(x.model ORDER BY x.n) AS m
             FROM raw AS x
         )
-        INSERT INTO _embedding_gate_verdicts
-        SELECT x.chunk_id, x.had_issues, true, c.issues,
-               embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm, c.variance,
-                                          c.near_zero_ratio, c.similarity, c.similar_kind,
-                                          c.silent_deviation, c.duplicate_of),
-               c.norm, c.variance, c.near_zero_ratio, c.similarity, c.duplicate_of
+        SELECT batch_verdicts || COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                   'chunk_id', x.chunk_id, 'had_issues', x.had_issues, 'raw', true,
+                   'issues', c.issues,
+                   'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm,
+                                 c.variance, c.near_zero_ratio, c.similarity, c.similar_kind,
+                                 c.silent_deviation, c.duplicate_of),
+                   'norm', c.norm, 'variance', c.variance, 'ratio', c.near_zero_ratio,
+                   'similarity', c.similarity, 'duplicate_of', c.duplicate_of) ORDER BY c.ord),
+               '[]')
+        INTO batch_verdicts
         FROM batch AS b
         CROSS JOIN LATERAL embedding_gate._sql_checks_raw(
             b.r, b.m, (t ->> 'min_norm')::double precision,
@@ -106,12 +133,14 @@ BEGIN
         -- finite raw rows the mode does not act on become vectors (the update trigger
         -- checks them); the others stay raw and are acted on below
         UPDATE public.chunks AS c SET embedding = c.embedding_raw::public.vector, embedding_raw = NULL
-        FROM _embedding_gate_verdicts AS v
+        FROM embedding_gate._sql_verdicts(batch_verdicts) AS v
         WHERE v.raw AND c.chunk_id = v.chunk_id AND NOT ('nan_or_inf' = ANY (v.issues))
           AND (pg_catalog.cardinality(v.issues) = 0 OR mode = 'flag');
-        DELETE FROM _embedding_gate_verdicts AS v
-        WHERE v.raw AND NOT ('nan_or_inf' = ANY (v.issues))
-          AND (pg_catalog.cardinality(v.issues) = 0 OR mode = 'flag');
+        SELECT COALESCE(pg_catalog.jsonb_agg(e.value ORDER BY e.i), '[]') INTO batch_verdicts
+        FROM pg_catalog.jsonb_array_elements(batch_verdicts) WITH ORDINALITY AS e(value, i)
+        WHERE NOT ((e.value ->> 'raw')::boolean
+                   AND NOT (e.value -> 'issues') ? 'nan_or_inf'
+                   AND (pg_catalog.jsonb_array_length(e.value -> 'issues') = 0 OR mode = 'flag'));
     END IF;
 
     -- stale verdicts of clean rows (an upsert's row that carried some) are cleared
@@ -119,18 +148,18 @@ BEGIN
            quality_norm = NULL, quality_variance = NULL, quality_near_zero_ratio = NULL,
            quality_blank_similarity = NULL, quality_duplicate_of = NULL,
            quality_checked_at = pg_catalog.now()
-    FROM _embedding_gate_verdicts AS v
+    FROM embedding_gate._sql_verdicts(batch_verdicts) AS v
     WHERE v.had_issues AND pg_catalog.cardinality(v.issues) = 0 AND c.chunk_id = v.chunk_id;
 
     SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE pg_catalog.cardinality(v.issues) > 0)
-    INTO checked, flagged FROM _embedding_gate_verdicts AS v;
+    INTO checked, flagged FROM embedding_gate._sql_verdicts(batch_verdicts) AS v;
     IF flagged > 0 THEN
         IF mode = 'reject' THEN
             SELECT pg_catalog.array_agg(v.chunk_id ORDER BY v.ord) AS ids,
                    pg_catalog.array_agg(v.reason ORDER BY v.ord) AS reasons
             INTO rejected
-            FROM (SELECT v.chunk_id, v.reason, pg_catalog.row_number() OVER () AS ord
-                  FROM _embedding_gate_verdicts AS v
+            FROM (SELECT v.chunk_id, v.reason, v.ord
+                  FROM embedding_gate._sql_verdicts(batch_verdicts) AS v
                   WHERE pg_catalog.cardinality(v.issues) > 0) AS v;
             PERFORM pg_catalog.set_config('embedding_gate.rejected', pg_catalog.jsonb_build_object(
                 'message', 'embedding of chunk "' || rejected.ids[1] || '" rejected: '
@@ -150,7 +179,7 @@ BEGIN
             RETURN NULL;  -- embedding_gate_reject fails the statement
         ELSIF mode = 'quarantine' THEN
             WITH moved AS (
-                DELETE FROM public.chunks AS c USING _embedding_gate_verdicts AS v
+                DELETE FROM public.chunks AS c USING embedding_gate._sql_verdicts(batch_verdicts) AS v
                 WHERE c.chunk_id = v.chunk_id AND pg_catalog.cardinality(v.issues) > 0
                 RETURNING c.chunk_id, c.doc_id, c.chunk_index, c.content, c.drop, c.metadata,
                           COALESCE(c.embedding::real[], c.embedding_raw) AS raw, c.embedding_model
@@ -163,7 +192,7 @@ BEGIN
             SELECT m.chunk_id, m.doc_id, m.chunk_index, m.content, m.drop, m.metadata, m.raw,
                    v.issues, v.reason, v.norm, v.variance, v.ratio, m.embedding_model,
                    v.similarity, v.duplicate_of
-            FROM moved AS m JOIN _embedding_gate_verdicts AS v ON v.chunk_id = m.chunk_id
+            FROM moved AS m JOIN embedding_gate._sql_verdicts(batch_verdicts) AS v ON v.chunk_id = m.chunk_id
             ON CONFLICT (chunk_id) DO UPDATE SET doc_id = excluded.doc_id,
                 chunk_index = excluded.chunk_index, content = excluded.content,
                 drop = excluded.drop, metadata = excluded.metadata,
@@ -180,12 +209,12 @@ BEGIN
                    quality_norm = v.norm, quality_variance = v.variance,
                    quality_near_zero_ratio = v.ratio, quality_blank_similarity = v.similarity,
                    quality_duplicate_of = v.duplicate_of, quality_checked_at = pg_catalog.now()
-            FROM _embedding_gate_verdicts AS v
+            FROM embedding_gate._sql_verdicts(batch_verdicts) AS v
             WHERE c.chunk_id = v.chunk_id AND pg_catalog.cardinality(v.issues) > 0;
         END IF;
         SELECT pg_catalog.json_object_agg(p.code, p.n ORDER BY p.i) INTO per_code
         FROM (SELECT k.code, k.i, pg_catalog.count(*) AS n
-              FROM _embedding_gate_verdicts AS v,
+              FROM embedding_gate._sql_verdicts(batch_verdicts) AS v,
                    pg_catalog.unnest(ARRAY['nan_or_inf', 'low_norm', 'low_variance', 'sparse',
                                            'blank_like', 'duplicate_vector', 'model_mismatch'])
                        WITH ORDINALITY AS k(code, i)
