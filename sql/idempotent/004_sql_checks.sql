@@ -8,18 +8,19 @@
 -- How each measure is computed, and how far from the numpy engine (docs/internals.md, "The
 -- SQL engine"):
 --   norm: vector_norm (float8 accumulation, as numpy's float64): equal to a few ulps.
---   variance: two-pass, the mean refined once; the sums by inner_product with a vector of
---     ones (float4 accumulation), the centred sum of squares by vector_norm (float8), with
---     the correction term (sum of the centred components)^2 / d, so that a constant vector
---     has variance 0 exactly, as in numpy. Vectors whose components could overflow float4
---     sums (sqrt(d) * norm >= 1e37) take var_pop over the components in float8 instead.
+--   variance: two-pass; the sums by inner_product with a vector of ones (float4
+--     accumulation), the centred sum of squares by vector_norm (float8), with the correction
+--     term (sum of the centred components)^2 / d; the mean refined once where the spread is
+--     small against it, so that a constant vector has variance 0 exactly, as in numpy.
+--     Vectors whose components could overflow float4 sums (sqrt(d) * norm >= 1e37) take
+--     var_pop over the components in float8 instead.
 --   near-zero share: exact, by counting signs: |x| < eps is |x| <= p, p the largest float4
 --     below eps, and the components above p and below -p are bits of binary_quantize(x - p)
 --     and binary_quantize(-p - x).
 --   blank_like: cosine of (x - mean) and (reference - mean) from inner_product (float4
 --     accumulation) over vector_norm (float8), the highest over the model's references; the
 --     numpy engine takes its float4 dot products in another order and form, so the two agree
---     to about 1e-6 (tested to 1e-5), not to the ulp.
+--     to 5e-8 to 5e-7 (measured; tested to 1e-5), not to the ulp.
 --   model_mismatch: the silent dimensions, the median spread and the deviation in float8,
 --     as numpy does: equal.
 
