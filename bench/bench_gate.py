@@ -15,11 +15,17 @@ row-level trigger, and a statement trigger reading the whole transition table as
 With --one-path, also a copy of chunks (its columns, generated hash, indexes and foreign
 key) guarded by embedding_gate.attach() instead of chunks' own triggers: what chunks'
 ingest would cost with its verdicts in the attached tables' store (issue 29).
+With --engines, also "gate (SQL engine)": the same binary COPY into chunks with the SQL
+engine's triggers (sql/engine_sql/, issue 25; applied by no deployment yet) in place of the
+PL/Python ones, swapped in as tests/test_sql_engine.py does (its files applied, which
+CREATE OR REPLACE the triggers embedding_gate_insert and embedding_gate_update) and back
+after each COPY; its ratios to "ungated" stand beside the PL/Python gate's, in the same rounds.
 Then CALL recheck_embeddings() throughput in vectors per second, in both databases. Then
 the gate on attached tables (embedding_gate.attach()): binary COPY into a framework-shaped
 768-d vector table and a 3072-d halfvec table, each against the same table never attached.
 
     make bench                                  # a throwaway PostgreSQL, 50,000 rows
+    make bench BENCH_ARGS="--engines --rows 20000 --repeat 5"   # both engines, one run
     python bench/bench_gate.py --url postgresql://... --rows 20000
 """
 
@@ -40,6 +46,10 @@ from bench import data  # noqa: E402
 from bench.cluster import throwaway_database  # noqa: E402
 
 D = 768
+ROOT = Path(__file__).resolve().parent.parent
+# the SQL engine's triggers on chunks (issue 25), as tests/test_sql_engine.py installs them
+SQL_ENGINE = ROOT / "sql" / "engine_sql"
+ENGINE_TRIGGERS = ("embedding_gate_insert", "embedding_gate_update")
 
 
 def copy_data(rows: int, seed: int = 1) -> "dict[str, bytes]":
@@ -55,6 +65,7 @@ DESIGNS = {
     "gate": None,
     "ungated text": None,
     "gate text": None,
+    "gate (SQL engine)": None,
     "row trigger": "BEFORE INSERT ON chunks FOR EACH ROW EXECUTE FUNCTION bench.row_trigger()",
     "one bytea": "AFTER INSERT ON chunks REFERENCING NEW TABLE AS inserted"
     " FOR EACH STATEMENT EXECUTE FUNCTION bench.one_blob()",
@@ -93,6 +104,50 @@ def _copy(conn, sql: str, payload: bytes) -> "tuple[float, float | None]":
     return elapsed, (backend_cpu(conn) - cpu if cpu is not None else None)
 
 
+def _trigger_definitions(conn) -> "list[str]":
+    """CREATE OR REPLACE TRIGGER statements of chunks' gate triggers as they are now."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger"
+            " WHERE tgrelid = 'public.chunks'::regclass AND tgname = ANY (%s) ORDER BY tgname",
+            [list(ENGINE_TRIGGERS)],
+        )
+        found = [r[0] for r in cur.fetchall()]
+    conn.commit()
+    if len(found) != len(ENGINE_TRIGGERS):
+        raise AssertionError(f"chunks has {len(found)} of the triggers {ENGINE_TRIGGERS}")
+    return [d.replace("CREATE TRIGGER", "CREATE OR REPLACE TRIGGER", 1) for d in found]
+
+
+def prepare_engines(conn) -> "dict[str, list[str]]":
+    """The SQL engine's functions, created by its files (sql/engine_sql/*.sql, in name
+    order, as tests/test_sql_engine.py applies them: they also replace chunks' insert and
+    update triggers), then the PL/Python triggers put back. Returns, per engine, the
+    statements that install its triggers on chunks."""
+    engines = {"plpython": _trigger_definitions(conn)}
+    with conn.cursor() as cur:
+        for path in sorted(SQL_ENGINE.glob("*.sql")):
+            cur.execute(path.read_text(encoding="utf-8"))
+    conn.commit()
+    engines["sql"] = _trigger_definitions(conn)
+    if engines["sql"] == engines["plpython"]:
+        raise AssertionError(f"{SQL_ENGINE} replaced no trigger on chunks")
+    use_engine(conn, engines, "plpython")
+    return engines
+
+
+# with --engines: design -> rows flagged by each of its COPYs (the two engines side by side)
+FLAGGED: "dict[str, list[int]]" = {}
+
+
+def use_engine(conn, engines: dict, engine: str) -> None:
+    """chunks' insert and update triggers those of `engine` ("plpython" or "sql")."""
+    with conn.cursor() as cur:
+        for statement in engines[engine]:
+            cur.execute(statement)
+    conn.commit()
+
+
 def prepare_one_path(conn) -> None:
     """chunks_attached: chunks' columns, defaults, generated hash and indexes (LIKE ...
     INCLUDING ALL), guarded by embedding_gate.attach() instead of chunks' own triggers:
@@ -108,7 +163,9 @@ def prepare_one_path(conn) -> None:
     conn.commit()
 
 
-def timed_copy(conn, payloads: dict, design: str) -> "tuple[float, float | None]":
+def timed_copy(
+    conn, payloads: dict, design: str, engines: "dict | None" = None
+) -> "tuple[float, float | None]":
     """Wall seconds of the COPY and its commit, and the server process's CPU seconds."""
     if design == "one path":
         with conn.cursor() as cur:
@@ -122,6 +179,9 @@ def timed_copy(conn, payloads: dict, design: str) -> "tuple[float, float | None]
     trigger = DESIGNS[design]
     form = "text" if design.endswith(" text") else "binary"
     gated = design.startswith("gate")
+    engine = design == "gate (SQL engine)"
+    if engine:
+        use_engine(conn, engines, "sql")
     with conn.cursor() as cur:
         cur.execute("TRUNCATE chunks")
         cur.execute(f"ALTER TABLE chunks {'ENABLE' if gated else 'DISABLE'} TRIGGER USER")
@@ -135,10 +195,17 @@ def timed_copy(conn, payloads: dict, design: str) -> "tuple[float, float | None]
             cur.execute("SELECT count(quality_issues) FROM chunks")
             if cur.fetchone()[0] == 0:
                 raise AssertionError(f"design {design!r} flagged nothing")
+        if engines is not None and design in ("gate", "gate (SQL engine)"):
+            cur.execute("SELECT count(quality_issues) FROM chunks")
+            FLAGGED.setdefault(design, []).append(cur.fetchone()[0])
+            if FLAGGED[design][-1] == 0:
+                raise AssertionError(f"design {design!r} flagged nothing")
         if trigger:
             cur.execute("DROP TRIGGER bench_design ON chunks")
         cur.execute("ALTER TABLE chunks ENABLE TRIGGER USER")
         conn.commit()
+    if engine:
+        use_engine(conn, engines, "plpython")
     return elapsed, cpu
 
 
@@ -155,6 +222,7 @@ NOTES = {
     "gate": "binary COPY, 6 checks; target >= 0.90x",
     "ungated text": "text COPY, triggers off",
     "gate text": "text COPY, 6 checks",
+    "gate (SQL engine)": "binary COPY, 6 checks, the SQL engine's triggers (issue 25)",
     "one path": "binary COPY into a copy of chunks guarded by attach(): one verdict path",
 }
 
@@ -286,6 +354,12 @@ def main() -> None:
         action="store_true",
         help="also time a copy of chunks guarded by attach() (one verdict path for every table)",
     )
+    parser.add_argument(
+        "--engines",
+        action="store_true",
+        help="also time chunks with the SQL engine's triggers (sql/engine_sql/) in place of"
+        " the PL/Python ones",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, throwaway_database(args.url, Path(tmp)) as url:
         conn = psycopg2.connect(url)
@@ -306,18 +380,29 @@ def main() -> None:
         if args.one_path:
             prepare_one_path(conn)
             designs.append("one path")
+        engines = None
+        if args.engines:
+            engines = prepare_engines(conn)
+            designs.append("gate (SQL engine)")
         times = {d: [] for d in designs}
         cpus = {d: [] for d in designs}
         for r in range(args.repeat):
             # each round in another order: no design always runs first, or last
             for design in designs[r % len(designs) :] + designs[: r % len(designs)]:
-                elapsed, cpu = timed_copy(conn, payloads, design)
+                elapsed, cpu = timed_copy(conn, payloads, design, engines)
                 times[design].append(elapsed)
                 cpus[design].append(cpu)
                 used = f", server CPU {cpu:.2f} s" if cpu is not None else ""
                 print(f"  round {r + 1} {design:12s} {elapsed:.2f} s{used}", flush=True)
         report(designs, times, cpus, args.rows)
         print(f"text COPY, gate vs no gate: {paired(times['ungated text'], times['gate text'])}")
+        if engines is not None:
+            print(
+                "rows flagged a COPY: PL/Python "
+                + "/".join(map(str, sorted(set(FLAGGED["gate"]))))
+                + ", SQL engine "
+                + "/".join(map(str, sorted(set(FLAGGED["gate (SQL engine)"]))))
+            )
         # leave the table as the gate loaded it, for the recheck
         timed_copy(conn, payloads, "gate")
         conn.autocommit = True
