@@ -120,7 +120,8 @@ $$;
 COMMENT ON FUNCTION embedding_gate._add_calibration(text, integer, bigint, public.vector, public.vector, integer) IS
     'Appends the count, sum and sum of squares of the vectors of a model one statement '
     'wrote, and records their mean and spread over every statement as the model''s '
-    'calibration (source ''stored rows'') once there are min_rows of them; true when this '
-    'recorded the model''s first calibration.';
+    'calibration (source ''stored rows'') once there are min_rows of them (where the '
+    'loader''s sample or a writer gave the mean, it stays: the rows give the spread and the '
+    'mean on the silent dimensions); true when this recorded the model''s first calibration.';
 REVOKE EXECUTE ON FUNCTION embedding_gate._add_calibration(text, integer, bigint, public.vector, public.vector, integer)
     FROM PUBLIC;
