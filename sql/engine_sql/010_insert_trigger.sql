@@ -54,45 +54,53 @@ BEGIN
 
     -- the statement's rows and their verdicts (one query per kind), kept as one jsonb array
     -- (not a temporary table: one the caller created first under that name would be used,
-    -- in pg_temp, with its owner's triggers running as the gate's owner)
+    -- in pg_temp, with its owner's triggers running as the gate's owner). Only the rows the
+    -- writes below act on are kept: the flagged ones and the clean ones that carried a
+    -- verdict (an upsert's); the others are counted. One aggregate builds the batch's
+    -- arrays, parallel by construction (one pass, no ORDER BY: no sort of the vectors, no
+    -- second read of them), and ord maps a verdict back to its row through the same arrays.
     SELECT pg_catalog.count(*) INTO inserted_rows FROM inserted;
-    WITH stored AS (
-        SELECT i.chunk_id, i.quality_issues IS NOT NULL AS had_issues, i.embedding,
-               i.embedding_model AS model, public.vector_dims(i.embedding) AS d,
-               (SELECT o.chunk_id FROM (SELECT c.chunk_id, c.content FROM public.chunks AS c
-                 WHERE c.embedding_hash = i.embedding_hash
-                   AND (c.created_at, c.chunk_id) < (i.created_at, i.chunk_id)
-                   AND embedding_gate.vector_bytes(c.embedding)
-                       = embedding_gate.vector_bytes(i.embedding)
-                 ORDER BY c.created_at, c.chunk_id LIMIT 1) AS o
-                WHERE o.content IS DISTINCT FROM i.content) AS duplicate_of,
-               pg_catalog.row_number() OVER () AS n
+    WITH batch AS (
+        SELECT pg_catalog.array_agg(i.embedding) AS v,
+               pg_catalog.array_agg(i.embedding_model) AS m,
+               pg_catalog.array_agg(
+                   (SELECT o.chunk_id FROM (SELECT c.chunk_id, c.content FROM public.chunks AS c
+                     WHERE c.embedding_hash = i.embedding_hash
+                       AND (c.created_at, c.chunk_id) < (i.created_at, i.chunk_id)
+                       AND embedding_gate.vector_bytes(c.embedding)
+                           = embedding_gate.vector_bytes(i.embedding)
+                     ORDER BY c.created_at, c.chunk_id LIMIT 1) AS o
+                    WHERE o.content IS DISTINCT FROM i.content)) AS dup,
+               pg_catalog.array_agg(i.chunk_id) AS ids,
+               pg_catalog.array_agg(i.quality_issues IS NOT NULL) AS had,
+               pg_catalog.array_agg(public.vector_dims(i.embedding)) AS d,
+               pg_catalog.count(*) AS n
         FROM inserted AS i WHERE i.embedding IS NOT NULL
-    ),
-    batch AS (
-        SELECT pg_catalog.array_agg(x.embedding ORDER BY x.n) AS v,
-               pg_catalog.array_agg(x.model ORDER BY x.n) AS m,
-               pg_catalog.array_agg(x.duplicate_of ORDER BY x.n) AS dup
-        FROM stored AS x
     )
-    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+    SELECT b.n,
+           COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'chunk_id', x.chunk_id, 'had_issues', x.had_issues, 'raw', false,
                'issues', c.issues,
                'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm,
                              c.variance, c.near_zero_ratio, c.similarity, c.similar_kind,
                              c.silent_deviation, c.duplicate_of),
                'norm', c.norm, 'variance', c.variance, 'ratio', c.near_zero_ratio,
-               'similarity', c.similarity, 'duplicate_of', c.duplicate_of) ORDER BY c.ord),
+               'similarity', c.similarity, 'duplicate_of', c.duplicate_of) ORDER BY c.ord)
+               FILTER (WHERE pg_catalog.cardinality(c.issues) > 0 OR x.had_issues),
            '[]')
-    INTO batch_verdicts
+    INTO checked, batch_verdicts
     FROM batch AS b
     CROSS JOIN LATERAL embedding_gate._sql_checks(
         b.v, b.m, b.dup, (t ->> 'min_norm')::double precision,
         (t ->> 'min_variance')::double precision, (t ->> 'near_zero_epsilon')::double precision,
         (t ->> 'max_near_zero_ratio')::double precision, (t ->> 'blank_similarity')::double precision,
         (t ->> 'max_silent_deviation')::double precision) AS c
-    JOIN stored AS x ON x.n = c.ord
-    WHERE b.v IS NOT NULL;
+    JOIN ROWS FROM (pg_catalog.unnest(b.ids), pg_catalog.unnest(b.had), pg_catalog.unnest(b.d))
+         WITH ORDINALITY AS x(chunk_id, had_issues, d, n) ON x.n = c.ord
+    WHERE b.v IS NOT NULL
+    GROUP BY b.n;
+    checked := COALESCE(checked, 0);
+    batch_verdicts := COALESCE(batch_verdicts, '[]');
     -- embedding_raw: NaN/Inf rows flagged, finite ones promoted (unless the mode acts on them)
     IF EXISTS (SELECT FROM inserted AS i WHERE i.embedding IS NULL AND i.embedding_raw IS NOT NULL) THEN
         IF (SELECT pg_catalog.count(DISTINCT pg_catalog.cardinality(i.embedding_raw))
@@ -141,6 +149,10 @@ BEGIN
         WHERE NOT ((e.value ->> 'raw')::boolean
                    AND NOT (e.value -> 'issues') ? 'nan_or_inf'
                    AND (pg_catalog.jsonb_array_length(e.value -> 'issues') = 0 OR mode = 'flag'));
+        -- (the raw rows left are checked here; the promoted ones by the update trigger)
+        checked := checked + (SELECT pg_catalog.count(*)
+                              FROM pg_catalog.jsonb_array_elements(batch_verdicts) AS e(value)
+                              WHERE (e.value ->> 'raw')::boolean);
     END IF;
 
     -- stale verdicts of clean rows (an upsert's row that carried some) are cleared
@@ -151,8 +163,8 @@ BEGIN
     FROM embedding_gate._sql_verdicts(batch_verdicts) AS v
     WHERE v.had_issues AND pg_catalog.cardinality(v.issues) = 0 AND c.chunk_id = v.chunk_id;
 
-    SELECT pg_catalog.count(*), pg_catalog.count(*) FILTER (WHERE pg_catalog.cardinality(v.issues) > 0)
-    INTO checked, flagged FROM embedding_gate._sql_verdicts(batch_verdicts) AS v;
+    SELECT pg_catalog.count(*) FILTER (WHERE pg_catalog.cardinality(v.issues) > 0)
+    INTO flagged FROM embedding_gate._sql_verdicts(batch_verdicts) AS v;
     IF flagged > 0 THEN
         IF mode = 'reject' THEN
             SELECT pg_catalog.array_agg(v.chunk_id ORDER BY v.ord) AS ids,
