@@ -46,6 +46,7 @@ def config(
     connection=None,
     embedding_dim: "int | None" = None,
     stdout=None,
+    engine: "str | None" = None,
 ) -> Config:
     """The alembic configuration a checkout's alembic.ini gives, built for the package."""
     root = files_root()
@@ -57,6 +58,8 @@ def config(
     if connection is not None:
         cfg.attributes["connection"] = connection
     x = [] if embedding_dim is None else [f"embedding_dim={embedding_dim}"]
+    if engine is not None:
+        x.append(f"engine={engine}")
     cfg.cmd_opts = argparse.Namespace(x=x)
     return cfg
 
@@ -100,12 +103,15 @@ def upgrade(
     connection=None,
     embedding_dim: "int | None" = None,
     sql: bool = False,
+    engine: "str | None" = None,
 ) -> None:
     """Bring the gate to `revision` (head: the revisions and the functions of this package).
     connection: a SQLAlchemy connection (an application's `op.get_bind()`), whose
-    transaction it joins; else url (default DATABASE_URL / DB_*)."""
+    transaction it joins; else url (default DATABASE_URL / DB_*). engine: plpython, sql or
+    auto (None: auto; a deployed gate keeps its engine; the --sql script takes auto for
+    plpython)."""
     with _gate_environment(files_root()):
-        command.upgrade(config(url, connection, embedding_dim), revision, sql=sql)
+        command.upgrade(config(url, connection, embedding_dim, engine=engine), revision, sql=sql)
 
 
 def downgrade(revision: str, *, url: "str | None" = None, connection=None, sql=False) -> None:
@@ -148,18 +154,21 @@ SELECT current_user::text,
           ON v.name = e.name AND v.version = e.default_version
         WHERE e.name IN ('vector', 'plpython3u')),
        coalesce((SELECT lanpltrusted FROM pg_catalog.pg_language WHERE lanname = 'plpython3u'),
-                false)
+                false),
+       EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'plpython3u')
 """
 
 
-def preflight(url: str) -> "str | None":
-    """What is missing for a first `upgrade`, in one line with what to run (None: nothing)."""
+def preflight(url: str, engine: str = "auto") -> "str | None":
+    """What is missing for a first `upgrade`, in one line with what to run (None: nothing).
+    engine: plpython, sql or auto (plpython where this role can use plpython3u, as
+    migrations/env.py chooses)."""
     conn = psycopg2.connect(url, client_encoding="utf8", application_name="embedding-gate")
     try:
         with conn.cursor() as cur:
             cur.execute(PREFLIGHT)
             (user, db, major, superuser, createrole, create_db, create_public, loader_role,
-             deployed, extensions, trusted) = cur.fetchone()  # fmt: skip
+             deployed, extensions, trusted, plpython_there) = cur.fetchone()  # fmt: skip
     finally:
         conn.close()
     if deployed:
@@ -172,6 +181,26 @@ def preflight(url: str) -> "str | None":
             f" postgresql-{major}-pgvector; elsewhere https://github.com/pgvector/pgvector,"
             " make && make install), then run `embedding-gate db upgrade` again"
         )
+    # as migrations/env.py chooses: plpython3u in the database already, or creatable here
+    usable = "plpython3u" in available and (plpython_there or superuser)
+    chose = engine == "auto"
+    if chose:
+        engine = "plpython" if usable else "sql"
+    if engine == "sql":
+        # the SQL engine needs pgvector (a provider creates it) and the rights below
+        if available["vector"] != "true" and not superuser:
+            return (
+                f"role {user} may not create the extension vector in database {db}: have"
+                " a superuser (a managed service's admin role) run `CREATE EXTENSION vector;`"
+                " in it, then run `embedding-gate db upgrade` again"
+                + (
+                    " (plpython3u cannot be created by this role: the gate deploys its SQL"
+                    " engine, see docs/deploy.md; or create plpython3u too for PL/Python)"
+                    if chose
+                    else ""
+                )
+            )
+        return _rights(user, db, createrole, create_db, create_public, loader_role)
     if "plpython3u" not in available:
         return (
             'PL/Python is not installed on this PostgreSQL server (extension "plpython3u" is'
@@ -195,7 +224,8 @@ def preflight(url: str) -> "str | None":
         return (
             f"role {user} is not a superuser, and the gate's functions are written in PL/Python"
             " (plpython3u, an untrusted language) in which only a superuser may create"
-            " functions: run `embedding-gate db upgrade` as a superuser (DB_USER=postgres)"
+            " functions: run `embedding-gate db upgrade` as a superuser (DB_USER=postgres),"
+            " or deploy the SQL engine (--engine sql, docs/deploy.md)"
         )
     return _rights(user, db, createrole, create_db, create_public, loader_role)
 
@@ -231,11 +261,17 @@ def cmd_db(args) -> int:
     try:
         if args.db_command == "upgrade":
             if not args.sql:
-                problem = preflight(url)
+                problem = preflight(url, args.engine)
                 if problem:
                     print(f"error: {problem}", file=sys.stderr)
                     return 1
-            upgrade(args.revision, url=url, embedding_dim=args.embedding_dim, sql=args.sql)
+            upgrade(
+                args.revision,
+                url=url,
+                embedding_dim=args.embedding_dim,
+                sql=args.sql,
+                engine=args.engine,
+            )
             if not args.sql:
                 print(f"embedding gate: {current(url) or 'not deployed'}")
         elif args.db_command == "downgrade":
@@ -273,9 +309,12 @@ def add_parser(sub) -> None:
     )
     up.add_argument(
         "--engine",
-        choices=("plpython",),
-        default="plpython",
-        help="the checks' engine: plpython (PL/Python with numpy; the only one so far)",
+        choices=("auto", "plpython", "sql"),
+        default="auto",
+        help="the checks' engine, chosen at the first upgrade: plpython (PL/Python with"
+        " numpy), sql (set-based SQL over pgvector, for managed services where plpython3u"
+        " cannot be created; some functions not yet: docs/deploy.md), or auto (default:"
+        " plpython where this role can use plpython3u, else sql; with --sql, plpython)",
     )
     down = dbs.add_parser("downgrade", help="take the gate down to REVISION (base: remove it)")
     down.add_argument("revision")

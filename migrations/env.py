@@ -7,7 +7,14 @@ database errors into one readable line instead of a traceback.
 The gate's revision lives in a version table of its own, public.embedding_gate_alembic_version,
 never in public.alembic_version, which belongs to the application's alembic history if the
 database has one. A database deployed with 0.1 (the gate's revision in public.alembic_version)
-has that row moved to the gate's table by the first run; any other row stays untouched."""
+has that row moved to the gate's table by the first run; any other row stays untouched.
+
+The engine of the checks (issue 25) is chosen before any revision runs: `-x engine=plpython`
+or `-x engine=sql`, else auto: PL/Python where plpython3u is in the database already or this
+role may create it (a superuser on a server that has it), the SQL engine elsewhere (a
+managed service's owner role). A database where the gate is deployed keeps its engine
+(embedding_gate._deployment.engine; older deployments run PL/Python), and refuses another
+one asked for. The --sql script cannot ask the database: auto means plpython there."""
 
 import os
 
@@ -16,7 +23,13 @@ from alembic import context
 from alembic.util import CommandError
 from sqlalchemy import URL, create_engine, exc, make_url, pool
 
-from migrations.sources import VERSION_TABLE, VERSION_TABLE_SCHEMA, sync_statements
+from migrations.sources import (
+    ENGINES,
+    VERSION_TABLE,
+    VERSION_TABLE_SCHEMA,
+    sync_statements,
+    x_arg,
+)
 
 VERSIONS = {"version_table": VERSION_TABLE, "version_table_schema": VERSION_TABLE_SCHEMA}
 QUALIFIED = f"{VERSION_TABLE_SCHEMA}.{VERSION_TABLE}"
@@ -98,6 +111,59 @@ $drop$;
 """
 
 
+def requested_engine() -> str:
+    wanted = x_arg("engine", "auto")
+    if wanted not in ENGINES + ("auto",):
+        raise CommandError(f"engine must be auto, plpython or sql, got {wanted!r}")
+    return wanted
+
+
+# what decides the engine: deployed, the engine recorded, plpython3u there, available, the
+# role a superuser (the language trusted: not used)
+ENGINE_STATE = """
+SELECT pg_catalog.to_regclass('embedding_gate._deployment') IS NOT NULL,
+       EXISTS (SELECT FROM pg_catalog.pg_attribute
+               WHERE attrelid = pg_catalog.to_regclass('embedding_gate._deployment')
+                 AND attname = 'engine' AND NOT attisdropped),
+       EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'plpython3u'),
+       EXISTS (SELECT FROM pg_catalog.pg_available_extensions WHERE name = 'plpython3u'),
+       (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user),
+       COALESCE((SELECT lanpltrusted FROM pg_catalog.pg_language
+                 WHERE lanname = 'plpython3u'), false)
+"""
+
+
+def choose_engine(connection) -> str:
+    """The engine of this run (see the module's docstring), recorded in the configuration
+    for the revisions (migrations.sources.engine()) and the sync."""
+    wanted = requested_engine()
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        cursor.execute(ENGINE_STATE)
+        deployed, recorded, there, available, superuser, trusted = cursor.fetchone()
+        if deployed and recorded:
+            cursor.execute("SELECT engine FROM embedding_gate._deployment")
+            row = cursor.fetchone()
+            chosen = row[0] if row else "plpython"
+        elif deployed:
+            # before revision 0009 only PL/Python deployed, unless a SQL-engine deployment
+            # was taken down below 0009: it has no plpython3u
+            chosen = "plpython" if there else "sql"
+        elif wanted != "auto":
+            chosen = wanted
+        elif there or (available and superuser):
+            chosen = "plpython"
+        else:
+            chosen = "sql"
+    if deployed and wanted not in ("auto", chosen):
+        raise CommandError(
+            f"the embedding gate is deployed here with the {chosen} engine, not {wanted}:"
+            " switching a deployment's engine is not supported yet (issue 25); run the"
+            f" upgrade without an engine, or with engine={chosen}"
+        )
+    context.config.attributes["embedding_gate_engine"] = chosen
+    return chosen
+
+
 def downgrading_to_base() -> bool:
     try:
         destination = context.get_revision_argument()
@@ -114,6 +180,9 @@ def run_offline() -> None:
         on_version_apply=note_step,
         **VERSIONS,
     )
+    wanted = requested_engine()
+    engine = "plpython" if wanted == "auto" else wanted
+    context.config.attributes["embedding_gate_engine"] = engine
     output = context.get_context().impl.static_output
     output(f"SET search_path = {PINNED};\n")
     output(move_from_shared_table())
@@ -125,7 +194,7 @@ def run_offline() -> None:
         # the script cannot know what a database holds: it re-applies every file
         output = context.get_context().impl.static_output
         output("BEGIN;\n")
-        for sql in sync_statements({}):
+        for sql in sync_statements({}, engine):
             output(sql)
         output("COMMIT;\n")
 
@@ -171,6 +240,7 @@ def run_on(connection, commit: bool) -> None:
 
 def run_pinned(connection, commit: bool) -> None:
     raw_execute(connection, move_from_shared_table())
+    engine = choose_engine(connection)
     if commit:
         connection.connection.dbapi_connection.commit()
     context.configure(
@@ -188,7 +258,7 @@ def run_pinned(connection, commit: bool) -> None:
         if commit:
             connection.connection.dbapi_connection.commit()
     if upgrading_to_head() and not steps_down:
-        sync_online(connection, commit)
+        sync_online(connection, commit, engine)
 
 
 def raw_execute(connection, sql: str) -> None:
@@ -206,13 +276,13 @@ def note_step(*, step, **_) -> None:
         steps_down.append(step)
 
 
-def sync_online(connection, commit: bool) -> None:
+def sync_online(connection, commit: bool, engine: str) -> None:
     """Re-apply, in one transaction, the idempotent files whose text changed."""
     raw = connection.connection.dbapi_connection
     with raw.cursor() as cursor:
         cursor.execute("SELECT name, sha256 FROM embedding_gate._sources")
         applied = dict(cursor.fetchall())
-        for sql in sync_statements(applied):
+        for sql in sync_statements(applied, engine):
             cursor.execute(sql)
     if commit:
         raw.commit()

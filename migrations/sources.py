@@ -7,6 +7,11 @@
   re-applies only the files whose text (as rendered for this database) changed since.
 - plpython/embedding_gate/: the PL/Python package, whose sources go into the body of
   embedding_gate._python_package() (sql/idempotent/002_python_package.sql).
+- sql/engine_sql/*.sql: the SQL engine's own files (issue 25), for databases where plpython3u
+  cannot be created. Deployed with the SQL engine, the gate applies sql/idempotent/ without
+  its PL/Python files (PLPYTHON_ONLY) and these beside them, recorded in _sources as
+  engine_sql/<name>. Which engine a deployment runs is chosen once, at its first upgrade
+  (migrations/env.py), and kept in embedding_gate._deployment.engine.
 """
 
 import hashlib
@@ -18,11 +23,23 @@ from alembic import context, op
 ROOT = Path(__file__).resolve().parent.parent
 INCREMENTAL = ROOT / "sql" / "incremental"
 IDEMPOTENT = ROOT / "sql" / "idempotent"
+ENGINE_SQL = ROOT / "sql" / "engine_sql"
 PACKAGE = ROOT / "plpython" / "embedding_gate"
 
 # the gate's alembic version table: its own, beside an application's public.alembic_version
 VERSION_TABLE = "embedding_gate_alembic_version"
 VERSION_TABLE_SCHEMA = "public"
+
+ENGINES = ("plpython", "sql")
+# the files of sql/idempotent/ the SQL engine does not apply: written in PL/Python, or (003)
+# LANGUAGE internal, which only a superuser may use; sql/engine_sql/ replaces 003, 010 and
+# 011, and stubs the public functions of the others (090_not_yet.sql)
+PLPYTHON_ONLY = frozenset({
+    "002_python_package.sql", "003_halfvec.sql", "010_insert_trigger.sql",
+    "011_update_trigger.sql", "014_attached_triggers.sql", "020_verify_embeddings.sql",
+    "021_recheck_embeddings.sql", "022_embedding_measures.sql",
+    "023_preview_thresholds.sql", "026_attach.sql",
+})  # fmt: skip
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 # the objects in public an idempotent file creates (the baseline's downgrade drops them)
@@ -77,22 +94,37 @@ def python_package() -> dict:
     return {"python_sources": literal, "python_key": "embedding_gate:" + key}
 
 
-def idempotent() -> "list[tuple[str, str]]":
-    """Every file of sql/idempotent/, in name order, rendered: (name, SQL)."""
-    values = python_package()
-    return [(p.name, render(p.read_text(encoding="utf-8"), **values)) for p in _idempotent_files()]
+def idempotent(engine: str = "plpython") -> "list[tuple[str, str]]":
+    """The files the engine applies, in the order of their file names, rendered: (name,
+    SQL). plpython: every file of sql/idempotent/. sql: those but PLPYTHON_ONLY, and
+    sql/engine_sql/'s files (named engine_sql/<file>; one of them comes after the
+    sql/idempotent/ file of the same name)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "plpython":
+        values = python_package()
+        return [
+            (p.name, render(p.read_text(encoding="utf-8"), **values)) for p in _idempotent_files()
+        ]
+    files = [(p.name, p.name, p) for p in _idempotent_files() if p.name not in PLPYTHON_ONLY]
+    files += [(p.name, f"engine_sql/{p.name}", p) for p in _engine_sql_files()]
+    return [(name, render(p.read_text(encoding="utf-8"))) for _, name, p in sorted(files)]
 
 
 def _idempotent_files() -> list:
     return sorted(IDEMPOTENT.glob("*.sql"))
 
 
-def sync_statements(applied: dict) -> "list[str]":
-    """What brings the functions, triggers and views up to the tree: each idempotent file
-    whose rendered text has another sha256 than `applied` (name -> sha256, from
+def _engine_sql_files() -> list:
+    return sorted(ENGINE_SQL.glob("*.sql"))
+
+
+def sync_statements(applied: dict, engine: str = "plpython") -> "list[str]":
+    """What brings the functions, triggers and views up to the tree: each file the engine
+    applies whose rendered text has another sha256 than `applied` (name -> sha256, from
     embedding_gate._sources) records, followed by the record of its new hash."""
     out = []
-    for name, sql in idempotent():
+    for name, sql in idempotent(engine):
         digest = sha256(sql)
         if applied.get(name) != digest:
             out.append(sql.rstrip() + "\n")
@@ -108,7 +140,7 @@ def drop_public_objects() -> str:
     """DROP statements for what the idempotent files create in public (functions,
     procedures, views), for `alembic downgrade base`; the rest lives in embedding_gate."""
     found = []
-    for path in reversed(_idempotent_files()):
+    for path in reversed(_idempotent_files() + _engine_sql_files()):
         found += reversed(_PUBLIC_OBJECT.findall(path.read_text(encoding="utf-8")))
     return "".join(f"DROP {kind} IF EXISTS {name} CASCADE;\n" for kind, name in found)
 
@@ -123,6 +155,104 @@ def execute(sql: str) -> None:
     else:
         with op.get_bind().connection.cursor() as cursor:
             cursor.execute(sql)
+
+
+# What the SQL engine's baseline (revision 0001 deployed with engine=sql) changes in the
+# released file: no plpython3u, and the two LANGUAGE internal functions (which only a
+# superuser may create) in LANGUAGE sql over pgvector's vector_send, which gives the same
+# bytes in network byte order: swapped here to the server's (little-endian: x86-64 and
+# arm64, every managed service's), and hashed as an oidvector of their 32-bit words, which
+# hashoidvectorextended hashes with hash_any_extended over the same bytes as
+# hashvarlenaextended does. tests/test_sql_engine_deploy.py compares both with byteasend
+# and hashvarlenaextended. Each piece must occur once in the file as released.
+_NO_PLPYTHON = (
+    (
+        "    IF NOT EXISTS (SELECT FROM pg_catalog.pg_available_extensions"
+        " WHERE name = 'plpython3u') THEN\n"
+        "        RAISE EXCEPTION 'PL/Python is not installed on this PostgreSQL server"
+        ' (extension "plpython3u" is not available)\'\n'
+        "            USING ERRCODE = 'undefined_file',\n"
+        "                  HINT = 'install it on the database server: on Debian, apt-get"
+        " install postgresql-plpython3-15 '\n"
+        "                         '(or run scripts/install-server.sh as root)';\n"
+        "    END IF;\n",
+        "",
+    ),
+    (
+        "FOREACH ext IN ARRAY ARRAY['vector', 'plpython3u'] LOOP",
+        "FOREACH ext IN ARRAY ARRAY['vector'] LOOP",
+    ),
+    (
+        """            IF ext = 'vector' THEN
+                CREATE EXTENSION vector SCHEMA public;
+            ELSE
+                CREATE EXTENSION plpython3u;
+            END IF;
+""",
+        """            CREATE EXTENSION vector SCHEMA public;
+""",
+    ),
+    (
+        """-- PL/Python runs the server's own Python: numpy must be importable there.
+DO LANGUAGE plpython3u $$
+import sys
+try:
+    import numpy
+except ImportError:
+    plpy.error(
+        "numpy is not importable by the PostgreSQL server's Python (%s)" % sys.version.split()[0],
+        hint="install it for the server's interpreter, not a virtual environment: on Debian, "
+             "apt-get install python3-numpy (or run scripts/install-server.sh as root)",
+    )
+$$;
+""",
+        "",
+    ),
+    (
+        """CREATE FUNCTION embedding_gate.vector_bytes(embedding public.vector) RETURNS bytea
+LANGUAGE internal
+IMMUTABLE STRICT PARALLEL SAFE
+AS 'byteasend';""",
+        """CREATE FUNCTION embedding_gate.vector_bytes(embedding public.vector) RETURNS bytea
+LANGUAGE sql
+IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.decode(pg_catalog.regexp_replace(
+    pg_catalog.encode(public.vector_send(embedding), 'hex'),
+    '^(..)(..)(..)(..)|(..)(..)(..)(..)', '\\2\\1\\4\\3\\8\\7\\6\\5', 'g'), 'hex');""",
+    ),
+    (
+        "CREATE FUNCTION embedding_gate._hash_bytes(embedding public.vector, seed bigint)"
+        """ RETURNS bigint
+LANGUAGE internal
+IMMUTABLE STRICT PARALLEL SAFE
+AS 'hashvarlenaextended';""",
+        "CREATE FUNCTION embedding_gate._hash_bytes(embedding public.vector, seed bigint)"
+        """ RETURNS bigint
+LANGUAGE sql
+IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.hashoidvectorextended(
+    (public.vector_dims(embedding)::text || ' ' || pg_catalog.array_to_string(ARRAY(
+        SELECT ('x' || w[1])::bit(32)::bigint
+        FROM pg_catalog.regexp_matches(
+            pg_catalog.substr(pg_catalog.encode(public.vector_send(embedding), 'hex'), 9),
+            '(........)', 'g') AS w), ' '))::pg_catalog.oidvector,
+    seed);""",
+    ),
+)
+
+
+def without_plpython(baseline: str) -> str:
+    """The released baseline as the SQL engine deploys it (see _NO_PLPYTHON)."""
+    for old, new in _NO_PLPYTHON:
+        if baseline.count(old) != 1:
+            raise ValueError(f"the baseline no longer holds, once, the text {old[:60]!r}")
+        baseline = baseline.replace(old, new)
+    return baseline
+
+
+def engine() -> str:
+    """The engine this run deploys (plpython or sql), chosen by migrations/env.py."""
+    return context.config.attributes.get("embedding_gate_engine", "plpython")
 
 
 def x_arg(name: str, default: str) -> str:

@@ -148,9 +148,9 @@ def test_the_installed_package_deploys_and_removes_the_gate_from_an_empty_direct
 # --- what `embedding-gate db upgrade` refuses, before it changes anything ---
 
 
-def db_upgrade(url: str) -> subprocess.CompletedProcess:
+def db_upgrade(url: str, *options: str) -> subprocess.CompletedProcess:
     return run(
-        sys.executable, "-m", "loader", "db", "upgrade", cwd=ROOT,
+        sys.executable, "-m", "loader", "db", "upgrade", *options, cwd=ROOT,
         env=clean_env(DATABASE_URL=url),
     )  # fmt: skip
 
@@ -197,14 +197,19 @@ def test_db_upgrade_by_a_role_that_may_not_create_what_it_needs_says_what_to_run
     owner_url, empty_db
 ):
     """Not a superuser: first the extensions a superuser must create (named, with the
-    statement), then, once they are there, that PL/Python functions need a superuser.
+    statement: vector alone for the SQL engine that auto would choose, both for
+    --engine plpython), then, once they are there, that PL/Python functions need a superuser.
     Exit status 1 and nothing of the gate in the database, each time."""
     role = psycopg.conninfo.conninfo_to_dict(owner_url)["user"]
     first = db_upgrade(owner_url)
     assert first.returncode == 1
     (line,) = first.stderr.splitlines()
-    assert line.startswith(f"error: role {role} may not create the extension")
-    assert "CREATE EXTENSION plpython3u" in line
+    assert line.startswith(f"error: role {role} may not create the extension vector")
+    # auto: plpython3u cannot be created by this role, so the SQL engine would deploy
+    assert "the gate deploys its SQL engine" in line
+    with_plpython = db_upgrade(owner_url, "--engine", "plpython")
+    assert with_plpython.returncode == 1
+    assert "CREATE EXTENSION vector; CREATE EXTENSION plpython3u" in with_plpython.stderr
     assert nothing_deployed(empty_db)
     with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION vector")

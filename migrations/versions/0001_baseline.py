@@ -8,13 +8,26 @@ Create Date: 2026-11-29
 The embedding dimension is chosen here, once: `alembic -x embedding_dim=384 upgrade head`,
 else the EMBEDDING_DIM environment variable, else 768. The functions, triggers and views
 are applied after the revisions, from sql/idempotent/ (see migrations/env.py).
+
+With the SQL engine (`-x engine=sql`, or chosen where plpython3u cannot be created: see
+migrations/env.py) the same file runs without its PL/Python parts and with vector_bytes and
+_hash_bytes in LANGUAGE sql (migrations.sources.without_plpython): the same tables, and the
+same bytes and hashes. With PL/Python it runs as released.
 """
 
 import os
 
 from alembic.util import CommandError
 
-from migrations.sources import drop_public_objects, execute, incremental, render, x_arg
+from migrations.sources import (
+    drop_public_objects,
+    engine,
+    execute,
+    incremental,
+    render,
+    without_plpython,
+    x_arg,
+)
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -33,7 +46,10 @@ def embedding_dim() -> int:
 
 
 def upgrade() -> None:
-    execute(render(incremental(*BASELINE), embedding_dim=embedding_dim()))
+    baseline = incremental(*BASELINE)
+    if engine() == "sql":
+        baseline = without_plpython(baseline)
+    execute(render(baseline, embedding_dim=embedding_dim()))
 
 
 def downgrade() -> None:
