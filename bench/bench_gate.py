@@ -120,14 +120,16 @@ def _trigger_definitions(conn) -> "list[str]":
 
 
 def prepare_engines(conn) -> "dict[str, list[str]]":
-    """The SQL engine's functions, created by its files (sql/engine_sql/*.sql, in name
-    order, as tests/test_sql_engine.py applies them: they also replace chunks' insert and
+    """The SQL engine's functions, created by its trigger files (sql/engine_sql/001, 010,
+    011, as tests/test_sql_engine.py applies them: they also replace chunks' insert and
     update triggers), then the PL/Python triggers put back. Returns, per engine, the
     statements that install its triggers on chunks."""
     engines = {"plpython": _trigger_definitions(conn)}
     with conn.cursor() as cur:
-        for path in sorted(SQL_ENGINE.glob("*.sql")):
-            cur.execute(path.read_text(encoding="utf-8"))
+        # (only the files of the triggers: the others, 003 and the stubs of 090, are a SQL
+        # engine deployment's, and 090 would replace recheck_embeddings here)
+        for name in ("001_settings.sql", "010_insert_trigger.sql", "011_update_trigger.sql"):
+            cur.execute((SQL_ENGINE / name).read_text(encoding="utf-8"))
     conn.commit()
     engines["sql"] = _trigger_definitions(conn)
     if engines["sql"] == engines["plpython"]:
