@@ -103,6 +103,20 @@ def test_a_managed_service_s_owner_deploys_the_sql_engine(managed, empty_db):
         assert "low_norm" in rows["zero"][0] and rows["zero"][1].startswith("norm too low (0)")
         assert rows["nan"] == (["nan_or_inf"], "NaN or Inf in 1 of 768 components", True, True)
 
+        # the update trigger: a clean row's embedding replaced by a zero vector
+        conn.execute(
+            "UPDATE chunks SET embedding = %s::vector WHERE chunk_id = 'good'", [vec(good * 0)]
+        )
+        assert (
+            "low_norm"
+            in conn.execute("SELECT quality_issues FROM chunks WHERE chunk_id = 'good'").fetchone()[
+                0
+            ]
+        )
+        conn.execute(
+            "UPDATE chunks SET embedding = %s::vector WHERE chunk_id = 'good'",
+            [vec(good / np.linalg.norm(good))],
+        )
         with pytest.raises(psycopg.DatabaseError) as rejected:
             with conn.transaction():
                 conn.execute("SET LOCAL embedding_gate.mode = 'reject'")
@@ -208,3 +222,18 @@ def test_the_sql_engine_s_script_applies_as_the_owner(managed):
         )
     down = gate("downgrade", "base", url=managed)
     assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_a_plpython_deployment_upgrading_stays_plpython(empty_db):
+    """A deployment from before the engine was recorded (revision 0008, PL/Python) upgrades
+    to head as PL/Python with the default choice, and refuses the SQL engine asked for."""
+    alembic(empty_db, "upgrade", "0008")
+    with pytest.raises(Exception, match="deployed here with the plpython engine, not sql"):
+        alembic(empty_db, "upgrade", "head", engine="sql")
+    alembic(empty_db, "upgrade", "head")
+    with psycopg.connect(empty_db) as conn:
+        assert conn.execute("SELECT engine FROM embedding_gate.engine").fetchone() == ("plpython",)
+        assert conn.execute(
+            "SELECT tgfoid::regproc::text FROM pg_trigger"
+            " WHERE tgrelid = 'public.chunks'::regclass AND tgname = 'embedding_gate_insert'"
+        ).fetchone() == ("embedding_gate._check_inserted",)
