@@ -164,6 +164,28 @@ def choose_engine(connection) -> str:
     return chosen
 
 
+def same_engine(engine: str) -> str:
+    """For the --sql script, which cannot ask the database first: a DO block that stops
+    the script where the gate is deployed with another engine than the script's."""
+    return f"""DO $engine$
+BEGIN
+    -- (nested: the inner statements are planned only where the column exists)
+    IF EXISTS (SELECT FROM pg_catalog.pg_attribute
+               WHERE attrelid = pg_catalog.to_regclass('embedding_gate._deployment')
+                 AND attname = 'engine' AND NOT attisdropped) THEN
+        IF (SELECT d.engine FROM embedding_gate._deployment AS d) <> '{engine}' THEN
+            RAISE EXCEPTION 'the embedding gate is deployed here with the % engine; this'
+                            ' script is for the {engine} engine',
+                (SELECT d.engine FROM embedding_gate._deployment AS d)
+                USING ERRCODE = 'feature_not_supported',
+                      HINT = 'print the script with --engine set to the deployed engine';
+        END IF;
+    END IF;
+END
+$engine$;
+"""
+
+
 def downgrading_to_base() -> bool:
     try:
         destination = context.get_revision_argument()
@@ -185,6 +207,7 @@ def run_offline() -> None:
     context.config.attributes["embedding_gate_engine"] = engine
     output = context.get_context().impl.static_output
     output(f"SET search_path = {PINNED};\n")
+    output(same_engine(engine))
     output(move_from_shared_table())
     with context.begin_transaction():
         context.run_migrations()

@@ -220,6 +220,12 @@ def test_the_sql_engine_s_script_applies_as_the_owner(managed):
         assert conn.execute("SELECT quality_issues @> '{low_norm}' FROM chunks").fetchone() == (
             True,
         )
+    # PL/Python's script (--sql without --engine) stops at its first statement here
+    other = gate("upgrade", "--sql", url=managed)
+    assert other.returncode == 0, other.stderr
+    with psycopg.connect(managed, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="with the sql engine"):
+            conn.execute(other.stdout)
     down = gate("downgrade", "base", url=managed)
     assert down.returncode == 0, down.stdout + down.stderr
 
