@@ -42,6 +42,7 @@ DECLARE
     mode text;
     t jsonb;
     inserted_rows bigint;
+    raw_rows bigint;
     flagged bigint;
     checked bigint;
     per_code json;
@@ -58,11 +59,12 @@ BEGIN
     -- writes below act on are kept: the flagged ones and the clean ones that carried a
     -- verdict (an upsert's); the others are counted. One aggregate builds the batch's
     -- arrays, parallel by construction (one pass, no ORDER BY: no sort of the vectors, no
-    -- second read of them), and ord maps a verdict back to its row through the same arrays.
-    SELECT pg_catalog.count(*) INTO inserted_rows FROM inserted;
+    -- second read of them), and ord maps a verdict back to its row through the same arrays;
+    -- the same pass counts the statement's rows and its embedding_raw rows (one read of the
+    -- transition table, not three).
     WITH batch AS (
-        SELECT pg_catalog.array_agg(i.embedding) AS v,
-               pg_catalog.array_agg(i.embedding_model) AS m,
+        SELECT pg_catalog.array_agg(i.embedding) FILTER (WHERE i.embedding IS NOT NULL) AS v,
+               pg_catalog.array_agg(i.embedding_model) FILTER (WHERE i.embedding IS NOT NULL) AS m,
                pg_catalog.array_agg(
                    (SELECT o.chunk_id FROM (SELECT c.chunk_id, c.content FROM public.chunks AS c
                      WHERE c.embedding_hash = i.embedding_hash
@@ -70,39 +72,46 @@ BEGIN
                        AND embedding_gate.vector_bytes(c.embedding)
                            = embedding_gate.vector_bytes(i.embedding)
                      ORDER BY c.created_at, c.chunk_id LIMIT 1) AS o
-                    WHERE o.content IS DISTINCT FROM i.content)) AS dup,
-               pg_catalog.array_agg(i.chunk_id) AS ids,
-               pg_catalog.array_agg(i.quality_issues IS NOT NULL) AS had,
-               pg_catalog.array_agg(public.vector_dims(i.embedding)) AS d,
-               pg_catalog.count(*) AS n
-        FROM inserted AS i WHERE i.embedding IS NOT NULL
+                    WHERE o.content IS DISTINCT FROM i.content))
+                   FILTER (WHERE i.embedding IS NOT NULL) AS dup,
+               pg_catalog.array_agg(i.chunk_id) FILTER (WHERE i.embedding IS NOT NULL) AS ids,
+               pg_catalog.array_agg(i.quality_issues IS NOT NULL)
+                   FILTER (WHERE i.embedding IS NOT NULL) AS had,
+               pg_catalog.array_agg(public.vector_dims(i.embedding))
+                   FILTER (WHERE i.embedding IS NOT NULL) AS d,
+               pg_catalog.count(*) FILTER (WHERE i.embedding IS NOT NULL) AS n,
+               pg_catalog.count(*) AS inserted_rows,
+               pg_catalog.count(*) FILTER (WHERE i.embedding IS NULL AND i.embedding_raw IS NOT NULL)
+                   AS raw_rows
+        FROM inserted AS i
     )
-    SELECT b.n,
-           COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-               'chunk_id', x.chunk_id, 'had_issues', x.had_issues, 'raw', false,
-               'issues', c.issues,
-               'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm,
-                             c.variance, c.near_zero_ratio, c.similarity, c.similar_kind,
-                             c.silent_deviation, c.duplicate_of),
-               'norm', c.norm, 'variance', c.variance, 'ratio', c.near_zero_ratio,
-               'similarity', c.similarity, 'duplicate_of', c.duplicate_of) ORDER BY c.ord)
-               FILTER (WHERE pg_catalog.cardinality(c.issues) > 0 OR x.had_issues),
-           '[]')
-    INTO checked, batch_verdicts
-    FROM batch AS b
-    CROSS JOIN LATERAL embedding_gate._sql_checks(
-        b.v, b.m, b.dup, (t ->> 'min_norm')::double precision,
-        (t ->> 'min_variance')::double precision, (t ->> 'near_zero_epsilon')::double precision,
-        (t ->> 'max_near_zero_ratio')::double precision, (t ->> 'blank_similarity')::double precision,
-        (t ->> 'max_silent_deviation')::double precision) AS c
-    JOIN ROWS FROM (pg_catalog.unnest(b.ids), pg_catalog.unnest(b.had), pg_catalog.unnest(b.d))
-         WITH ORDINALITY AS x(chunk_id, had_issues, d, n) ON x.n = c.ord
-    WHERE b.v IS NOT NULL
-    GROUP BY b.n;
-    checked := COALESCE(checked, 0);
-    batch_verdicts := COALESCE(batch_verdicts, '[]');
+    SELECT b.inserted_rows, b.raw_rows, b.n,
+           COALESCE((
+               SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                          'chunk_id', x.chunk_id, 'had_issues', x.had_issues, 'raw', false,
+                          'issues', c.issues,
+                          'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm,
+                                        c.variance, c.near_zero_ratio, c.similarity,
+                                        c.similar_kind, c.silent_deviation, c.duplicate_of),
+                          'norm', c.norm, 'variance', c.variance, 'ratio', c.near_zero_ratio,
+                          'similarity', c.similarity, 'duplicate_of', c.duplicate_of)
+                          ORDER BY c.ord)
+                          FILTER (WHERE pg_catalog.cardinality(c.issues) > 0 OR x.had_issues)
+               FROM embedding_gate._sql_checks(
+                   b.v, b.m, b.dup, (t ->> 'min_norm')::double precision,
+                   (t ->> 'min_variance')::double precision,
+                   (t ->> 'near_zero_epsilon')::double precision,
+                   (t ->> 'max_near_zero_ratio')::double precision,
+                   (t ->> 'blank_similarity')::double precision,
+                   (t ->> 'max_silent_deviation')::double precision) AS c
+               JOIN ROWS FROM (pg_catalog.unnest(b.ids), pg_catalog.unnest(b.had),
+                               pg_catalog.unnest(b.d))
+                    WITH ORDINALITY AS x(chunk_id, had_issues, d, n) ON x.n = c.ord
+               WHERE b.v IS NOT NULL), '[]')
+    INTO inserted_rows, raw_rows, checked, batch_verdicts
+    FROM batch AS b;
     -- embedding_raw: NaN/Inf rows flagged, finite ones promoted (unless the mode acts on them)
-    IF EXISTS (SELECT FROM inserted AS i WHERE i.embedding IS NULL AND i.embedding_raw IS NOT NULL) THEN
+    IF raw_rows > 0 THEN
         IF (SELECT pg_catalog.count(DISTINCT pg_catalog.cardinality(i.embedding_raw))
             FROM inserted AS i WHERE i.embedding IS NULL AND i.embedding_raw IS NOT NULL) > 1 THEN
             RAISE EXCEPTION 'embedding_raw vectors of different dimensions in one statement'
