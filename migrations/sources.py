@@ -157,6 +157,14 @@ def execute(sql: str) -> None:
             cursor.execute(sql)
 
 
+# the released baseline's comment on embedding_loader (as it stands there)
+_ROLE_COMMENT = (
+    "'Writers of the RAG corpus (the loader): insert and update documents and chunks, read the '"
+    "\n    'reports. Grant it to a login role: CREATE ROLE app LOGIN PASSWORD ... IN ROLE"
+    " embedding_loader.';"
+)
+
+
 # What the SQL engine's baseline (revision 0001 deployed with engine=sql) changes in the
 # released file: no plpython3u, and the two LANGUAGE internal functions (which only a
 # superuser may create) in LANGUAGE sql over pgvector's vector_send, which gives the same
@@ -237,6 +245,16 @@ RETURN pg_catalog.hashoidvectorextended(
             pg_catalog.substr(pg_catalog.encode(public.vector_send(embedding), 'hex'), 9),
             '(........)', 'g') AS w), ' '))::pg_catalog.oidvector,
     seed);""",
+    ),
+    (
+        # PostgreSQL 16 on: a comment on a role needs its ADMIN option, which a managed
+        # service's owner has on the roles it created, not on an embedding_loader another
+        # role created first (for another database of the same server, say)
+        "COMMENT ON ROLE embedding_loader IS\n    " + _ROLE_COMMENT + "\n",
+        "DO $$\nBEGIN\n    COMMENT ON ROLE embedding_loader IS\n    " + _ROLE_COMMENT + "\n"
+        "EXCEPTION WHEN insufficient_privilege THEN\n"
+        "    RAISE NOTICE 'role embedding_loader was created by another role:"
+        " its comment stays as it is';\nEND\n$$;\n",
     ),
 )
 
