@@ -249,6 +249,24 @@ def _rights(user, db, createrole, create_db, create_public, loader_role) -> "str
     return None
 
 
+def engine_note(url: str) -> "str | None":
+    """What to know of the engine a deployment runs where it is not PL/Python (the SQL
+    engine, chosen where this role could not create plpython3u): None for PL/Python."""
+    conn = psycopg2.connect(url, client_encoding="utf8", application_name="embedding-gate")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_catalog.to_regclass('embedding_gate.engine') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return None
+            cur.execute("SELECT engine, description FROM embedding_gate.engine")
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    if row is None or row[0] == "plpython":
+        return None
+    return f'engine: {row[0]}, {row[1]} (docs/deploy.md, "Managed PostgreSQL")'
+
+
 def one_line(message: str) -> str:
     """A server's message with its DETAIL and HINT, on one line."""
     return "; ".join(
@@ -274,6 +292,8 @@ def cmd_db(args) -> int:
             )
             if not args.sql:
                 print(f"embedding gate: {current(url) or 'not deployed'}")
+                if note := engine_note(url):
+                    print(note)
         elif args.db_command == "downgrade":
             downgrade(args.revision, url=url, sql=args.sql)
             if not args.sql:
