@@ -85,7 +85,15 @@ BEGIN
             RETURN false;
         END IF;
         -- the mean (a kept one's off the silent dimensions), and the spread:
-        -- sqrt(E[x^2] - E[x]^2), in float8
+        -- sqrt(E[x^2] - E[x]^2), in float8, with its median
+        WITH s AS (
+            SELECT u.x, u.k, pg_catalog.sqrt(GREATEST(
+                       u.q::float8 / seen - (u.x::float8 / seen) ^ 2, 0)) AS sd
+            FROM unnest(summed::real[], summed_squares::real[]) WITH ORDINALITY AS u(x, q, k)
+        ), m AS (
+            SELECT pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY s.sd) AS median
+            FROM s
+        )
         INSERT INTO embedding_gate.model_calibrations AS c
             (model, mean, spread, sample_size, source)
         SELECT _add_calibration.model,
@@ -98,14 +106,7 @@ BEGIN
                pg_catalog.array_agg((CASE WHEN s.sd < 1e-37 THEN 0 ELSE s.sd END)::real
                                     ORDER BY s.k),
                LEAST(seen, 2147483647)::integer, COALESCE(had_source, 'stored rows')
-        FROM (SELECT u.x, u.k, pg_catalog.sqrt(GREATEST(
-                         u.q::float8 / seen - (u.x::float8 / seen) ^ 2, 0)) AS sd
-              FROM unnest(summed::real[], summed_squares::real[])
-                   WITH ORDINALITY AS u(x, q, k)) AS s
-        CROSS JOIN (SELECT pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY
-                               pg_catalog.sqrt(GREATEST(v.q::float8 / seen
-                                                        - (v.x::float8 / seen) ^ 2, 0))) AS median
-                    FROM unnest(summed::real[], summed_squares::real[]) AS v(x, q)) AS m
+        FROM s CROSS JOIN m
         ON CONFLICT ON CONSTRAINT model_calibrations_pkey DO UPDATE
             SET mean = excluded.mean, spread = excluded.spread,
                 sample_size = excluded.sample_size,
