@@ -9,7 +9,7 @@
   embedding_gate._python_package() (sql/idempotent/002_python_package.sql).
 - sql/engine_sql/*.sql: the SQL engine's own files (issue 25), for databases where plpython3u
   cannot be created. Deployed with the SQL engine, the gate applies sql/idempotent/ without
-  its PL/Python files (PLPYTHON_ONLY) and these beside them, recorded in _sources as
+  its PL/Python files (plpython_only()) and these beside them, recorded in _sources as
   engine_sql/<name>. Which engine a deployment runs is chosen once, at its first upgrade
   (migrations/env.py), and kept in embedding_gate._deployment.engine.
 """
@@ -31,15 +31,17 @@ VERSION_TABLE = "embedding_gate_alembic_version"
 VERSION_TABLE_SCHEMA = "public"
 
 ENGINES = ("plpython", "sql")
-# the files of sql/idempotent/ the SQL engine does not apply: written in PL/Python, or (003)
-# LANGUAGE internal, which only a superuser may use; sql/engine_sql/ replaces 003, 010 and
-# 011, and stubs the public functions of the others (090_not_yet.sql)
-PLPYTHON_ONLY = frozenset({
-    "002_python_package.sql", "003_halfvec.sql", "010_insert_trigger.sql",
-    "011_update_trigger.sql", "014_attached_triggers.sql", "020_verify_embeddings.sql",
-    "021_recheck_embeddings.sql", "022_embedding_measures.sql",
-    "023_preview_thresholds.sql", "026_attach.sql",
-})  # fmt: skip
+# the files of sql/idempotent/ the SQL engine does not apply: those with a function in
+# PL/Python, or (003) in LANGUAGE internal, which only a superuser may use. sql/engine_sql/
+# has the SQL engine's versions; a file's PL/pgSQL and SQL functions both engines share go in
+# a file of their own (026_attach.sql beside 026_check_existing.sql, for example).
+_ENGINE_ONLY = re.compile(r"^LANGUAGE (plpython3u|internal)\b", re.MULTILINE)
+
+
+def plpython_only(path: Path) -> bool:
+    """Whether the SQL engine leaves out this file of sql/idempotent/ (see _ENGINE_ONLY)."""
+    return bool(_ENGINE_ONLY.search(path.read_text(encoding="utf-8")))
+
 
 _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 # the objects in public an idempotent file creates (the baseline's downgrade drops them)
@@ -96,7 +98,7 @@ def python_package() -> dict:
 
 def idempotent(engine: str = "plpython") -> "list[tuple[str, str]]":
     """The files the engine applies, in the order of their file names, rendered: (name,
-    SQL). plpython: every file of sql/idempotent/. sql: those but PLPYTHON_ONLY, and
+    SQL). plpython: every file of sql/idempotent/. sql: those but plpython_only() ones, and
     sql/engine_sql/'s files (named engine_sql/<file>; one of them comes after the
     sql/idempotent/ file of the same name)."""
     if engine not in ENGINES:
@@ -106,7 +108,7 @@ def idempotent(engine: str = "plpython") -> "list[tuple[str, str]]":
         return [
             (p.name, render(p.read_text(encoding="utf-8"), **values)) for p in _idempotent_files()
         ]
-    files = [(p.name, p.name, p) for p in _idempotent_files() if p.name not in PLPYTHON_ONLY]
+    files = [(p.name, p.name, p) for p in _idempotent_files() if not plpython_only(p)]
     files += [(p.name, f"engine_sql/{p.name}", p) for p in _engine_sql_files()]
     return [(name, render(p.read_text(encoding="utf-8"))) for _, name, p in sorted(files)]
 

@@ -30,9 +30,39 @@ if hasattr(os, "geteuid") and os.geteuid() == 0:
     )
 
 
+# GATE_ENGINE=sql runs the tests against the SQL engine (issue 25), deployed as on a managed
+# service: a superuser creates `vector`, and a database owner with CREATEROLE who is not a
+# superuser runs `alembic upgrade head` (its engine choice, auto, finds it cannot create
+# plpython3u). `make test-sql-engine` runs the contract tests so.
+ENGINE = os.environ.get("GATE_ENGINE", "plpython")
+if ENGINE not in ("plpython", "sql"):
+    pytest.exit(f"GATE_ENGINE must be plpython or sql, not {ENGINE!r}", returncode=2)
+MANAGED_OWNER = "gate_managed_owner"
+
+
 def deploy_head(host: str, port: int, user: str, dbname: str, password: str | None, **_) -> None:
     """pytest-postgresql loader: the template database every test clones."""
-    alembic(url_for(host, port, user, dbname, password), "upgrade", "head")
+    url = url_for(host, port, user, dbname, password)
+    if ENGINE == "plpython":
+        alembic(url, "upgrade", "head")
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"""DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{MANAGED_OWNER}') THEN
+                    CREATE ROLE {MANAGED_OWNER} LOGIN CREATEROLE NOSUPERUSER;
+                END IF;
+            END $$"""
+        )
+        conn.execute(f'ALTER DATABASE "{dbname}" OWNER TO {MANAGED_OWNER}')
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    alembic(url_for(host, port, MANAGED_OWNER, dbname, password), "upgrade", "head")
+    with psycopg.connect(url, autocommit=True) as conn:
+        engine = conn.execute("SELECT engine FROM embedding_gate.engine").fetchone()
+        languages = conn.execute(
+            "SELECT count(*) FROM pg_language WHERE lanname LIKE 'plpython%'"
+        ).fetchone()
+    assert engine == ("sql",) and languages == (0,), (engine, languages)
 
 
 EXTERNAL = os.environ.get("PG_EXTERNAL", "")
