@@ -135,17 +135,26 @@ def test_a_managed_service_s_owner_deploys_the_sql_engine(managed, empty_db):
         assert summary[:2] == (3, 2)
         assert summary[2]["low_norm"] == 1 and summary[2]["nan_or_inf"] == 1
 
-        for call in (
-            "CALL recheck_embeddings()",
-            "SELECT * FROM verify_embeddings()",
-            "SELECT * FROM embedding_measures()",
-            "SELECT * FROM preview_thresholds(min_norm => 0.2)",
-            "SELECT * FROM embedding_gate.attach('public.documents')",
-        ):
-            with pytest.raises(psycopg.errors.FeatureNotSupported) as refused:
-                conn.execute(call)
-            assert "not available with the embedding gate's SQL engine yet" in str(refused.value)
-            assert "issue 25" in refused.value.diag.message_detail
+        # the owner's maintenance and the scans, in the SQL engine
+        conn.execute("CALL recheck_embeddings()")
+        assert conn.execute(
+            "SELECT checked, low_quality, counts ->> 'low_norm' FROM verify_embeddings()"
+        ).fetchone() == (3, 2, "1")
+        measured = conn.execute(
+            "SELECT chunk_id, issues FROM embedding_measures() ORDER BY chunk_id"
+        ).fetchall()
+        assert measured == [
+            ("good", []), ("nan", ["nan_or_inf"]), ("zero", ["low_norm", "low_variance", "sparse"])
+        ]
+        preview = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT check_code, flagged_now, flagged_proposed"
+                " FROM preview_thresholds(min_norm => 2)"
+            ).fetchall()
+        }
+        assert preview["low_norm"] == (1, 2) and preview["any"] == (2, 3)
+
 
     # switching a deployment's engine is refused, in one line
     switch = gate("upgrade", "--engine", "plpython", url=managed)

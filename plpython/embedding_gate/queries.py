@@ -43,31 +43,9 @@ CHUNKS_FEED = (
     "SELECT COALESCE(pg_catalog.has_table_privilege(c.relowner, 'embedding_gate.settings',"
     " 'UPDATE'), false) AS ok FROM pg_catalog.pg_class AS c WHERE c.oid = 'public.chunks'::regclass"
 )
-# each model's mean over its stored rows (those not flagged model_mismatch), where it has
-# at least $1 of them, recorded as its calibration when it has none, or one from its stored
-# rows whose rows have doubled since (pgvector's avg(vector), in C: 4 µs a 768-d row, so
-# not on every recheck); never over a mean the loader's sample or a writer gave, nor where
-# the writes keep it (it has a spread: _add_calibration's)
-_MODEL_FITS = "NOT ('model_mismatch' = ANY (COALESCE(quality_issues, '{}')))"
-CALIBRATE = (
-    "WITH counts AS (SELECT embedding_model AS model, pg_catalog.count(*) AS n"
-    "  FROM public.chunks WHERE embedding IS NOT NULL AND embedding_model IS NOT NULL"
-    "  AND " + _MODEL_FITS + " GROUP BY embedding_model),"
-    " due AS (SELECT c.model FROM counts AS c"
-    "  LEFT JOIN embedding_gate.model_calibrations AS m ON m.model = c.model"
-    "  WHERE c.n >= $1 AND m.spread IS NULL AND (m.model IS NULL OR (m.source = 'stored rows'"
-    "   AND c.n >= 2 * m.sample_size)))"
-    " INSERT INTO embedding_gate.model_calibrations AS c (model, mean, sample_size, source)"
-    " SELECT embedding_model, public.avg(embedding)::real[], pg_catalog.count(*)::integer,"
-    "  'stored rows' FROM public.chunks"
-    " WHERE embedding IS NOT NULL AND "
-    + _MODEL_FITS
-    + " AND embedding_model IN (SELECT model FROM due)"
-    " GROUP BY embedding_model"
-    " ON CONFLICT (model) DO UPDATE SET mean = excluded.mean,"
-    " sample_size = excluded.sample_size, source = excluded.source,"
-    " recorded_at = pg_catalog.now(), recorded_by = SESSION_USER"
-)
+# each model's mean over its stored rows as its calibration, where due (sql/idempotent/
+# 017_chunk_scans.sql, which the SQL engine's recheck calls too)
+CALIBRATE = "SELECT embedding_gate._calibrate_from_stored($1)"
 EMBEDDING_DIM = "SELECT embedding_gate.embedding_dim() AS d"
 
 # --- the insert trigger --------------------------------------------------------------------
@@ -203,14 +181,8 @@ SAMPLE = (
     "  WHERE embedding IS NOT NULL OR embedding_raw IS NOT NULL"
     "  ORDER BY pg_catalog.random() LIMIT $1))"
 )
-# The embedding hashes stored more than once: one pass over chunks_embedding_hash_idx
-# (an index-only scan once VACUUM has run). A scan probes for duplicates only the rows
-# with one of these hashes, and the rows already flagged (written after this ran, perhaps).
-TWINS = (
-    "SELECT COALESCE(pg_catalog.array_agg(embedding_hash), '{}') AS twins FROM ("
-    " SELECT embedding_hash FROM public.chunks WHERE embedding_hash IS NOT NULL"
-    " GROUP BY embedding_hash HAVING pg_catalog.count(*) > 1) AS t"
-)
+# The embedding hashes stored more than once (sql/idempotent/017_chunk_scans.sql)
+TWINS = "SELECT embedding_gate._twin_hashes() AS twins"
 # One batch of stored embeddings in chunk_id order (BATCH_AFTER: after chunk_id $3),
 # aggregated into a few values: the vectors as one bytea (string_agg skips NULLs, so it
 # lines up with the filtered arrays). Row by row, PL/Python would build a dict per row and
@@ -247,29 +219,9 @@ RAW_ROWS = (
 )
 
 # A recheck's verdicts ($1..$8 as in FLAG, NULL issues for a row now clean), written only to
-# the rows still as the recheck read them ($9: their xmin then) that no one else holds: it
-# locks them first, in chunk_id order, skipping any a writer has locked (that writer's
-# trigger judges its own vector). It never waits, so a writer can wait on it only until it
-# commits, and never deadlocks with it; a verdict never describes an older vector.
-RECHECKED = (
-    "WITH v AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::float8[],"
-    "  $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::text[])"
-    "  AS v(chunk_id, issues, reason, norm, variance, ratio, similarity, duplicate_of, x)),"
-    " mine AS MATERIALIZED (SELECT c.chunk_id FROM public.chunks AS c"
-    "  JOIN v ON v.chunk_id = c.chunk_id WHERE c.xmin::text = v.x"
-    # (a verdict the recheck only confirms is left as it is: rewriting it would be a new
-    # version of the row for a writer at SERIALIZABLE to fail on)
-    "  AND (c.quality_issues, c.quality_reason, c.quality_norm, c.quality_variance,"
-    "   c.quality_near_zero_ratio, c.quality_blank_similarity, c.quality_duplicate_of)"
-    "   IS DISTINCT FROM (pg_catalog.string_to_array(v.issues, ','), v.reason, v.norm,"
-    "   v.variance, v.ratio, v.similarity, v.duplicate_of)"
-    "  ORDER BY c.chunk_id FOR NO KEY UPDATE OF c SKIP LOCKED)"
-    " UPDATE public.chunks AS c SET quality_issues = pg_catalog.string_to_array(v.issues, ','),"
-    " quality_reason = v.reason, quality_norm = v.norm, quality_variance = v.variance,"
-    " quality_near_zero_ratio = v.ratio, quality_blank_similarity = v.similarity,"
-    " quality_duplicate_of = v.duplicate_of, quality_checked_at = pg_catalog.now()"
-    " FROM v JOIN mine AS m ON m.chunk_id = v.chunk_id WHERE c.chunk_id = v.chunk_id"
-)
+# the rows still as the recheck read them ($9: their xmin then) that no one else holds
+# (sql/idempotent/017_chunk_scans.sql)
+RECHECKED = "SELECT embedding_gate._write_rechecked($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 RECHECKED_TYPES = VERDICT_TYPES + ["text[]"]
 
 # --- attached tables (attached.py builds the statements that name a table's columns) ---

@@ -460,14 +460,16 @@ COMMENT ON FUNCTION embedding_gate._sql_checks_raw(real[], text[], double precis
     'vector): NaN/Inf rows get nan_or_inf with their count, the others the checks of '
     '_sql_checks.';
 
--- the engine's triggers call these as the gate's owner; no other role needs them
-REVOKE EXECUTE ON FUNCTION embedding_gate._float4_below(double precision) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION embedding_gate._sql_checks(public.vector[], text[], text[],
+-- pure functions of their arguments and of tables every role may read (the models'
+-- calibrations and references), which the SQL engine's scans (verify_embeddings,
+-- embedding_measures, preview_thresholds) call as their caller
+GRANT EXECUTE ON FUNCTION embedding_gate._float4_below(double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION embedding_gate._sql_checks(public.vector[], text[], text[],
     double precision, double precision, double precision, double precision, double precision,
-    double precision) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION embedding_gate._sql_checks(public.halfvec[], text[], text[],
+    double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION embedding_gate._sql_checks(public.halfvec[], text[], text[],
     double precision, double precision, double precision, double precision, double precision,
-    double precision) FROM PUBLIC;
-REVOKE EXECUTE ON FUNCTION embedding_gate._sql_checks_raw(real[], text[], double precision,
+    double precision) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION embedding_gate._sql_checks_raw(real[], text[], double precision,
     double precision, double precision, double precision, double precision, double precision)
-    FROM PUBLIC;
+    TO PUBLIC;
