@@ -32,6 +32,21 @@ def flagged(db, table="public.items") -> dict:
     return {r: (sorted(i), q) for r, i, q in rows}
 
 
+@pytest.fixture(autouse=True)
+def gate_reads_new_tables(db):
+    """The gate reads an attached table as its own owner, which attach() requires to have
+    SELECT on it. Deployed by a superuser (the PL/Python engine here) it has; deployed by a
+    database owner who is not one (the SQL engine, GATE_ENGINE=sql, as on a managed service)
+    the tables the tests create as postgres are granted to it, as their docs tell a user."""
+    owner, superuser = db.execute(
+        "SELECT r.rolname, r.rolsuper FROM pg_namespace AS n JOIN pg_roles AS r"
+        " ON r.oid = n.nspowner WHERE n.nspname = 'embedding_gate'"
+    ).fetchone()
+    if not superuser:
+        db.execute(f'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO "{owner}"')
+        db.execute(f'ALTER DEFAULT PRIVILEGES GRANT USAGE ON SCHEMAS TO "{owner}"')
+
+
 @pytest.fixture
 def items(db):
     """A framework-style table: bigint id, text, vector(16), and one row stored before."""

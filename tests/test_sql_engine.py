@@ -823,3 +823,135 @@ def test_the_sql_update_trigger_rejects_as_the_plpython_one_does(doc):
         assert doc.execute("SELECT quality_issues FROM chunks").fetchall() == [(None,)]
         doc.execute("DELETE FROM chunks")
     assert errors[0] == errors[1] and errors[0][0] == "QG001"
+
+
+# --- attached tables: sql/engine_sql/014_check_attached.sql and 026_check_existing.sql in
+# place of the PL/Python _check_attached() and _check_existing() -----------------------------
+
+ATTACH_FILES = ("001_settings.sql", "014_check_attached.sql", "026_check_existing.sql")
+ATTACHED_VERDICTS = (
+    "SELECT row_id, issues, reason, norm, variance, blank_similarity, near_zero_ratio,"
+    " duplicate_of, embedding_model, content_length, content_preview"
+    " FROM embedding_gate.verdicts WHERE table_oid = 'items'::regclass ORDER BY row_id"
+)
+ATTACHED_QUARANTINE = (
+    "SELECT row_id, issues, reason, norm, variance, blank_similarity, near_zero_ratio,"
+    " duplicate_of, embedding_model, content_length, content_preview, row - 'emb'"
+    " FROM embedding_gate.quarantine WHERE table_oid = 'items'::regclass ORDER BY row_id"
+)
+
+
+def _same_attached(a, b):
+    """Rows of ATTACHED_VERDICTS or ATTACHED_QUARANTINE: equal but the measures, which agree
+    within the tolerances."""
+    assert len(a) == len(b), (a, b)
+    for x, y in zip(a, b, strict=True):
+        assert x[:3] == y[:3] and x[6:] == y[6:], (x, y)
+        for got, expected, tolerance in ((y[3], x[3], 1e-12), (y[4], x[4], 1e-5)):
+            assert (got is None) == (expected is None), (x, y)
+            if got is not None:
+                assert abs(got - expected) <= tolerance * abs(expected), (x, y)
+        assert (y[5] is None) == (x[5] is None) and (
+            y[5] is None or abs(y[5] - x[5]) <= TOLERANCE["similarity"]
+        ), (x, y)
+
+
+def _attached_case_rows(rng, mean, spread, refs):
+    """(id, body, vector) rows: the contract's cases, a vector repeated with other text (a
+    duplicate) and with the same text (not one), a model's rows."""
+    rows = [(f"case:{name}", name, vec(x)) for name, (x, _) in CASES.items()]
+    twin = vec(_unit(rng.standard_normal(D)))
+    rows += [("twin:1", "first", twin), ("twin:2", "second", twin), ("twin:3", "first", twin)]
+    rows += [
+        (f"model:{k:02d}", f"m{k}", vec(x))
+        for k, x in enumerate(model_rows(rng, D, mean, spread, refs, 10))
+    ]
+    return rows
+
+
+@pytest.mark.parametrize("mode", ["flag", "quarantine"])
+def test_the_sql_attached_trigger_stores_what_the_plpython_one_does(db, mode):
+    """One attached table, the same rows through each engine's _check_attached() and
+    _check_existing(): stored before attach (attach's check), inserted in one statement,
+    then updated; the same verdicts, quarantined rows, notifications and counts."""
+    rng = np.random.default_rng(5)
+    mean, spread, refs = record_model(db, D, rng)
+    rows = _attached_case_rows(rng, mean, spread, refs)
+    half = len(rows) // 2
+    db.execute("LISTEN embedding_gate")
+    states = []
+    for engine in ("plpython", "sql"):
+        if engine == "sql":
+            for name in ATTACH_FILES:
+                db.execute((SQL_ENGINE / name).read_text(encoding="utf-8"))
+        db.execute(f"CREATE TABLE items (id text PRIMARY KEY, body text, emb vector({D}))")
+        db.cursor().executemany("INSERT INTO items VALUES (%s, %s, %s)", rows[:half])
+        attached = db.execute(
+            "SELECT checked, low_quality FROM embedding_gate.attach('items', 'emb',"
+            " content_column => 'body', model => %s)",
+            [MODEL],
+        ).fetchone()
+        checked = db.execute(ATTACHED_VERDICTS).fetchall()
+        db.execute(
+            "SELECT embedding_gate.set_table_settings('items', %s)", [json.dumps({"mode": mode})]
+        )
+        db.notifies(timeout=0.2, stop_after=None)
+        db.execute(
+            "INSERT INTO items SELECT * FROM ROWS FROM (unnest(%s::text[]), unnest(%s::text[]),"
+            " unnest(%s::text[]::vector[]))",
+            [[r[0] for r in rows[half:]], [r[1] for r in rows[half:]], [r[2] for r in rows[half:]]],
+        )
+        # every stored row's vector replaced by the next one's
+        kept = [r[0] for r in db.execute("SELECT id FROM items ORDER BY id").fetchall()]
+        db.execute(
+            "UPDATE items AS i SET emb = n.emb FROM (SELECT id, lead(emb) OVER (ORDER BY id)"
+            " AS emb FROM items) AS n WHERE n.id = i.id AND n.emb IS NOT NULL"
+        )
+        notes = [json.loads(n.payload) for n in db.notifies(timeout=0.5, stop_after=None)]
+        listed = db.execute(
+            "SELECT embedded, flagged, quarantined FROM embedding_gate.attached"
+            " WHERE table_name = 'public.items'"
+        ).fetchone()
+        states.append(
+            (
+                attached,
+                checked,
+                db.execute(ATTACHED_VERDICTS).fetchall(),
+                db.execute(ATTACHED_QUARANTINE).fetchall(),
+                notes,
+                listed,
+                kept,
+            )
+        )
+        db.execute("SELECT embedding_gate.detach('items', drop_quarantined => true)")
+        db.execute("DROP TABLE items")
+    plpython, sql = states
+    assert plpython[0] == sql[0] and plpython[0][1] > 0
+    _same_attached(plpython[1], sql[1])
+    _same_attached(plpython[2], sql[2])
+    _same_attached(plpython[3], sql[3])
+    assert plpython[2] or plpython[3]
+    assert plpython[4] == sql[4] and plpython[4]
+    assert plpython[5:] == sql[5:]
+
+
+def test_the_sql_attached_trigger_rejects_as_the_plpython_one_does(db):
+    errors = []
+    for engine in ("plpython", "sql"):
+        if engine == "sql":
+            for name in ATTACH_FILES:
+                db.execute((SQL_ENGINE / name).read_text(encoding="utf-8"))
+        db.execute(f"CREATE TABLE items (id int PRIMARY KEY, body text, emb vector({D}))")
+        db.execute("SELECT * FROM embedding_gate.attach('items', 'emb', content_column => 'body')")
+        db.execute("SELECT embedding_gate.set_table_settings('items', '{\"mode\": \"reject\"}')")
+        with pytest.raises(psycopg.Error) as e:
+            db.execute(
+                "INSERT INTO items SELECT i, 't' || i, %s::vector FROM generate_series(1, 25) AS i",
+                [vec(np.zeros(D))],
+            )
+        d = e.value.diag
+        errors.append((e.value.sqlstate, d.message_primary, d.message_detail, d.table_name))
+        assert db.execute("SELECT count(*) FROM items").fetchone() == (0,)
+        db.execute("SELECT embedding_gate.detach('items')")
+        db.execute("DROP TABLE items")
+    assert errors[0] == errors[1] and errors[0][0] == "QG001"

@@ -1,6 +1,7 @@
--- The SQL engine's settings (issue 25, a stage: not applied by any deployment yet): what
--- settings.current_settings() gives the PL/Python engine, for chunks.
-CREATE OR REPLACE FUNCTION embedding_gate._sql_settings() RETURNS jsonb
+-- The SQL engine's settings (issue 25): what settings.current_settings() gives the PL/Python
+-- engine, for chunks and for attached tables (each with its own overrides).
+-- (table_name: a row of the registry, chunks or an attached table, whose overrides apply)
+CREATE OR REPLACE FUNCTION embedding_gate._sql_table_settings(table_name regclass) RETURNS jsonb
 LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
@@ -28,7 +29,7 @@ BEGIN
         'near_zero_epsilon', s.near_zero_epsilon, 'max_near_zero_ratio', s.max_near_zero_ratio,
         'blank_similarity', s.blank_similarity, 'max_silent_deviation', s.max_silent_deviation);
     SELECT a.overrides INTO overrides FROM embedding_gate.attached_tables AS a
-    WHERE a.table_oid = 'public.chunks'::pg_catalog.regclass;
+    WHERE a.table_oid = _sql_table_settings.table_name;
     SELECT t || COALESCE(pg_catalog.jsonb_object_agg(o.key, o.value), '{}')
     INTO t
     FROM pg_catalog.jsonb_each(COALESCE(overrides, '{}')) AS o
@@ -68,7 +69,27 @@ BEGIN
     RETURN t;
 END
 $$;
+COMMENT ON FUNCTION embedding_gate._sql_table_settings(regclass) IS
+    'The SQL engine''s mode and thresholds for a guarded table, as jsonb: the settings, the '
+    'table''s own overrides (embedding_gate.set_table_settings), then SET LOCAL '
+    'embedding_gate.<name> where the caller may tune the gate.';
+-- (the SQL engine's scans, verify_embeddings and the others, run as their caller and call
+-- it: it reads what every role may read, and refuses SET LOCAL overrides to a role that may
+-- not tune the gate)
+GRANT EXECUTE ON FUNCTION embedding_gate._sql_table_settings(regclass) TO PUBLIC;
+
+-- chunks' (its triggers call this)
+CREATE OR REPLACE FUNCTION embedding_gate._sql_settings() RETURNS jsonb
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN embedding_gate._sql_table_settings('public.chunks'::pg_catalog.regclass);
+END
+$$;
 COMMENT ON FUNCTION embedding_gate._sql_settings() IS
     'The SQL engine''s mode and thresholds for chunks, as jsonb: the settings, chunks'' own '
     'overrides, then SET LOCAL embedding_gate.<name> where the caller may tune the gate.';
-REVOKE EXECUTE ON FUNCTION embedding_gate._sql_settings() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION embedding_gate._sql_settings() TO PUBLIC;
