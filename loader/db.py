@@ -82,12 +82,22 @@ def embedding_dim(conn) -> int:
 # --- the corpus ---------------------------------------------------------------------------
 
 
+def _text_array(values: list) -> str:
+    """A text[] literal of the strings ('{"a","b"}'), for one parameter: psycopg2 adapts a
+    list as ARRAY['a', 'b', ...], each element quoted apart, which the server parses as as
+    many expressions (2,000 chunk_ids: 3.9 ms a query against 1.8 ms)."""
+    quoted = (v.replace("\\", "\\\\").replace('"', '\\"') for v in values)
+    return "{" + ",".join(f'"{v}"' for v in quoted) + "}"
+
+
 def stored_ids(conn, ids: list) -> set:
     """The chunk_ids among ids already in chunks or in the quarantine."""
+    ids = _text_array(ids)
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT chunk_id FROM public.chunks WHERE chunk_id = ANY (%s)"
-            " UNION SELECT chunk_id FROM public.embedding_quarantine WHERE chunk_id = ANY (%s)",
+            "SELECT chunk_id FROM public.chunks WHERE chunk_id = ANY (%s::text[])"
+            " UNION ALL"
+            " SELECT chunk_id FROM public.embedding_quarantine WHERE chunk_id = ANY (%s::text[])",
             [ids, ids],
         )
         found = {r[0] for r in cur.fetchall()}
