@@ -869,14 +869,12 @@ def _attached_case_rows(rng, mean, spread, refs):
     return rows
 
 
-@pytest.mark.parametrize("mode", ["flag", "quarantine"])
-def test_the_sql_attached_trigger_stores_what_the_plpython_one_does(db, mode):
-    """One attached table, the same rows through each engine's _check_attached() and
-    _check_existing(): stored before attach (attach's check), inserted in one statement,
-    then updated; the same verdicts, quarantined rows, notifications and counts."""
-    rng = np.random.default_rng(5)
-    mean, spread, refs = record_model(db, D, rng)
-    rows = _attached_case_rows(rng, mean, spread, refs)
+def _through_both_engines(db, column, rows, mode, model=MODEL, model_column=False):
+    """The same rows through one attached table under each engine's functions: stored before
+    attach (attach's check), inserted in one statement, then every row's vector replaced by
+    the next one's; per engine what attach found, the verdicts after it and at the end, the
+    quarantine, the notifications, the table's counts, its ids and the models'
+    calibrations."""
     half = len(rows) // 2
     db.execute("LISTEN embedding_gate")
     states = []
@@ -884,24 +882,26 @@ def test_the_sql_attached_trigger_stores_what_the_plpython_one_does(db, mode):
         if engine == "sql":
             for name in ATTACH_FILES:
                 db.execute((SQL_ENGINE / name).read_text(encoding="utf-8"))
-        db.execute(f"CREATE TABLE items (id text PRIMARY KEY, body text, emb vector({D}))")
-        db.cursor().executemany("INSERT INTO items VALUES (%s, %s, %s)", rows[:half])
+        db.execute(f"CREATE TABLE items (id text PRIMARY KEY, body text, m text, emb {column})")
+        db.cursor().executemany(
+            f"INSERT INTO items VALUES (%s, %s, %s, %s::{column})", [r[:4] for r in rows[:half]]
+        )
         attached = db.execute(
             "SELECT checked, low_quality FROM embedding_gate.attach('items', 'emb',"
-            " content_column => 'body', model => %s)",
-            [MODEL],
+            " content_column => 'body', model => %s, model_column => %s)",
+            [None if model_column else model, "m" if model_column else None],
         ).fetchone()
         checked = db.execute(ATTACHED_VERDICTS).fetchall()
         db.execute(
             "SELECT embedding_gate.set_table_settings('items', %s)", [json.dumps({"mode": mode})]
         )
         db.notifies(timeout=0.2, stop_after=None)
+        rest = rows[half:]
         db.execute(
             "INSERT INTO items SELECT * FROM ROWS FROM (unnest(%s::text[]), unnest(%s::text[]),"
-            " unnest(%s::text[]::vector[]))",
-            [[r[0] for r in rows[half:]], [r[1] for r in rows[half:]], [r[2] for r in rows[half:]]],
+            f" unnest(%s::text[]), unnest(%s::text[]::{column}[]))",
+            [[r[k] for r in rest] for k in range(4)],
         )
-        # every stored row's vector replaced by the next one's
         kept = [r[0] for r in db.execute("SELECT id FROM items ORDER BY id").fetchall()]
         db.execute(
             "UPDATE items AS i SET emb = n.emb FROM (SELECT id, lead(emb) OVER (ORDER BY id)"
@@ -912,6 +912,10 @@ def test_the_sql_attached_trigger_stores_what_the_plpython_one_does(db, mode):
             "SELECT embedded, flagged, quarantined FROM embedding_gate.attached"
             " WHERE table_name = 'public.items'"
         ).fetchone()
+        calibrations = db.execute(
+            "SELECT model, sample_size, source, spread IS NOT NULL"
+            " FROM embedding_gate.model_calibrations ORDER BY model"
+        ).fetchall()
         states.append(
             (
                 attached,
@@ -921,18 +925,98 @@ def test_the_sql_attached_trigger_stores_what_the_plpython_one_does(db, mode):
                 notes,
                 listed,
                 kept,
+                calibrations,
             )
         )
         db.execute("SELECT embedding_gate.detach('items', drop_quarantined => true)")
         db.execute("DROP TABLE items")
+        # (the next engine starts from the calibrations as they were)
+        db.execute("DELETE FROM embedding_gate._calibration_deltas")
+        db.execute("DELETE FROM embedding_gate.model_calibrations WHERE source = 'stored rows'")
     plpython, sql = states
     assert plpython[0] == sql[0] and plpython[0][1] > 0
-    _same_attached(plpython[1], sql[1])
-    _same_attached(plpython[2], sql[2])
-    _same_attached(plpython[3], sql[3])
+    for k in (1, 2, 3):
+        _same_attached(plpython[k], sql[k])
     assert plpython[2] or plpython[3]
     assert plpython[4] == sql[4] and plpython[4]
     assert plpython[5:] == sql[5:]
+    return plpython
+
+
+@pytest.mark.parametrize("mode", ["flag", "quarantine"])
+def test_the_sql_attached_trigger_stores_what_the_plpython_one_does(db, mode):
+    """vector(768), a model given at attach: the contract's cases, duplicates, a model's rows."""
+    rng = np.random.default_rng(5)
+    mean, spread, refs = record_model(db, D, rng)
+    rows = [(i, b, None, x) for i, b, x in _attached_case_rows(rng, mean, spread, refs)]
+    _through_both_engines(db, f"vector({D})", rows, mode)
+
+
+@pytest.mark.parametrize("layout", ["halfvec", "unconstrained"])
+def test_the_sql_attached_trigger_agrees_on_halfvec_and_unconstrained_columns(db, layout):
+    """halfvec(768) (the cases within float16's range), and an unconstrained vector column
+    holding two dimensions with a model column (rows of the model, of another, of none)."""
+    rng = np.random.default_rng(6)
+    mean, spread, refs = record_model(db, D, rng)
+    rows = [(i, b, MODEL, x) for i, b, x in _attached_case_rows(rng, mean, spread, refs)]
+    if layout == "halfvec":
+        rows = [r for r in rows if not r[0].startswith("case:huge")]
+        _through_both_engines(db, f"halfvec({D})", rows, "flag")
+        return
+    small = [_unit(rng.standard_normal(8)) for _ in range(6)] + [np.zeros(8), np.ones(8)]
+    rows += [(f"small:{k}", f"s{k}", None, vec(x)) for k, x in enumerate(small)]
+    rows += [("other:1", "o", "another-model", vec(_unit(rng.standard_normal(D))))]
+    rows.sort(key=lambda r: r[0][::-1])  # the dimensions interleaved
+    _through_both_engines(db, "vector", rows, "flag", model_column=True)
+
+
+def test_the_sql_attached_trigger_calibrates_a_model_as_the_plpython_one_does(db):
+    """A model with a blank reference and no calibration: the rows written, ten a statement,
+    give it one at its 100th row, the rows before it are judged then, and both engines end
+    with the same verdicts and calibration."""
+    rng = np.random.default_rng(62)
+    reference = _unit(rng.standard_normal(D))
+    db.execute("SELECT set_blank_reference('fresh-model', %s)", [vec(reference)])
+    rows = [
+        (f"r{i:03d}", f"text {i}", None, vec(_unit(rng.standard_normal(D)))) for i in range(120)
+    ]
+    for i in (12, 57, 113):
+        blank = _unit(reference + rng.standard_normal(D) * 0.01)
+        rows[i] = (f"r{i:03d}", " ", None, vec(blank))
+    db.execute("LISTEN embedding_gate")
+    states = []
+    for engine in ("plpython", "sql"):
+        if engine == "sql":
+            for name in ATTACH_FILES:
+                db.execute((SQL_ENGINE / name).read_text(encoding="utf-8"))
+        db.execute(f"CREATE TABLE items (id text PRIMARY KEY, body text, m text, emb vector({D}))")
+        db.execute(
+            "SELECT * FROM embedding_gate.attach('items', 'emb', content_column => 'body',"
+            " model => 'fresh-model')"
+        )
+        for k in range(0, len(rows), 10):
+            part = rows[k : k + 10]
+            db.execute(
+                "INSERT INTO items SELECT * FROM ROWS FROM (unnest(%s::text[]),"
+                " unnest(%s::text[]), unnest(%s::text[]), unnest(%s::text[]::vector[]))",
+                [[r[j] for r in part] for j in range(4)],
+            )
+        notes = [json.loads(n.payload) for n in db.notifies(timeout=0.5, stop_after=None)]
+        calibration = db.execute(
+            "SELECT sample_size, source, spread IS NOT NULL, mean FROM"
+            " embedding_gate.model_calibrations WHERE model = 'fresh-model'"
+        ).fetchone()
+        states.append((db.execute(ATTACHED_VERDICTS).fetchall(), notes, calibration))
+        db.execute("SELECT embedding_gate.detach('items')")
+        db.execute("DROP TABLE items")
+        db.execute("DELETE FROM embedding_gate._calibration_deltas")
+        db.execute("DELETE FROM embedding_gate.model_calibrations")
+    (plpython, plpython_notes, plpython_c), (sql, sql_notes, sql_c) = states
+    assert [r[0] for r in plpython] == ["r012", "r057", "r113"]
+    _same_attached(plpython, sql)
+    assert plpython_notes == sql_notes
+    assert plpython_c[:3] == sql_c[:3] == (100, "stored rows", True)  # (at the 100th row)
+    assert np.allclose(plpython_c[3], sql_c[3], rtol=0, atol=1e-6)
 
 
 def test_the_sql_attached_trigger_rejects_as_the_plpython_one_does(db):

@@ -173,6 +173,10 @@ GRANT EXECUTE ON FUNCTION embedding_gate._sql_stored_rows(regclass, boolean, tex
 -- Adds rows to their models' calibrations (settings.calibrate()): per model and dimension,
 -- the count, sum and sum of squares of the vectors (keep: which of them), through
 -- embedding_gate._add_calibration. Returns the models whose first calibration this recorded.
+-- The sums by pgvector's sum() and vector_mul() (float4, as numpy's); where a square is below
+-- float4's range (pgvector raises on the underflow, numpy gives 0: real models' vectors have
+-- components of 1e-23), the sums are taken again per component in float8, and rounded to
+-- float4 by pgvector's input, which takes a value below the range as 0.
 CREATE OR REPLACE FUNCTION embedding_gate._sql_calibrate(
     vectors public.vector[], models text[], keep boolean[])
 RETURNS text[]
@@ -182,18 +186,42 @@ SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN ARRAY(
-        SELECT DISTINCT g.model
-        FROM (SELECT u.model, public.vector_dims(u.v) AS d, pg_catalog.count(*) AS n,
-                     public.sum(u.v) AS total,
-                     public.sum(public.vector_mul(u.v, u.v)) AS squares
-              FROM ROWS FROM (pg_catalog.unnest(vectors), pg_catalog.unnest(models),
-                              pg_catalog.unnest(keep)) AS u(v, model, keep)
-              WHERE u.v IS NOT NULL AND u.model IS NOT NULL AND u.keep
-              GROUP BY u.model, public.vector_dims(u.v)
-              ORDER BY 1, 2) AS g
-        WHERE embedding_gate._add_calibration(g.model, g.d, g.n, g.total, g.squares, 100)
-        ORDER BY 1);
+    BEGIN
+        RETURN ARRAY(
+            SELECT DISTINCT g.model
+            FROM (SELECT u.model, public.vector_dims(u.v) AS d, pg_catalog.count(*) AS n,
+                         public.sum(u.v) AS total,
+                         public.sum(public.vector_mul(u.v, u.v)) AS squares
+                  FROM ROWS FROM (pg_catalog.unnest(vectors), pg_catalog.unnest(models),
+                                  pg_catalog.unnest(keep)) AS u(v, model, keep)
+                  WHERE u.v IS NOT NULL AND u.model IS NOT NULL AND u.keep
+                  GROUP BY u.model, public.vector_dims(u.v)
+                  ORDER BY 1, 2) AS g
+            WHERE embedding_gate._add_calibration(g.model, g.d, g.n, g.total, g.squares, 100)
+            ORDER BY 1);
+    EXCEPTION WHEN numeric_value_out_of_range THEN
+        RETURN ARRAY(
+            SELECT DISTINCT g.model
+            FROM (SELECT s.model, s.d, pg_catalog.max(s.n) AS n,
+                         pg_catalog.array_agg(s.total ORDER BY s.k)::public.vector AS total,
+                         pg_catalog.array_agg(s.squares ORDER BY s.k)::public.vector AS squares
+                  FROM (SELECT u.model, u.d, z.k, pg_catalog.count(*) AS n,
+                               pg_catalog.sum(z.x::double precision) AS total,
+                               pg_catalog.sum(z.x::double precision * z.x::double precision)
+                                   AS squares
+                        FROM (SELECT u.v, u.model, public.vector_dims(u.v) AS d
+                              FROM ROWS FROM (pg_catalog.unnest(vectors),
+                                              pg_catalog.unnest(models),
+                                              pg_catalog.unnest(keep)) AS u(v, model, keep)
+                              WHERE u.v IS NOT NULL AND u.model IS NOT NULL AND u.keep) AS u
+                        CROSS JOIN LATERAL pg_catalog.unnest(u.v::real[])
+                            WITH ORDINALITY AS z(x, k)
+                        GROUP BY u.model, u.d, z.k) AS s
+                  GROUP BY s.model, s.d
+                  ORDER BY 1, 2) AS g
+            WHERE embedding_gate._add_calibration(g.model, g.d, g.n, g.total, g.squares, 100)
+            ORDER BY 1);
+    END;
 END
 $$;
 COMMENT ON FUNCTION embedding_gate._sql_calibrate(public.vector[], text[], boolean[]) IS
