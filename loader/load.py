@@ -352,12 +352,12 @@ def load(
     client: Client,
     *,
     in_flight: int = 4,
-    insert_rows: int = 2000,
+    insert_rows: int = 10000,
     linger: float = 0.2,
     blank_reference: bool = True,
     accept_model_change: bool = False,
     on_progress: "Callable[[int, int], None] | None" = None,
-    segment_rows: int = 2000,
+    segment_rows: int = 5000,
     prepare_lock=None,
     stop=None,
 ) -> Stats:
@@ -377,7 +377,11 @@ def load(
     are recorded where the database has none (for the blank_like check); under
     prepare_lock where given (processes sharing a load). on_progress is called with (chunks
     stored so far, chunks to embed found so far) after each commit. stop: an Event that ends
-    the load after the COPY under way (what was committed stays)."""
+    the load after the COPY under way (what was committed stays).
+    COPYs of 10,000 rows and segments of 5,000 by default (they were 2,000 each): each COPY
+    and each segment's queries (stored_ids, the documents) is a pause of the COPY stream, in
+    which the database waits; a load of 40,000 chunks has 4-5 COPYs instead of 20
+    (docs/benchmarks.md, "The database's pace")."""
     stats = Stats()
     dim = db.embedding_dim(conn)
     documents = corpus.documents if isinstance(corpus, Corpus) else corpus
@@ -461,7 +465,8 @@ def load(
         if sent:
             if sent >= insert_rows:
                 return None
-            wait([future], timeout=max(opened + linger - time.monotonic(), 0))
+            if not future.done():
+                wait([future], timeout=max(opened + linger - time.monotonic(), 0))
             if not future.done() or future.exception():
                 return None
         batch, vectors = future.result()
