@@ -144,11 +144,12 @@ BEGIN
             'COALESCE((SELECT s.duplicate_of FROM embedding_gate._stored_duplicates AS s, %1$s AS g'
             ' WHERE s.table_oid = %2$L::pg_catalog.regclass AND s.row_id = r.id::text'
             '   AND s.duplicate_of IS NOT NULL AND g.%3$I = s.duplicate_of::%4$s'
-            '   AND embedding_gate.%5$s_hash(g.%6$I) = embedding_gate.%5$s_hash(r.emb)'
+            '   AND embedding_gate.%5$s_hash(g.%6$I) = r.h'
             '   AND embedding_gate.%5$s_bytes(g.%6$I) = embedding_gate.%5$s_bytes(r.emb)'
             '   AND g.%7$I::text IS DISTINCT FROM r.content LIMIT 1),'
             ' (SELECT g.%3$I::text FROM %1$s AS g'
-            ' WHERE embedding_gate.%5$s_hash(g.%6$I) = embedding_gate.%5$s_hash(r.emb)'
+            ' WHERE embedding_gate.%5$s_hash(g.%6$I) = r.h'
+            '   AND g.%6$I OPERATOR(public.=) r.emb'
             '   AND embedding_gate.%5$s_bytes(g.%6$I) = embedding_gate.%5$s_bytes(r.emb)'
             '   AND g.%7$I::text IS DISTINCT FROM r.content'
             '   AND (%8$s, g.%3$I) < (%9$s, r.id)'
@@ -156,13 +157,17 @@ BEGIN
             a.name, a.table_oid::oid, a.id_column, a.id_type, k, a.embedding_column,
             a.content_column, flagged_g, flagged_r);
     END IF;
-    -- (the duplicate probe runs on the rows the inner query keeps, after its LIMIT)
+    -- (the duplicate probe runs on the rows the inner query keeps, after its LIMIT; each
+    -- row's hash once, OFFSET 0 keeping the planner from repeating it where it is used)
     RETURN pg_catalog.format(
         'SELECT r.id::text AS row_id, r.emb::public.vector AS v, r.model, r.content, r.x,'
         ' %1$s AS dup'
-        ' FROM (SELECT i.%2$I AS id, i.%3$I AS emb, %4$s AS content, %5$s AS model,'
-        '  i.xmin::text AS x FROM %6$s AS i WHERE i.%3$I IS NOT NULL %7$s) AS r',
-        dup, a.id_column, a.embedding_column, content, model, a.name, COALESCE(extra, ''));
+        ' FROM (SELECT r.*, %8$s AS h FROM (SELECT i.%2$I AS id, i.%3$I AS emb,'
+        '  %4$s AS content, %5$s AS model, i.xmin::text AS x FROM %6$s AS i'
+        '  WHERE i.%3$I IS NOT NULL %7$s) AS r OFFSET 0) AS r',
+        dup, a.id_column, a.embedding_column, content, model, a.name, COALESCE(extra, ''),
+        CASE WHEN dup = 'NULL::text' THEN 'NULL::bigint'
+             ELSE pg_catalog.format('embedding_gate.%s_hash(r.emb)', k) END);
 END
 $$;
 COMMENT ON FUNCTION embedding_gate._sql_stored_rows(regclass, boolean, text) IS
@@ -430,6 +435,7 @@ DECLARE
     source text;
     changed text;
     dup text := 'NULL::text';
+    hash text := 'NULL::bigint';
     ids text[];
     vectors public.vector[];
     models text[];
@@ -513,16 +519,18 @@ BEGIN
     -- table, in id order, with the same vector and other content that is earlier than this
     -- one or was written by another transaction (its xmin differs from this row's)
     IF a.content_column IS NOT NULL AND a.readable THEN
+        -- (the row's hash computed once, r.h; m is the row's own stored version)
         dup := pg_catalog.format(
             '(SELECT g.%3$I::text FROM %1$s AS m, %1$s AS g'
-            ' WHERE m.%3$I = r.id'
-            '   AND embedding_gate.%2$s_hash(m.%4$I) = embedding_gate.%2$s_hash(r.emb)'
-            '   AND embedding_gate.%2$s_hash(g.%4$I) = embedding_gate.%2$s_hash(r.emb)'
+            ' WHERE m.%3$I = r.id AND m.%4$I OPERATOR(public.=) r.emb'
+            '   AND embedding_gate.%2$s_hash(g.%4$I) = r.h'
+            '   AND g.%4$I OPERATOR(public.=) r.emb'
             '   AND embedding_gate.%2$s_bytes(g.%4$I) = embedding_gate.%2$s_bytes(r.emb)'
             '   AND g.%5$I::text IS DISTINCT FROM r.content'
             '   AND (g.%3$I < m.%3$I OR g.xmin::text <> m.xmin::text)'
             ' ORDER BY g.%3$I LIMIT 1)',
             a.name, k, a.id_column, a.embedding_column, a.content_column);
+        hash := pg_catalog.format('embedding_gate.%s_hash(i.%I)', k, a.embedding_column);
     END IF;
     EXECUTE pg_catalog.format(
         'SELECT pg_catalog.array_agg(r.id::text) FILTER (WHERE r.emb IS NOT NULL),'
@@ -532,9 +540,9 @@ BEGIN
         ' pg_catalog.array_agg(CASE WHEN r.emb IS NOT NULL THEN %1$s END)'
         '  FILTER (WHERE r.emb IS NOT NULL),'
         ' pg_catalog.array_agg(r.id::text) FILTER (WHERE r.emb IS NULL)'
-        ' FROM (SELECT i.%2$I AS id, i.%3$I AS emb, %4$s AS content, %5$s AS model'
-        '  FROM %6$s) AS r',
-        dup, a.id_column, a.embedding_column, content, model, source)
+        ' FROM (SELECT i.%2$I AS id, i.%3$I AS emb, %4$s AS content, %5$s AS model,'
+        '  %7$s AS h FROM %6$s OFFSET 0) AS r',
+        dup, a.id_column, a.embedding_column, content, model, source, hash)
         INTO ids, vectors, models, contents, dups, nulls;
     checked := COALESCE(pg_catalog.cardinality(ids), 0);
     IF is_update AND nulls IS NOT NULL THEN  -- an embedding set to NULL: nothing to judge
