@@ -644,14 +644,20 @@ def test_a_real_models_vectors_get_the_same_verdicts(db, model_vectors, name, ca
     assert ("model_mismatch" in flagged) == (calibration == "rows")
 
 
-# --- the SQL engine's insert trigger on chunks (sql/engine_sql/, not deployed yet) ---------
+# --- the SQL engine's triggers on chunks (sql/engine_sql/) ----------------------------------
 
 SQL_ENGINE = ROOT / "sql" / "engine_sql"
 
 
-# the files of sql/engine_sql/ that put its triggers on chunks (the others, its halfvec_bytes
-# and the stubs of what it does not implement yet, are for a deployment of the SQL engine)
-TRIGGER_FILES = ("001_settings.sql", "010_insert_trigger.sql", "011_update_trigger.sql")
+# the files of sql/engine_sql/ that put its triggers on chunks (the others, its halfvec_bytes,
+# scans and attached tables' triggers, are for a deployment of the SQL engine)
+TRIGGER_FILES = (
+    "001_settings.sql",
+    "009_calibration.sql",
+    "010_insert_trigger.sql",
+    "011_update_trigger.sql",
+    "019_judge_chunks.sql",
+)
 
 
 def install_sql_engine(db):
@@ -1039,3 +1045,64 @@ def test_the_sql_attached_trigger_rejects_as_the_plpython_one_does(db):
         db.execute("SELECT embedding_gate.detach('items')")
         db.execute("DROP TABLE items")
     assert errors[0] == errors[1] and errors[0][0] == "QG001"
+
+
+def test_the_sql_scan_of_an_attached_table_measures_what_the_plpython_one_does(db):
+    """embedding_gate._sql_scan_attached (sql/engine_sql/026_scan_attached.sql) against the
+    PL/Python engine's scan of the same table (embedding_measures): the same rows, models,
+    codes (duplicates kept in the order of the writes, whatever the ids' order) and measures;
+    a sample is a subset of the rows, judged alike; a role that may not read the table gets
+    nothing, one under a row-level security policy its own rows."""
+    rng = np.random.default_rng(7)
+    mean, spread, refs = record_model(db, D, rng)
+    rows = [(i, b, None, x) for i, b, x in _attached_case_rows(rng, mean, spread, refs)]
+    db.execute(f"CREATE TABLE items (id text PRIMARY KEY, body text, m text, emb vector({D}))")
+    db.execute(
+        "SELECT * FROM embedding_gate.attach('items', 'emb', content_column => 'body',"
+        " model => %s)",
+        [MODEL],
+    )
+    # one statement a row, ids against the order of the writes: 'twin:3' (same text as
+    # 'twin:1') written first, then 'twin:2' and 'twin:1'
+    for r in sorted(rows, key=lambda r: r[0], reverse=True):
+        db.execute("INSERT INTO items VALUES (%s, %s, %s, %s::vector)", r)
+    plpython = db.execute(
+        "SELECT row_id, embedding_model, issues, norm, variance, near_zero_ratio,"
+        " blank_similarity, silent_deviation FROM embedding_measures()"
+        " WHERE table_name = 'public.items' ORDER BY row_id"
+    ).fetchall()
+    for name in ("001_settings.sql", "014_check_attached.sql", "026_scan_attached.sql"):
+        db.execute((SQL_ENGINE / name).read_text(encoding="utf-8"))
+    scan = (
+        "SELECT * FROM embedding_gate._sql_scan_attached('items',"
+        " embedding_gate._sql_table_settings('items'), %s) ORDER BY row_id"
+    )
+    sql = db.execute(scan, [None]).fetchall()
+    assert [r[:3] for r in plpython] == [r[:3] for r in sql]
+    assert any("duplicate_vector" in r[2] for r in sql)
+    for x, y in zip(plpython, sql, strict=True):
+        for k, tolerance in ((3, 1e-12), (4, 1e-5)):
+            assert abs(x[k] - y[k]) <= tolerance * abs(x[k]), (x, y)
+        assert x[5] == y[5] and (x[6] is None) == (y[6] is None), (x, y)
+        assert x[6] is None or abs(x[6] - y[6]) <= TOLERANCE["similarity"], (x, y)
+        assert (x[7] is None) == (y[7] is None), (x, y)
+        assert x[7] is None or abs(x[7] - y[7]) <= TOLERANCE["deviation"] * abs(x[7]), (x, y)
+    sample = db.execute(scan, [7]).fetchall()
+    by_id = {r[0]: r for r in sql}
+    assert len(sample) == 7 and all(by_id[r[0]] == r for r in sample)
+    # as a role that may not read it: nothing; under a policy: its rows only
+    db.execute(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'scan_reader')"
+        " THEN CREATE ROLE scan_reader; END IF; END $$"
+    )
+    db.execute("SET ROLE scan_reader")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        db.execute(scan, [None])
+    db.execute("RESET ROLE")
+    db.execute("GRANT SELECT ON items TO scan_reader")
+    db.execute("ALTER TABLE items ENABLE ROW LEVEL SECURITY")
+    db.execute("CREATE POLICY mine ON items FOR SELECT TO scan_reader USING (id LIKE 'case:%')")
+    db.execute("SET ROLE scan_reader")
+    seen = db.execute(scan, [None]).fetchall()
+    db.execute("RESET ROLE")
+    assert [r[0] for r in seen] == [r[0] for r in sql if r[0].startswith("case:")]
