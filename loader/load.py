@@ -386,6 +386,7 @@ def load(
     dim = db.embedding_dim(conn)
     documents = corpus.documents if isinstance(corpus, Corpus) else corpus
     segments = _Segments(documents, segment_rows)
+    db.warm_up(conn)  # in the server, while the reader's thread reads the first segment
     queued: deque = deque()  # chunks to embed, their documents stored
     found = 0  # chunks to embed, so far
     ready = False  # the server checked, the model's calibration recorded or compared
