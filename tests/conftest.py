@@ -86,7 +86,21 @@ NEEDS_LOCAL_SERVER = {
 }
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "plpython_only(reason): a test of the PL/Python engine itself (its package, its"
+        " functions), skipped under GATE_ENGINE=sql",
+    )
+
+
 def pytest_collection_modifyitems(config, items) -> None:
+    if ENGINE == "sql":
+        for item in items:
+            marker = item.get_closest_marker("plpython_only")
+            if marker:
+                why = marker.args[0] if marker.args else "a test of the PL/Python engine"
+                item.add_marker(pytest.mark.skip(reason=f"GATE_ENGINE=sql: {why}"))
     if not EXTERNAL:
         return
     for item in items:

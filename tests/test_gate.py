@@ -180,18 +180,23 @@ def calls_of(conn, function: str) -> int:
 
 def test_updating_the_embedding_rechecks_it_and_content_alone_does_not(doc):
     """An UPDATE of the embedding runs the checks (row trigger); an UPDATE of content alone
-    never calls the PL/Python function (the trigger's column list and WHEN skip it)."""
+    never calls the engine's function (the trigger's column list and WHEN skip it)."""
     doc.execute("SET track_functions = 'all'")
     doc.execute(
         "INSERT INTO chunks (chunk_id, doc_id, content, embedding) VALUES ('u', 'd1', 'x', %s)",
         [vec(unit_random())],
     )
-    before = calls_of(doc, "embedding_gate._check_updated")
+    # (the engine's: embedding_gate._check_updated, or _sql_check_updated)
+    (checker,) = doc.execute(
+        "SELECT tgfoid::regproc::text FROM pg_trigger"
+        " WHERE tgrelid = 'chunks'::regclass AND tgname = 'embedding_gate_update'"
+    ).fetchone()
+    before = calls_of(doc, checker)
     doc.execute("UPDATE chunks SET content = 'only the text' WHERE chunk_id = 'u'")
     doc.execute("UPDATE chunks SET embedding = embedding WHERE chunk_id = 'u'")  # same value
-    assert calls_of(doc, "embedding_gate._check_updated") == before
+    assert calls_of(doc, checker) == before
     doc.execute("UPDATE chunks SET embedding = %s WHERE chunk_id = 'u'", [vec(np.zeros(D))])
-    assert calls_of(doc, "embedding_gate._check_updated") == before + 1
+    assert calls_of(doc, checker) == before + 1
     assert issues(doc) == {"u": ["low_norm", "low_variance", "sparse"]}
     doc.execute("UPDATE chunks SET embedding = %s WHERE chunk_id = 'u'", [vec(unit_random())])
     assert issues(doc) == {"u": None}
@@ -318,6 +323,7 @@ def test_rolled_back_transaction_leaves_no_trace_in_the_quarantine(doc):
     assert doc.execute("SELECT count(*) FROM embedding_quarantine").fetchone() == (0,)
 
 
+@pytest.mark.plpython_only("the PL/Python package embedded in the database")
 def test_installed_package_is_the_current_plpython_source_with_colons_intact(db):
     """One source of truth: the loader function embeds every module of
     plpython/embedding_gate/ verbatim, slices like [:20] included (alembic's text() would

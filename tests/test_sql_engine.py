@@ -644,14 +644,20 @@ def test_a_real_models_vectors_get_the_same_verdicts(db, model_vectors, name, ca
     assert ("model_mismatch" in flagged) == (calibration == "rows")
 
 
-# --- the SQL engine's insert trigger on chunks (sql/engine_sql/, not deployed yet) ---------
+# --- the SQL engine's triggers on chunks (sql/engine_sql/) ----------------------------------
 
 SQL_ENGINE = ROOT / "sql" / "engine_sql"
 
 
-# the files of sql/engine_sql/ that put its triggers on chunks (the others, its halfvec_bytes
-# and the stubs of what it does not implement yet, are for a deployment of the SQL engine)
-TRIGGER_FILES = ("001_settings.sql", "010_insert_trigger.sql", "011_update_trigger.sql")
+# the files of sql/engine_sql/ that put its triggers on chunks (the others, its halfvec_bytes,
+# scans and attached tables' triggers, are for a deployment of the SQL engine)
+TRIGGER_FILES = (
+    "001_settings.sql",
+    "009_calibration.sql",
+    "010_insert_trigger.sql",
+    "011_update_trigger.sql",
+    "019_judge_chunks.sql",
+)
 
 
 def install_sql_engine(db):

@@ -1,5 +1,5 @@
--- The SQL engine's insert trigger on chunks (issue 25, a stage: not applied by any
--- deployment yet; tests/test_sql_engine.py installs it in place of the PL/Python one).
+-- The SQL engine's insert trigger on chunks (issue 25; tests/test_sql_engine.py also
+-- installs it in place of the PL/Python one, to hold the two to one behaviour).
 -- The same statement-level AFTER INSERT trigger as sql/idempotent/010_insert_trigger.sql,
 -- in PL/pgSQL over the transition table: the checks of embedding_gate._sql_checks (one
 -- query for the statement's vectors, one for its embedding_raw rows), the settings with the
@@ -7,8 +7,9 @@
 -- (flag), moved to embedding_quarantine (quarantine) or recorded for
 -- embedding_gate_reject to raise (reject), stale verdicts cleared, NOTIFY when any row was
 -- flagged, the row count. A finite embedding_raw row is promoted to `embedding` here and
--- checked by the update trigger (011_update_trigger.sql). Not yet: the calibration deltas
--- the writes feed (016), the first calibration's judging of earlier rows.
+-- checked by the update trigger (011_update_trigger.sql). The statement's vectors join their
+-- models' calibrations (016_calibration_deltas.sql) as in the PL/Python engine, and a model's
+-- first calibration has the rows stored before it judged (009_calibration.sql).
 -- A statement's verdicts as rows, from the jsonb array the insert trigger keeps them in.
 CREATE OR REPLACE FUNCTION embedding_gate._sql_verdicts(verdicts jsonb)
 RETURNS TABLE (ord bigint, chunk_id text, had_issues boolean, raw boolean, issues text[],
@@ -31,6 +32,33 @@ COMMENT ON FUNCTION embedding_gate._sql_verdicts(jsonb) IS
     'The SQL engine''s insert trigger: a statement''s verdicts as rows, from their jsonb array.';
 REVOKE EXECUTE ON FUNCTION embedding_gate._sql_verdicts(jsonb) FROM PUBLIC;
 
+-- Reject mode needs embedding_gate_reject on chunks to fail the statement: without it a
+-- rejected chunk would be stored, flagged, and the statement would go through.
+CREATE OR REPLACE FUNCTION embedding_gate._sql_can_reject() RETURNS void
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
+                   WHERE g.tgrelid = 'public.chunks'::pg_catalog.regclass
+                     AND g.tgname = 'embedding_gate_reject') THEN
+        RAISE EXCEPTION 'reject mode on public.chunks: the embedding gate''s trigger '
+                        'embedding_gate_reject is gone from it, and without it the gate cannot '
+                        'fail the statement'
+            USING ERRCODE = '55000',
+                  HINT = 'create it again: DELETE FROM embedding_gate._sources WHERE name = '
+                         '''012_reject_trigger.sql'', then embedding-gate db upgrade (or alembic '
+                         'upgrade head)';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._sql_can_reject() IS
+    'The SQL engine''s triggers in reject mode: fails unless embedding_gate_reject, which '
+    'fails a rejected statement, is still on chunks.';
+REVOKE EXECUTE ON FUNCTION embedding_gate._sql_can_reject() FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION embedding_gate._sql_check_inserted() RETURNS trigger
 LANGUAGE plpgsql
 VOLATILE
@@ -48,68 +76,138 @@ DECLARE
     per_code json;
     rejected record;
     batch_verdicts jsonb;
+    -- the calibrations (settings.judged_then_calibrated()): whether the table feeds them,
+    -- the statement's models, those without a reference yet, those whose first calibration
+    -- this statement recorded, the rows flagged model_mismatch (never added)
+    feeds boolean;
+    models text[];
+    new_models text[] := '{}';
+    first_models text[] := '{}';
+    mismatched text[] := '{}';
+    phase integer;
+    attempt integer;
+    add record;
+    got text[];
+    -- per model and dimension, the count, sum and sum of squares of the rows to add ($1: the
+    -- new models, $2: the rows flagged model_mismatch, $3: the step below, 1 or 3; %s: the
+    -- squares)
+    sums constant text := 'SELECT i.embedding_model AS model, public.vector_dims(i.embedding) AS d, '
+        'pg_catalog.count(*) AS n, public.sum(i.embedding) AS total, public.sum(%s) AS squares '
+        'FROM inserted AS i WHERE i.embedding IS NOT NULL AND i.embedding_model IS NOT NULL '
+        'AND CASE WHEN $3 = 1 THEN i.embedding_model = ANY ($1) '
+        'ELSE i.embedding_model <> ALL ($1) AND i.chunk_id <> ALL ($2) END '
+        'GROUP BY 1, 2 ORDER BY 1, 2';
 BEGIN
     -- the settings, then the table's own overrides, then SET LOCAL embedding_gate.<name>
     t := embedding_gate._sql_settings();
     mode := t ->> 'mode';
 
-    -- the statement's rows and their verdicts (one query per kind), kept as one jsonb array
-    -- (not a temporary table: one the caller created first under that name would be used,
-    -- in pg_temp, with its owner's triggers running as the gate's owner). Only the rows the
-    -- writes below act on are kept: the flagged ones and the clean ones that carried a
-    -- verdict (an upsert's); the others are counted. One aggregate builds the batch's
-    -- arrays, parallel by construction (one pass, no ORDER BY: no sort of the vectors, no
-    -- second read of them), and ord maps a verdict back to its row through the same arrays;
-    -- the same pass counts the statement's rows and its embedding_raw rows (one read of the
-    -- transition table, not three).
-    WITH batch AS (
-        SELECT pg_catalog.array_agg(i.embedding) FILTER (WHERE i.embedding IS NOT NULL) AS v,
-               pg_catalog.array_agg(i.embedding_model) FILTER (WHERE i.embedding IS NOT NULL) AS m,
-               pg_catalog.array_agg(
-                   (SELECT o.chunk_id FROM (SELECT c.chunk_id, c.content FROM public.chunks AS c
-                     WHERE c.embedding_hash = i.embedding_hash
-                       AND (c.created_at, c.chunk_id) < (i.created_at, i.chunk_id)
-                       AND embedding_gate.vector_bytes(c.embedding)
-                           = embedding_gate.vector_bytes(i.embedding)
-                     ORDER BY c.created_at, c.chunk_id LIMIT 1) AS o
-                    WHERE o.content IS DISTINCT FROM i.content))
-                   FILTER (WHERE i.embedding IS NOT NULL) AS dup,
-               pg_catalog.array_agg(i.chunk_id) FILTER (WHERE i.embedding IS NOT NULL) AS ids,
-               pg_catalog.array_agg(i.quality_issues IS NOT NULL)
-                   FILTER (WHERE i.embedding IS NOT NULL) AS had,
-               pg_catalog.array_agg(public.vector_dims(i.embedding))
-                   FILTER (WHERE i.embedding IS NOT NULL) AS d,
-               pg_catalog.count(*) FILTER (WHERE i.embedding IS NOT NULL) AS n,
-               pg_catalog.count(*) AS inserted_rows,
-               pg_catalog.count(*) FILTER (WHERE i.embedding IS NULL AND i.embedding_raw IS NOT NULL)
-                   AS raw_rows
-        FROM inserted AS i
-    )
-    SELECT b.inserted_rows, b.raw_rows, b.n,
-           COALESCE((
-               SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
-                          'chunk_id', x.chunk_id, 'had_issues', x.had_issues, 'raw', false,
-                          'issues', c.issues,
-                          'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm,
-                                        c.variance, c.near_zero_ratio, c.similarity,
-                                        c.similar_kind, c.silent_deviation, c.duplicate_of),
-                          'norm', c.norm, 'variance', c.variance, 'ratio', c.near_zero_ratio,
-                          'similarity', c.similarity, 'duplicate_of', c.duplicate_of)
-                          ORDER BY c.ord)
-                          FILTER (WHERE pg_catalog.cardinality(c.issues) > 0 OR x.had_issues)
-               FROM embedding_gate._sql_checks(
-                   b.v, b.m, b.dup, (t ->> 'min_norm')::double precision,
-                   (t ->> 'min_variance')::double precision,
-                   (t ->> 'near_zero_epsilon')::double precision,
-                   (t ->> 'max_near_zero_ratio')::double precision,
-                   (t ->> 'blank_similarity')::double precision,
-                   (t ->> 'max_silent_deviation')::double precision) AS c
-               JOIN ROWS FROM (pg_catalog.unnest(b.ids), pg_catalog.unnest(b.had),
-                               pg_catalog.unnest(b.d))
-                    WITH ORDINALITY AS x(chunk_id, had_issues, d, n) ON x.n = c.ord
-               WHERE b.v IS NOT NULL), '[]')
-    INTO inserted_rows, raw_rows, checked, batch_verdicts
-    FROM batch AS b;
+    -- the statement's vectors join their models' calibrations where the table's owner may
+    -- tune the gate (a model's calibration serves every table of that model)
+    SELECT COALESCE(pg_catalog.has_table_privilege(c.relowner, 'embedding_gate.settings',
+                                                   'UPDATE'), false)
+    INTO feeds FROM pg_catalog.pg_class AS c WHERE c.oid = 'public.chunks'::pg_catalog.regclass;
+    IF feeds THEN
+        models := ARRAY(SELECT DISTINCT i.embedding_model FROM inserted AS i
+                        WHERE i.embedding IS NOT NULL AND i.embedding_model IS NOT NULL);
+        new_models := ARRAY(SELECT m FROM pg_catalog.unnest(models) AS m
+                            EXCEPT SELECT r.model FROM embedding_gate._sql_referenced(models) AS r);
+        -- a statement of settled models only (their calibrations kept by the writes, over
+        -- settings.SETTLED_ROWS or more) adds nothing, 99 times in 100
+        IF pg_catalog.cardinality(new_models) = 0 AND pg_catalog.random() >= 0.01 THEN
+            feeds := EXISTS (SELECT FROM embedding_gate._sql_referenced(models) AS r
+                             WHERE NOT (r.kept AND r.sample_size >= 10000));
+        END IF;
+    END IF;
+    -- three steps: 1 and 3 add rows to their models' calibrations (1, before the checks:
+    -- the new models' rows, so that a bulk load is judged with the calibration its own rows
+    -- give; 3: the others' rows but those flagged model_mismatch, whose vectors must not blur
+    -- the fingerprint they fail), 2 checks the statement's rows
+    FOR phase IN 1..3 LOOP
+        IF phase = 2 THEN
+            -- the statement's rows and their verdicts (one query per kind), kept as one
+            -- jsonb array (not a temporary table: one the caller created first under that
+            -- name would be used, in pg_temp, with its owner's triggers running as the gate's
+            -- owner). Only the rows the writes below act on are kept: the flagged ones and
+            -- the clean ones that carried a verdict (an upsert's); the others are counted.
+            -- One aggregate builds the batch's arrays, parallel by construction (one pass,
+            -- no ORDER BY: no sort of the vectors, no second read of them), and ord maps a
+            -- verdict back to its row through the same arrays; the same pass counts the
+            -- statement's rows and its embedding_raw rows.
+            WITH batch AS (
+                SELECT pg_catalog.array_agg(i.embedding) FILTER (WHERE i.embedding IS NOT NULL) AS v,
+                       pg_catalog.array_agg(i.embedding_model) FILTER (WHERE i.embedding IS NOT NULL) AS m,
+                       pg_catalog.array_agg(
+                           (SELECT o.chunk_id FROM (SELECT c.chunk_id, c.content FROM public.chunks AS c
+                             WHERE c.embedding_hash = i.embedding_hash
+                               AND (c.created_at, c.chunk_id) < (i.created_at, i.chunk_id)
+                               AND embedding_gate.vector_bytes(c.embedding)
+                                   = embedding_gate.vector_bytes(i.embedding)
+                             ORDER BY c.created_at, c.chunk_id LIMIT 1) AS o
+                            WHERE o.content IS DISTINCT FROM i.content))
+                           FILTER (WHERE i.embedding IS NOT NULL) AS dup,
+                       pg_catalog.array_agg(i.chunk_id) FILTER (WHERE i.embedding IS NOT NULL) AS ids,
+                       pg_catalog.array_agg(i.quality_issues IS NOT NULL)
+                           FILTER (WHERE i.embedding IS NOT NULL) AS had,
+                       pg_catalog.array_agg(public.vector_dims(i.embedding))
+                           FILTER (WHERE i.embedding IS NOT NULL) AS d,
+                       pg_catalog.count(*) FILTER (WHERE i.embedding IS NOT NULL) AS n,
+                       pg_catalog.count(*) AS inserted_rows,
+                       pg_catalog.count(*) FILTER (WHERE i.embedding IS NULL AND i.embedding_raw IS NOT NULL)
+                           AS raw_rows
+                FROM inserted AS i
+            )
+            SELECT b.inserted_rows, b.raw_rows, b.n,
+                   COALESCE((
+                       SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                                  'chunk_id', x.chunk_id, 'had_issues', x.had_issues, 'raw', false,
+                                  'issues', c.issues,
+                                  'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm,
+                                                c.variance, c.near_zero_ratio, c.similarity,
+                                                c.similar_kind, c.silent_deviation, c.duplicate_of),
+                                  'norm', c.norm, 'variance', c.variance, 'ratio', c.near_zero_ratio,
+                                  'similarity', c.similarity, 'duplicate_of', c.duplicate_of)
+                                  ORDER BY c.ord)
+                                  FILTER (WHERE pg_catalog.cardinality(c.issues) > 0 OR x.had_issues)
+                       FROM embedding_gate._sql_checks(
+                           b.v, b.m, b.dup, (t ->> 'min_norm')::double precision,
+                           (t ->> 'min_variance')::double precision,
+                           (t ->> 'near_zero_epsilon')::double precision,
+                           (t ->> 'max_near_zero_ratio')::double precision,
+                           (t ->> 'blank_similarity')::double precision,
+                           (t ->> 'max_silent_deviation')::double precision) AS c
+                       JOIN ROWS FROM (pg_catalog.unnest(b.ids), pg_catalog.unnest(b.had),
+                                       pg_catalog.unnest(b.d))
+                            WITH ORDINALITY AS x(chunk_id, had_issues, d, n) ON x.n = c.ord
+                       WHERE b.v IS NOT NULL), '[]')
+            INTO inserted_rows, raw_rows, checked, batch_verdicts
+            FROM batch AS b;
+            mismatched := ARRAY(SELECT v.chunk_id FROM embedding_gate._sql_verdicts(batch_verdicts) AS v
+                                WHERE 'model_mismatch' = ANY (v.issues));
+            CONTINUE;
+        END IF;
+        CONTINUE WHEN NOT feeds OR (phase = 1 AND pg_catalog.cardinality(new_models) = 0);
+        -- the squares by vector_mul, or where it refused an underflow, in float8 (the
+        -- subtransaction's deltas are undone first); sums beyond float4's range add nothing
+        FOR attempt IN 1..2 LOOP
+            BEGIN
+                got := '{}';
+                FOR add IN EXECUTE pg_catalog.format(sums, CASE attempt
+                        WHEN 1 THEN 'public.vector_mul(i.embedding, i.embedding)'
+                        ELSE 'embedding_gate._squares(i.embedding)' END)
+                        USING new_models, mismatched, phase LOOP
+                    IF embedding_gate._add_calibration(add.model, add.d, add.n, add.total,
+                                                       add.squares, 100) THEN
+                        got := got || add.model;
+                    END IF;
+                END LOOP;
+                first_models := first_models || got;
+                EXIT;
+            EXCEPTION WHEN numeric_value_out_of_range THEN
+                NULL;
+            END;
+        END LOOP;
+    END LOOP;
     -- embedding_raw: NaN/Inf rows flagged, finite ones promoted (unless the mode acts on them)
     IF raw_rows > 0 THEN
         IF (SELECT pg_catalog.count(DISTINCT pg_catalog.cardinality(i.embedding_raw))
@@ -176,6 +274,7 @@ BEGIN
     INTO flagged FROM embedding_gate._sql_verdicts(batch_verdicts) AS v;
     IF flagged > 0 THEN
         IF mode = 'reject' THEN
+            PERFORM embedding_gate._sql_can_reject();
             SELECT pg_catalog.array_agg(v.chunk_id ORDER BY v.ord) AS ids,
                    pg_catalog.array_agg(v.reason ORDER BY v.ord) AS reasons
             INTO rejected
@@ -245,6 +344,11 @@ BEGIN
             'table', 'public.chunks', 'mode', mode, 'checked', checked, 'flagged', flagged,
             'flagged_share', pg_catalog.round(flagged::numeric / checked, 4)::double precision,
             'issues', per_code)::text);
+    END IF;
+    -- the rows of a model that earlier statements stored before its first calibration,
+    -- judged once now that it has one
+    IF pg_catalog.cardinality(first_models) > 0 THEN
+        PERFORM embedding_gate._sql_judge_earlier(first_models, t);
     END IF;
     PERFORM embedding_gate._add_rows('chunks', inserted_rows);
     RETURN NULL;

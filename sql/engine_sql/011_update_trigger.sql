@@ -1,5 +1,5 @@
--- The SQL engine's update trigger on chunks (issue 25, a stage: not applied by any
--- deployment yet; tests/test_sql_engine.py installs it in place of the PL/Python one).
+-- The SQL engine's update trigger on chunks (issue 25; tests/test_sql_engine.py also
+-- installs it in place of the PL/Python one, to hold the two to one behaviour).
 -- The row-level BEFORE UPDATE OF embedding, embedding_raw trigger of
 -- sql/idempotent/011_update_trigger.sql in PL/pgSQL: a finite embedding_raw becomes the
 -- embedding, the new vector is checked by embedding_gate._sql_checks (or _sql_checks_raw
@@ -73,6 +73,7 @@ BEGIN
                                          v.norm, v.variance, v.near_zero_ratio, v.similarity,
                                          v.similar_kind, v.silent_deviation, v.duplicate_of);
     IF mode = 'reject' THEN
+        PERFORM embedding_gate._sql_can_reject();
         -- the row is written flagged; embedding_gate_reject then fails the statement
         PERFORM pg_catalog.set_config('embedding_gate.rejected', pg_catalog.jsonb_build_object(
             'message', 'embedding of chunk "' || NEW.chunk_id || '" rejected: ' || reason,
