@@ -357,7 +357,7 @@ def load(
     blank_reference: bool = True,
     accept_model_change: bool = False,
     on_progress: "Callable[[int, int], None] | None" = None,
-    segment_rows: int = 5000,
+    segment_rows: int = 10000,
     prepare_lock=None,
     stop=None,
 ) -> Stats:
@@ -378,10 +378,11 @@ def load(
     prepare_lock where given (processes sharing a load). on_progress is called with (chunks
     stored so far, chunks to embed found so far) after each commit. stop: an Event that ends
     the load after the COPY under way (what was committed stays).
-    COPYs of 10,000 rows and segments of 5,000 by default (they were 2,000 each): each COPY
-    and each segment's queries (stored_ids, the documents) is a pause of the COPY stream, in
-    which the database waits; a load of 40,000 chunks has 4-5 COPYs instead of 20
-    (docs/benchmarks.md, "The database's pace")."""
+    COPYs and segments of 10,000 rows by default (they were 2,000 each): each COPY and each
+    segment's queries (stored_ids, the documents) is a pause of the COPY stream, in which
+    the database waits; a load of 40,000 chunks has 4-5 COPYs and 4 segments instead of 20
+    and 20, and reading its first segment hides behind db.warm_up (docs/benchmarks.md,
+    "The database's pace")."""
     stats = Stats()
     dim = db.embedding_dim(conn)
     documents = corpus.documents if isinstance(corpus, Corpus) else corpus
