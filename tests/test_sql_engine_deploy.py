@@ -66,7 +66,7 @@ def test_a_managed_service_s_owner_deploys_the_sql_engine(managed, empty_db):
     assert up.returncode == 0, up.stdout + up.stderr
     # the upgrade says which engine it chose, and what that engine lacks
     assert "engine: sql, SQL (pgvector's operators)" in up.stdout, up.stdout
-    assert "recheck_embeddings" in up.stdout
+    assert "every check, trigger and function of the gate" in up.stdout
     with psycopg.connect(managed, autocommit=True) as conn:
         assert conn.execute(
             "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"

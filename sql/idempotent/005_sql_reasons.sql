@@ -156,7 +156,9 @@ COMMENT ON FUNCTION embedding_gate._sql_reason(text[], integer, integer, double 
     'The SQL engine''s readable reason for a verdict: checks.describe() of each code with its '
     'measured value, joined by ''; ''.';
 
-REVOKE EXECUTE ON FUNCTION embedding_gate._format_g(double precision, integer) FROM PUBLIC;
+-- (_format_g is pure, and preview_thresholds' notes in the SQL engine call it as their
+-- caller)
+GRANT EXECUTE ON FUNCTION embedding_gate._format_g(double precision, integer) TO PUBLIC;
 REVOKE EXECUTE ON FUNCTION embedding_gate._py_repr(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION embedding_gate._sql_reason(text[], integer, integer,
     double precision, double precision, double precision, double precision, text,

@@ -5,9 +5,10 @@ CREATE OR REPLACE VIEW embedding_gate.engine AS
 SELECT d.engine,
        CASE d.engine
            WHEN 'plpython' THEN 'PL/Python (numpy): every check and function of the gate'
-           ELSE 'SQL (pgvector''s operators): the checks and triggers on chunks; attach, '
-                'recheck_embeddings, verify_embeddings, embedding_measures and '
-                'preview_thresholds are not available yet (issue 25)'
+           ELSE 'SQL (pgvector''s operators): every check, trigger and function of the gate; '
+                'no event triggers (a later partition or a dropped attached table waits for '
+                'CALL embedding_gate.repair()), and the gate''s owner reads an attached table '
+                'only where it was granted SELECT on it'
        END AS description,
        d.embedding_dim,
        d.deployed_at
