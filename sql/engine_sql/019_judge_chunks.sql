@@ -98,3 +98,47 @@ COMMENT ON FUNCTION embedding_gate._sql_judge_chunks(text[], jsonb, bigint[]) IS
     'thresholds t (jsonb, as _sql_settings() gives them), duplicates looked for where the hash '
     'is in probe or the row is flagged (probe NULL: every row), as the caller reads chunks.';
 GRANT EXECUTE ON FUNCTION embedding_gate._sql_judge_chunks(text[], jsonb, bigint[]) TO PUBLIC;
+
+-- How many stored rows of chunks a scan reads at a time: 6 MB of this deployment's vectors
+-- (as scans.read_rows() for the PL/Python engine), at least 256.
+CREATE OR REPLACE FUNCTION embedding_gate._sql_read_rows() RETURNS integer
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT CASE WHEN d.d > 0 THEN GREATEST(256, (6 << 20) / (4 * d.d)) ELSE 2000 END
+FROM (SELECT embedding_gate.embedding_dim() AS d) AS d
+$$;
+COMMENT ON FUNCTION embedding_gate._sql_read_rows() IS
+    'The SQL engine''s scans: how many stored rows of chunks they read at a time (6 MB of '
+    'vectors).';
+GRANT EXECUTE ON FUNCTION embedding_gate._sql_read_rows() TO PUBLIC;
+
+-- The chunk_ids of the next n stored embeddings (embedding or embedding_raw) after chunk_id
+-- `after` (NULL: from the first), in chunk_id order: the batches of the SQL engine's scans.
+-- Two statements, not one with "after IS NULL OR": a generic plan of that could not
+-- range-scan the primary key.
+CREATE OR REPLACE FUNCTION embedding_gate._sql_next_chunk_ids(after text, n integer)
+RETURNS text[]
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF after IS NULL THEN
+        RETURN ARRAY(SELECT c.chunk_id FROM public.chunks AS c
+                     WHERE c.embedding IS NOT NULL OR c.embedding_raw IS NOT NULL
+                     ORDER BY c.chunk_id LIMIT n);
+    END IF;
+    RETURN ARRAY(SELECT c.chunk_id FROM public.chunks AS c
+                 WHERE c.chunk_id > after
+                   AND (c.embedding IS NOT NULL OR c.embedding_raw IS NOT NULL)
+                 ORDER BY c.chunk_id LIMIT n);
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._sql_next_chunk_ids(text, integer) IS
+    'The SQL engine''s scans: the chunk_ids of the next n stored embeddings after the given '
+    'chunk_id (NULL: from the first), as their caller reads chunks.';
+GRANT EXECUTE ON FUNCTION embedding_gate._sql_next_chunk_ids(text, integer) TO PUBLIC;

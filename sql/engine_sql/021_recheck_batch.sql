@@ -24,8 +24,7 @@ DECLARE
     t jsonb := embedding_gate._sql_settings();
     hashes bigint[] := $3;
     last text := $1;
-    d integer := embedding_gate.embedding_dim();
-    read_rows integer;
+    read_rows integer := embedding_gate._sql_read_rows();
     ids text[];
     n integer := 0;
     low integer := 0;
@@ -44,22 +43,8 @@ BEGIN
         PERFORM embedding_gate._calibrate_from_stored(100);  -- settings.CALIBRATION_ROWS
         hashes := embedding_gate._twin_hashes();
     END IF;
-    read_rows := CASE WHEN d > 0 THEN GREATEST(256, (6 << 20) / (4 * d)) ELSE 2000 END;
     WHILE n < size LOOP
-        -- (two statements, not one with "last IS NULL OR": a generic plan of that could not
-        -- range-scan the primary key)
-        IF last IS NULL THEN
-            ids := ARRAY(SELECT c.chunk_id FROM public.chunks AS c
-                         WHERE c.embedding IS NOT NULL OR c.embedding_raw IS NOT NULL
-                         ORDER BY c.chunk_id
-                         LIMIT LEAST(read_rows, size - n));
-        ELSE
-            ids := ARRAY(SELECT c.chunk_id FROM public.chunks AS c
-                         WHERE c.chunk_id > last
-                           AND (c.embedding IS NOT NULL OR c.embedding_raw IS NOT NULL)
-                         ORDER BY c.chunk_id
-                         LIMIT LEAST(read_rows, size - n));
-        END IF;
+        ids := embedding_gate._sql_next_chunk_ids(last, LEAST(read_rows, size - n));
         EXIT WHEN pg_catalog.cardinality(ids) = 0;
         n := n + pg_catalog.cardinality(ids);
         last := ids[pg_catalog.cardinality(ids)];

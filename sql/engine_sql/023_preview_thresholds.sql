@@ -21,27 +21,16 @@ SET jit = off
 AS $$
 #variable_conflict use_variable
 DECLARE
-    d integer := embedding_gate.embedding_dim();
-    read_rows integer;
+    read_rows integer := embedding_gate._sql_read_rows();
     hashes bigint[];
     ids text[];
     last text;
     attached regclass;
 BEGIN
-    read_rows := CASE WHEN d > 0 THEN GREATEST(256, (6 << 20) / (4 * d)) ELSE 2000 END;
     IF pg_catalog.has_table_privilege('public.chunks', 'SELECT') THEN
         hashes := embedding_gate._twin_hashes();
         LOOP
-            IF last IS NULL THEN
-                ids := ARRAY(SELECT c.chunk_id FROM public.chunks AS c
-                             WHERE c.embedding IS NOT NULL OR c.embedding_raw IS NOT NULL
-                             ORDER BY c.chunk_id LIMIT read_rows);
-            ELSE
-                ids := ARRAY(SELECT c.chunk_id FROM public.chunks AS c
-                             WHERE c.chunk_id > last
-                               AND (c.embedding IS NOT NULL OR c.embedding_raw IS NOT NULL)
-                             ORDER BY c.chunk_id LIMIT read_rows);
-            END IF;
+            ids := embedding_gate._sql_next_chunk_ids(last, read_rows);
             EXIT WHEN pg_catalog.cardinality(ids) = 0;
             last := ids[pg_catalog.cardinality(ids)];
             RETURN QUERY
