@@ -9,8 +9,8 @@ from pathlib import Path
 
 import psycopg2
 
-from loader.db import connect, database_url
-from loader.embed import DEFAULT_URL
+from loader import DEFAULT_EMBED_URL as DEFAULT_URL
+from loader.connection import Opening, connect, database_url
 
 
 class Progress:
@@ -177,6 +177,18 @@ def client_for(args, **options):
 
 
 def cmd_load(args) -> int:
+    # one process: its connection opens, and the gate warms up in it (90-140 ms in the
+    # server), in a thread of its own from here on, while numpy and the loader are imported
+    # and the first file is read (--processes N: each process opens its own)
+    opening = Opening(args.database_url) if args.processes <= 1 else None
+    try:
+        return _load(args, opening)
+    finally:
+        if opening is not None:
+            opening.close()
+
+
+def _load(args, opening: "Opening | None") -> int:
     from loader import corpus, load, parallel
 
     # the files are read while what was read before is stored (load.load reads them in a
@@ -189,21 +201,19 @@ def cmd_load(args) -> int:
     progress = Progress()
     failure = None  # (the exception's class name, what it means)
     try:
-        if args.processes > 1:
+        if opening is None:
             stats, failures = parallel.load(
                 args.database_url, reader, client, args.processes, on_progress=progress, **options
             )
             failure = failures[0] if failures else None
         else:
-            conn = connect(args.database_url)
             try:
-                stats = load.load(conn, reader, client, on_progress=progress, **options)
+                stats = load.load(opening, reader, client, on_progress=progress, **options)
             except Exception as e:
-                if (why := parallel.describe(e)) is None:
+                # not connecting is no load's failure: main() says what libpq said, as before
+                if e is opening.error or (why := parallel.describe(e)) is None:
                     raise
                 failure = (type(e).__name__, why)
-            finally:
-                conn.close()
     finally:
         progress.close()
     for error in reader.errors:
@@ -225,12 +235,14 @@ def cmd_load(args) -> int:
     if not args.no_report:
         from loader import report
 
-        conn = connect(args.database_url)
+        # the load's own connection where there is one (a new one costs a backend's start)
+        conn = opening.result() if opening is not None else connect(args.database_url)
         try:
             print()
             print(report.report(conn))
         finally:
-            conn.close()
+            if opening is None:
+                conn.close()
     return 1 if reader.errors else 0
 
 
@@ -383,18 +395,21 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from loader.embed import EmbeddingError
-
     args = parser().parse_args(argv)
     if args.database_url is None:
         args.database_url = database_url()
     try:
         return args.func(args)
-    except EmbeddingError as e:  # before any work: a URL, a header, a server that is not there
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     except psycopg2.Error as e:  # the database's own words name what was wrong
         print(f"error: {(e.pgerror or str(e)).strip()}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # loader.embed (and numpy with it) is imported by the commands that use it, not here
+        embed = sys.modules.get("loader.embed")
+        if embed is None or not isinstance(e, embed.EmbeddingError):
+            raise
+        # before any work: a URL, a header, a server that is not there
+        print(f"error: {e}", file=sys.stderr)
         return 1
 
 

@@ -1,12 +1,10 @@
 """Everything the loader and the report say to PostgreSQL: the connection, the SQL, and the
-binary COPY encoding of chunks. The connection comes from DATABASE_URL, or DB_HOST, DB_PORT,
-DB_NAME, DB_USER, DB_PASSWORD."""
+binary COPY encoding of chunks. The connection (loader/connection.py) comes from DATABASE_URL,
+or DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD."""
 
 import io
 import json
-import os
 import struct
-from urllib.parse import quote
 
 import numpy as np
 import orjson
@@ -14,20 +12,13 @@ import psycopg2
 import psycopg2.extras
 import psycopg2.sql
 
-# the columns the loader writes; the gate writes the rest
-COLUMNS = (
-    "chunk_id",
-    "doc_id",
-    "chunk_index",
-    "content",
-    "drop",
-    "metadata",
-    "embedding",
-    "embedding_raw",
-    "embedding_model",
-)
-_COLUMN_LIST = ", ".join(COLUMNS)
-_COPY = f"COPY public.chunks ({_COLUMN_LIST}) FROM STDIN WITH (FORMAT binary)"
+# db.connect, db.database_url and db.warm_up, as before they moved to loader/connection.py
+from loader.connection import COLUMN_LIST as _COLUMN_LIST
+from loader.connection import COLUMNS, connect, database_url, warm_up  # noqa: F401
+from loader.connection import COPY as _COPY
+from loader.connection import HEADER as _HEADER
+from loader.connection import TRAILER as _TRAILER
+
 _STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS loader_stage"
     " (LIKE public.chunks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -37,29 +28,6 @@ _FROM_STAGE = (
     f"INSERT INTO public.chunks ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM loader_stage"
     " ON CONFLICT (chunk_id) DO NOTHING"
 )
-
-
-def database_url(environ=os.environ) -> str:
-    """A libpq URL from the environment (the same variables alembic reads)."""
-    url = environ.get("DATABASE_URL")
-    if url:
-        return url
-    user = quote(environ.get("DB_USER", "postgres"), safe="")
-    password = environ.get("DB_PASSWORD")
-    auth = user + (":" + quote(password, safe="") if password else "")
-    host = environ.get("DB_HOST", "localhost")
-    port = environ.get("DB_PORT", "5432")
-    name = quote(environ.get("DB_NAME", "postgres"), safe="")
-    if host.startswith("/"):  # a Unix socket directory
-        return f"postgresql://{auth}@/{name}?host={quote(host, safe='')}&port={port}"
-    return f"postgresql://{auth}@{host}:{port}/{name}"
-
-
-def connect(url: "str | None" = None):
-    """A psycopg2 connection, UTF-8 on the wire, named in pg_stat_activity."""
-    return psycopg2.connect(
-        url or database_url(), client_encoding="utf8", application_name="embedding-gate"
-    )
 
 
 def _one(conn, sql: str, params=()):
@@ -164,20 +132,6 @@ class _Stream:
         return _HEADER + data if first else data
 
 
-def warm_up(conn) -> None:
-    """Have the gate's checks loaded in this session's server process before the first rows
-    come: an empty COPY into chunks, rolled back, fires the gate's statement trigger once
-    (in a new session, PL/Python imports numpy and the gate's package there: 90-140 ms,
-    which the first COPY of a load paid). The loader calls it while the corpus is read, so
-    the two overlap. A failure is left for the load's own COPY to report."""
-    try:
-        with conn.cursor() as cur:
-            cur.copy_expert(_COPY, io.BytesIO(_HEADER + _TRAILER))
-    except psycopg2.Error:
-        pass
-    conn.rollback()
-
-
 def copy_stream(conn, produce) -> "tuple[int, int]":
     """One COPY into chunks of the rows produce() returns, (bytes of rows from copy_rows,
     their count) each call until None, each part sent to the server as soon as it is
@@ -210,8 +164,6 @@ def copy_stream(conn, produce) -> "tuple[int, int]":
 
 # --- binary COPY --------------------------------------------------------------------------
 
-_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
-_TRAILER = struct.pack("!h", -1)
 _NULL = struct.pack("!i", -1)
 _FIELDS = struct.pack("!h", len(COLUMNS))
 _FLOAT4_OID = 700

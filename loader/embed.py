@@ -37,7 +37,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
-DEFAULT_URL = "http://localhost:8001/embed"
+from loader import DEFAULT_EMBED_URL as DEFAULT_URL
+
 # the APIs, and the end of the path that names each (the longest first)
 APIS = {"ollama": "/api/embed", "openai": "/embeddings", "tei": "/embed"}
 

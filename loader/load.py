@@ -23,6 +23,7 @@ import psycopg2
 
 from loader import db
 from loader.calibration import SENTENCES
+from loader.connection import Opening
 from loader.corpus import Corpus
 from loader.embed import Client, EmbeddingError, Refused
 
@@ -361,7 +362,9 @@ def load(
     prepare_lock=None,
     stop=None,
 ) -> Stats:
-    """Store every document and chunk of the corpus that is not stored yet. corpus: a
+    """Store every document and chunk of the corpus that is not stored yet. conn: a
+    connection, or a connection.Opening (the connection opened and warmed up in a thread,
+    which the reader's thread need not wait for). corpus: a
     Corpus, or an iterable of Documents (a corpus.Reader), which is read in a thread of its
     own while what was read before is stored: documents and chunks go in segments of about
     segment_rows chunks (the documents, which chunks are stored already, the chunks stored
@@ -384,10 +387,21 @@ def load(
     and 20, and reading its first segment hides behind db.warm_up (docs/benchmarks.md,
     "The database's pace")."""
     stats = Stats()
-    dim = db.embedding_dim(conn)
     documents = corpus.documents if isinstance(corpus, Corpus) else corpus
-    segments = _Segments(documents, segment_rows)
-    db.warm_up(conn)  # in the server, while the reader's thread reads the first segment
+    if isinstance(conn, Opening):
+        # a connection opened and warmed up in a thread of its own since the caller made it
+        # (the CLI: while it imported the loader), while the reader's thread reads
+        segments = _Segments(documents, segment_rows)
+        try:
+            conn = conn.result()
+            dim = db.embedding_dim(conn)
+        except BaseException:
+            segments.close()
+            raise
+    else:
+        dim = db.embedding_dim(conn)
+        segments = _Segments(documents, segment_rows)
+        db.warm_up(conn)  # in the server, while the reader's thread reads the first segment
     queued: deque = deque()  # chunks to embed, their documents stored
     found = 0  # chunks to embed, so far
     ready = False  # the server checked, the model's calibration recorded or compared
