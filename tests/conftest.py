@@ -21,7 +21,7 @@ from pytest_postgresql import factories
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from tests.embed_server import EmbedServer
-from tests.helpers import PG_BINDIR, PG_CTL, alembic, url_for
+from tests.helpers import ENGINE, PG_BINDIR, PG_CTL, alembic, prepare_managed, url_for
 
 if hasattr(os, "geteuid") and os.geteuid() == 0:
     pytest.exit(
@@ -30,14 +30,8 @@ if hasattr(os, "geteuid") and os.geteuid() == 0:
     )
 
 
-# GATE_ENGINE=sql runs the tests against the SQL engine (issue 25), deployed as on a managed
-# service: a superuser creates `vector`, and a database owner with CREATEROLE who is not a
-# superuser runs `alembic upgrade head` (its engine choice, auto, finds it cannot create
-# plpython3u). `make test-sql-engine` runs the contract tests so.
-ENGINE = os.environ.get("GATE_ENGINE", "plpython")
 if ENGINE not in ("plpython", "sql"):
     pytest.exit(f"GATE_ENGINE must be plpython or sql, not {ENGINE!r}", returncode=2)
-MANAGED_OWNER = "gate_managed_owner"
 
 
 def deploy_head(host: str, port: int, user: str, dbname: str, password: str | None, **_) -> None:
@@ -46,21 +40,7 @@ def deploy_head(host: str, port: int, user: str, dbname: str, password: str | No
     if ENGINE == "plpython":
         alembic(url, "upgrade", "head")
         return
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{MANAGED_OWNER}') THEN
-                    CREATE ROLE {MANAGED_OWNER} LOGIN CREATEROLE NOSUPERUSER;
-                END IF;
-            END $$"""
-        )
-        # the tests' tables are created by postgres and by roles of their own: the gate's
-        # owner reads those it attaches as docs/deploy.md says an admin lets it (SELECT on
-        # them; pg_read_all_data on all), and does not bypass row-level security
-        conn.execute(f"GRANT pg_read_all_data TO {MANAGED_OWNER}")
-        conn.execute(f'ALTER DATABASE "{dbname}" OWNER TO {MANAGED_OWNER}')
-        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    alembic(url_for(host, port, MANAGED_OWNER, dbname, password), "upgrade", "head")
+    alembic(prepare_managed(url), "upgrade", "head")
     with psycopg.connect(url, autocommit=True) as conn:
         engine = conn.execute("SELECT engine FROM embedding_gate.engine").fetchone()
         languages = conn.execute(

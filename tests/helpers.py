@@ -59,6 +59,61 @@ PG_BINDIR = _pg_bindir()
 PG_CTL = str(PG_BINDIR / "pg_ctl") if (PG_BINDIR / "pg_ctl").exists() else shutil.which("pg_ctl")
 
 
+# GATE_ENGINE=sql runs the tests against the SQL engine (issue 25), deployed as on a managed
+# service: a superuser creates `vector`, and a database owner with CREATEROLE who is not a
+# superuser runs `alembic upgrade head` (its engine choice, auto, finds it cannot create
+# plpython3u). `make test-sql-engine` runs the contract tests so.
+ENGINE = os.environ.get("GATE_ENGINE", "plpython")
+MANAGED_OWNER = "gate_managed_owner"
+
+
+def prepare_managed(url: str) -> str:
+    """As a managed service's provider leaves a database (the superuser at `url`): owned by
+    MANAGED_OWNER (CREATEROLE, not a superuser), with `vector` created. Returns the URL of
+    that owner on the same database, the role that deploys the gate there."""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            f"""DO $$ BEGIN
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{MANAGED_OWNER}') THEN
+                    CREATE ROLE {MANAGED_OWNER} LOGIN CREATEROLE NOSUPERUSER;
+                END IF;
+            END $$"""
+        )
+        # the tests' tables are created by postgres and by roles of their own: the gate's
+        # owner reads those it attaches as docs/deploy.md says an admin lets it (SELECT on
+        # them; pg_read_all_data on all), and does not bypass row-level security
+        conn.execute(f"GRANT pg_read_all_data TO {MANAGED_OWNER}")
+        conn.execute(f'ALTER DATABASE "{info["dbname"]}" OWNER TO {MANAGED_OWNER}')
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    return url_for(
+        info["host"], int(info["port"]), MANAGED_OWNER, info["dbname"], info.get("password")
+    )
+
+
+def as_gate_owner(conn: psycopg.Connection) -> psycopg.Connection:
+    """A new connection (autocommit) to conn's database as the role that owns the gate: the
+    managed owner under the SQL engine, conn's own (superuser) role otherwise."""
+    i = conn.info
+    user = MANAGED_OWNER if ENGINE == "sql" else i.user
+    return psycopg.connect(url_for(i.host, i.port, user, i.dbname, i.password), autocommit=True)
+
+
+def follow_partitions(conn: psycopg.Connection) -> list:
+    """SELECT embedding_gate.follow_partitions() as conn's role: what a table's owner runs
+    after partition DDL where the gate has no event triggers (the SQL engine). Where it has
+    them (PL/Python, deployed by a superuser) there is nothing left to do."""
+    return conn.execute("SELECT * FROM embedding_gate.follow_partitions()").fetchall()
+
+
+def forget_dropped(conn: psycopg.Connection) -> None:
+    """Without event triggers (the SQL engine), CALL embedding_gate.repair() as the gate's
+    owner forgets attached tables that were dropped; with them it has nothing to forget."""
+    if ENGINE == "sql":
+        with as_gate_owner(conn) as owner:
+            owner.execute("CALL embedding_gate.repair()")
+
+
 def url_for(host: str, port: int, user: str, dbname: str, password: str | None = None) -> str:
     auth = quote(user) + (":" + quote(password) if password else "")
     return f"postgresql://{auth}@{host}:{port}/{dbname}"

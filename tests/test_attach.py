@@ -8,7 +8,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from tests.helpers import vec
+from tests.helpers import ENGINE, follow_partitions, forget_dropped, vec
 
 D = 16
 _rng = np.random.default_rng(15)
@@ -176,8 +176,10 @@ def test_a_partitioned_table_attaches_at_its_parent(db):
     )
     db.execute("CREATE TABLE parts_0 PARTITION OF parts FOR VALUES WITH (MODULUS 2, REMAINDER 0)")
     attach(db, "parts", embedding_column="emb", id_column="id", content_column="body")
-    # a partition created after attaching
+    # a partition created after attaching: the event trigger gives it the gate's triggers;
+    # without one (the SQL engine) its owner runs follow_partitions()
     db.execute("CREATE TABLE parts_1 PARTITION OF parts FOR VALUES WITH (MODULUS 2, REMAINDER 1)")
+    assert follow_partitions(db) == ([] if ENGINE == "plpython" else [("public.parts_1", "added")])
     rows = [
         (f"doc{i}", f"r{i}", f"text {i}", vec(ZERO if i % 3 == 0 else good())) for i in range(12)
     ]
@@ -198,12 +200,43 @@ def test_a_partitioned_table_attaches_at_its_parent(db):
     assert set(flagged(db, "public.parts")) == left & {"p0", "r0", "r3", "r6", "r9"}
     # detached, a partition is a table of its own again: no trigger, its writes unchecked
     db.execute("ALTER TABLE parts DETACH PARTITION parts_0")
+    if ENGINE == "sql":
+        # no event trigger took them off: its writes go unchecked, with a warning, until
+        db.execute("INSERT INTO parts_0 VALUES ('w', 'y', 'z', %s)", [vec(ZERO)])
+        assert follow_partitions(db) == [("public.parts_0", "dropped")]
     db.execute("INSERT INTO parts_0 VALUES ('x', 'y', 'z', %s)", [vec(ZERO)])
     assert db.execute(
         "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'parts_0'::regclass"
     ).fetchone() == (0,)
     db.execute("CALL recheck_embeddings()")  # forgets the verdicts of rows gone with it
     assert flagged(db, "public.parts") == {}
+
+
+def test_a_table_under_row_level_security_is_guarded_where_the_owner_reads_under_a_policy(items):
+    """A superuser owner (PL/Python) reads every row past the policies. The SQL engine's
+    owner, without BYPASSRLS (RDS's master user), would read under them: attach() guards the
+    writes anyway and says, in a warning, that the rows it holds were not checked, and
+    check_existing() refuses them with what to do. Its writes are checked either way."""
+    items.execute("ALTER TABLE items ENABLE ROW LEVEL SECURITY")
+    items.execute("CREATE POLICY only_one ON items USING (id = 1)")
+    warnings = []
+    items.add_notice_handler(
+        lambda d: warnings.append(d.message_primary) if d.severity == "WARNING" else None
+    )
+    got = attach(items, embedding_column="emb", content_column="body")
+    if ENGINE == "plpython":
+        assert got == ("public.items", 2, 1) and warnings == []
+    else:
+        assert got == ("public.items", 0, 0)
+        assert warnings == [
+            "embedding gate: public.items is guarded from now on, but the rows it holds were not"
+            " checked: the gate's owner, gate_managed_owner, would read them under the table's"
+            " row-level security policies"
+        ]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="BYPASSRLS"):
+            items.execute("CALL embedding_gate.check_existing('items')")
+    items.execute("INSERT INTO items (id, body, emb) VALUES (3, 'three', %s)", [vec(ZERO)])
+    assert "3" in flagged(items)
 
 
 def test_duplicates_within_one_table(items):
@@ -606,6 +639,7 @@ def test_a_dropped_table_leaves_nothing_behind(items):
     attach(items, embedding_column="emb", content_column="body")
     assert flagged(items) == {"2": (["low_norm", "low_variance", "sparse"], False)}
     items.execute("DROP TABLE items")
+    forget_dropped(items)  # without event triggers (the SQL engine): repair() forgets it
     assert items.execute(
         "SELECT count(*) FROM embedding_gate.attached_tables WHERE table_oid <> 'chunks'::regclass"
     ).fetchone() == (0,)

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 
 from migrations import sources
 from tests.cases import DEFAULTS
-from tests.helpers import ROOT, alembic, catalog, url_for, vec
+from tests.helpers import ENGINE, ROOT, alembic, catalog, prepare_managed, url_for, vec
 
 ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
 
@@ -109,12 +109,15 @@ def test_cli_connects_from_db_variables_and_reports_the_revision(empty_db):
 
 def test_offline_script_builds_the_same_schema_as_online(empty_db, db_url):
     """`alembic upgrade head --sql` prints a script a DBA can review; applied with psql to an
-    empty database it gives the catalog of an online upgrade (PL/Python bodies intact)."""
-    script = run_alembic("upgrade", "head", "--sql", env={"DATABASE_URL": empty_db})
+    empty database it gives the catalog of an online upgrade (PL/Python bodies intact).
+    Under the SQL engine: the script of `-x engine=sql`, applied by the managed owner."""
+    engine = ["-x", "engine=sql"] if ENGINE == "sql" else []
+    script = run_alembic(*engine, "upgrade", "head", "--sql", env={"DATABASE_URL": empty_db})
     assert script.returncode == 0, script.stderr
     assert "CREATE TABLE public.chunks" in script.stdout
+    deployer = prepare_managed(empty_db) if ENGINE == "sql" else empty_db
     applied = subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", empty_db],
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", deployer],
         input=script.stdout,
         capture_output=True,
         text=True,

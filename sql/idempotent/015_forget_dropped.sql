@@ -1,9 +1,33 @@
 -- The event triggers of attached tables. Only a superuser may create them: deployed by
--- another role, the gate goes without (and says so).
+-- another role (the SQL engine on a managed service), the gate goes without (and says so),
+-- and CALL embedding_gate.repair() and SELECT embedding_gate.follow_partitions() do their
+-- work when run (docs/attach.md, "With the SQL engine").
 --
 -- A dropped attached table leaves no registry row, verdicts or quarantined rows behind (a
 -- framework may drop and recreate its table: Haystack's recreate_table, for one); without
--- the event trigger, the reports skip tables that no longer exist.
+-- the event trigger, the reports skip tables that no longer exist until repair() forgets them.
+CREATE OR REPLACE FUNCTION embedding_gate._forget_tables(gone oid[]) RETURNS integer
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    forgotten integer;
+BEGIN
+    DELETE FROM embedding_gate._row_counts AS r
+    WHERE r.relation IN (SELECT a.row_key::text FROM embedding_gate._attached AS a
+                         WHERE a.table_oid::oid = ANY (gone));
+    DELETE FROM embedding_gate._attached AS a WHERE a.table_oid::oid = ANY (gone);
+    GET DIAGNOSTICS forgotten = ROW_COUNT;
+    RETURN forgotten;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._forget_tables(oid[]) IS
+    'Forgets the attached tables of these oids (dropped): their registry rows, and with them '
+    'their verdicts, quarantined rows and counts. Returns how many were attached.';
+REVOKE EXECUTE ON FUNCTION embedding_gate._forget_tables(oid[]) FROM PUBLIC;
+
 CREATE OR REPLACE FUNCTION embedding_gate._forget_dropped() RETURNS event_trigger
 LANGUAGE plpgsql
 VOLATILE
@@ -16,10 +40,7 @@ DECLARE
                           AND d.objsubid = 0);
 BEGIN
     IF cardinality(gone) > 0 THEN
-        DELETE FROM embedding_gate._row_counts AS r
-        WHERE r.relation IN (SELECT a.row_key::text FROM embedding_gate._attached AS a
-                             WHERE a.table_oid::oid = ANY (gone));
-        DELETE FROM embedding_gate._attached AS a WHERE a.table_oid::oid = ANY (gone);
+        PERFORM embedding_gate._forget_tables(gone);
     END IF;
 END
 $$;
@@ -37,7 +58,8 @@ BEGIN
             'Forgets the attached tables a DROP removes.';
     ELSE
         RAISE NOTICE 'embedding gate: % is not a superuser, so a dropped attached table stays in '
-                     'embedding_gate.attached_tables until its owner detaches it', current_user;
+                     'embedding_gate.attached_tables until CALL embedding_gate.repair()',
+                     current_user;
     END IF;
 END
 $$;
@@ -45,6 +67,24 @@ $$;
 -- A partition created (or attached) later under an attached partitioned table gets the
 -- gate's triggers too, so that a write straight into it is checked; a partition detached
 -- from one loses them. Also an event trigger, a superuser's only.
+-- True when the table is attached or under an attached table (its triggers belong there).
+CREATE OR REPLACE FUNCTION embedding_gate._guarded(relid oid) RETURNS boolean
+LANGUAGE plpgsql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN EXISTS (SELECT FROM embedding_gate.attached_tables AS a
+                   WHERE a.table_oid = _guarded.relid
+                      OR a.table_oid IN (SELECT p.relid
+                                         FROM pg_catalog.pg_partition_ancestors(_guarded.relid) AS p));
+END
+$$;
+COMMENT ON FUNCTION embedding_gate._guarded(oid) IS
+    'True when the table is attached to the gate or is a partition under an attached table.';
+GRANT EXECUTE ON FUNCTION embedding_gate._guarded(oid) TO PUBLIC;
+
 CREATE OR REPLACE FUNCTION embedding_gate._follow_partitions() RETURNS event_trigger
 LANGUAGE plpgsql
 VOLATILE
@@ -99,10 +139,7 @@ BEGIN
     END;
     FOR t IN SELECT g.tgrelid FROM pg_catalog.pg_trigger AS g
              WHERE g.tgname = 'embedding_gate_check_insert'
-               AND NOT EXISTS (SELECT FROM embedding_gate.attached_tables AS a
-                               WHERE a.table_oid = g.tgrelid
-                                  OR a.table_oid IN (SELECT p.relid
-                                   FROM pg_catalog.pg_partition_ancestors(g.tgrelid) AS p)) LOOP
+               AND NOT embedding_gate._guarded(g.tgrelid) LOOP
         PERFORM embedding_gate._drop_triggers(t);
     END LOOP;
 END
@@ -122,7 +159,8 @@ BEGIN
             'Keeps the gate''s triggers on every partition of an attached table.';
     ELSE
         RAISE NOTICE 'embedding gate: % is not a superuser, so a partition created after its '
-                     'table is attached is checked only through its parent', current_user;
+                     'table is attached is checked only through its parent until its owner '
+                     'runs SELECT embedding_gate.follow_partitions()', current_user;
     END IF;
 END
 $$;

@@ -196,7 +196,8 @@ COMMENT ON FUNCTION embedding_gate._qualified(regclass) IS
 -- Whether the current role reads every row of the table without any row-level security
 -- policy being evaluated (a superuser, BYPASSRLS, or its owner without FORCE ROW LEVEL
 -- SECURITY, or a table without RLS), as PostgreSQL itself decides it.
-CREATE OR REPLACE FUNCTION embedding_gate._reads_all(table_name regclass) RETURNS boolean
+CREATE OR REPLACE FUNCTION embedding_gate._reads_all(table_name regclass, reader name)
+RETURNS boolean
 LANGUAGE plpgsql
 STABLE
 SECURITY INVOKER
@@ -205,12 +206,22 @@ AS $$
 BEGIN
     RETURN (
     SELECT NOT c.relrowsecurity OR r.rolsuper OR r.rolbypassrls
-           OR (pg_catalog.pg_has_role(CURRENT_USER, c.relowner, 'USAGE')
+           OR (pg_catalog.pg_has_role(_reads_all.reader, c.relowner, 'USAGE')
                AND NOT c.relforcerowsecurity)
     FROM pg_catalog.pg_class AS c, pg_catalog.pg_roles AS r
-    WHERE c.oid = _reads_all.table_name AND r.rolname = CURRENT_USER);
+    WHERE c.oid = _reads_all.table_name AND r.rolname = _reads_all.reader);
 END
 $$;
+COMMENT ON FUNCTION embedding_gate._reads_all(regclass, name) IS
+    'True when the role reads every row of the table without a row-level security policy '
+    'being evaluated.';
+
+CREATE OR REPLACE FUNCTION embedding_gate._reads_all(table_name regclass) RETURNS boolean
+LANGUAGE sql
+STABLE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT embedding_gate._reads_all(table_name, CURRENT_USER) $$;
 COMMENT ON FUNCTION embedding_gate._reads_all(regclass) IS
     'True when the current role reads every row of the table without a row-level security '
     'policy being evaluated.';

@@ -254,6 +254,62 @@ $$;
 COMMENT ON FUNCTION embedding_gate._drop_triggers(regclass) IS
     'Drops the gate''s triggers from a table and from each partition below it.';
 
+-- What the event trigger embedding_gate_follow_partitions does at each CREATE TABLE and
+-- ALTER TABLE where a superuser deployed the gate, for the tables the caller owns: a partition
+-- created under an attached table gets the gate's triggers, and a table detached from one
+-- loses them. Deployed by another role (the SQL engine on a managed service) the gate has no
+-- event triggers: a partition created after attach() is checked when a write names its parent
+-- and not when a write goes straight into it, and a detached partition's writes go unchecked
+-- with a warning, until the tables' owner runs this. Run as the caller (CREATE TRIGGER and
+-- DROP TRIGGER need the table's owner).
+CREATE OR REPLACE FUNCTION embedding_gate.follow_partitions()
+RETURNS TABLE (table_name text, triggers text)
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT x.relid FROM (
+                 SELECT a.table_oid::oid AS relid FROM embedding_gate.attached_tables AS a
+                 UNION
+                 SELECT p.relid FROM embedding_gate.attached_tables AS a
+                 CROSS JOIN LATERAL pg_catalog.pg_partition_tree(a.table_oid) AS p) AS x
+             JOIN pg_catalog.pg_class AS c ON c.oid = x.relid
+             WHERE x.relid <> 'public.chunks'::pg_catalog.regclass
+               AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+               AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
+                               WHERE g.tgrelid = x.relid
+                                 AND g.tgname = 'embedding_gate_check_insert')
+             ORDER BY 1 LOOP
+        PERFORM embedding_gate._add_triggers(t);
+        table_name := embedding_gate._qualified(t);
+        triggers := 'added';
+        RETURN NEXT;
+    END LOOP;
+    FOR t IN SELECT g.tgrelid FROM pg_catalog.pg_trigger AS g
+             JOIN pg_catalog.pg_class AS c ON c.oid = g.tgrelid
+             WHERE g.tgname = 'embedding_gate_check_insert'
+               AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+               AND NOT embedding_gate._guarded(g.tgrelid)
+             ORDER BY 1 LOOP
+        PERFORM embedding_gate._drop_triggers(t);
+        table_name := embedding_gate._qualified(t);
+        triggers := 'dropped';
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION embedding_gate.follow_partitions() IS
+    'For the tables the caller owns: gives each attached table and each partition below one '
+    'the gate''s triggers where it lacks them, and takes them off tables no longer attached or under an '
+    'attached table (a detached partition); one row a table. Run after CREATE TABLE ... '
+    'PARTITION OF or ALTER TABLE ... DETACH PARTITION where the gate has no event triggers '
+    '(deployed by a role that is not a superuser: the SQL engine on a managed service).';
+GRANT EXECUTE ON FUNCTION embedding_gate.follow_partitions() TO PUBLIC;
+
 -- Guards a table from now on: its writes, and (check_existing) the rows it holds.
 -- hash_index: an index built beforehand (CREATE INDEX CONCURRENTLY ..., which holds no
 -- writer back) on the hash of the embedding, for a table that is written to while it is
@@ -443,7 +499,16 @@ BEGIN
 
     checked := 0;
     low_quality := 0;
-    IF check_existing THEN
+    -- the gate reads the rows as its owner: one that is not a superuser (the SQL engine) and
+    -- would read them under a policy leaves them (_check_existing would refuse)
+    IF check_existing AND NOT embedding_gate._reads_all(table_name, gate_owner) THEN
+        RAISE WARNING 'embedding gate: % is guarded from now on, but the rows it holds were not '
+                      'checked: the gate''s owner, %, would read them under the table''s '
+                      'row-level security policies', qualified, gate_owner
+            USING HINT = 'let the gate''s owner bypass row-level security (ALTER ROLE ... '
+                         'BYPASSRLS), then CALL embedding_gate.check_existing(table); or check '
+                         'the rows as the table''s owner with SELECT * FROM preview_thresholds()';
+    ELSIF check_existing THEN
         LOOP
             SELECT * INTO b FROM embedding_gate._check_existing(table_name, after, 10000);
             EXIT WHEN b.checked = 0;

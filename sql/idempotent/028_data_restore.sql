@@ -126,7 +126,13 @@ DECLARE
     a record;
     indexes integer := 0;
     guarded integer := 0;
+    forgotten integer;
 BEGIN
+    -- tables dropped since they were attached (the event trigger forgets them where a
+    -- superuser deployed the gate; the SQL engine has none)
+    forgotten := embedding_gate._forget_tables(ARRAY(
+        SELECT t.table_oid::oid FROM embedding_gate._attached AS t
+        WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_class AS c WHERE c.oid = t.table_oid)));
     FOR a IN SELECT t.table_oid, t.embedding_type, t.hash_index, t.content_attnum,
                     embedding_gate._column(t.table_oid, t.embedding_attnum) AS e,
                     NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS g
@@ -155,7 +161,21 @@ BEGIN
         IF a.bare THEN
             guarded := guarded + 1;
         END IF;
-        PERFORM embedding_gate._add_triggers(a.table_oid);
+        -- (each table and partition below it, created later where the gate has no event
+        -- trigger); a table the caller may not give triggers is named, and the others go on
+        BEGIN
+            PERFORM embedding_gate._add_triggers(a.table_oid);
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE WARNING 'embedding gate: % cannot give % the gate''s triggers: %',
+                current_user, embedding_gate._qualified(a.table_oid), SQLERRM
+                USING HINT = format('its owner runs SELECT * FROM embedding_gate.attach(%L, '
+                                    '...) again after detach(), or, for its partitions, '
+                                    'SELECT * FROM embedding_gate.follow_partitions()',
+                                    embedding_gate._qualified(a.table_oid));
+            IF a.bare THEN
+                guarded := guarded - 1;
+            END IF;
+        END;
     END LOOP;
     PERFORM embedding_gate.recount();
     PERFORM pg_catalog.setval(
@@ -163,12 +183,13 @@ BEGIN
         (SELECT pg_catalog.max(r.row_key) FROM embedding_gate._attached AS r));
     UPDATE embedding_gate._deployment AS d SET data_loaded_at = NULL;
     RAISE NOTICE 'embedding gate: counts current; % attached tables given their triggers, % '
-                 'their hash index', guarded, indexes;
+                 'their hash index, % dropped ones forgotten', guarded, indexes, forgotten;
 END
 $$;
 COMMENT ON PROCEDURE embedding_gate.repair() IS
-    'Gives the attached tables the gate''s triggers and hash index where they lack them (after '
-    'a data-only load, or a DROP of one), counts every table again, and clears '
+    'Gives the attached tables (and their partitions) the gate''s triggers and hash index where '
+    'they lack them (after a data-only load, or a DROP of one), forgets attached tables that '
+    'were dropped, counts every table again, and clears '
     'embedding_gate._deployment.data_loaded_at: CALL embedding_gate.repair(). The gate''s '
     'owner runs it (a superuser in a PL/Python deployment: it counts every table, and '
     'creates triggers and indexes as the attached tables'' owner may).';
