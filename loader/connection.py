@@ -10,6 +10,7 @@ import threading
 from urllib.parse import quote
 
 import psycopg2
+import psycopg2.errors
 
 # the columns the loader writes; the gate writes the rest
 COLUMNS = (
@@ -53,6 +54,21 @@ def connect(url: "str | None" = None):
     )
 
 
+def embedding_dim(conn) -> int:
+    """The dimension of chunks.embedding, as the deployment chose it."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT embedding_gate.embedding_dim()")
+            dim = cur.fetchone()[0]
+    except psycopg2.errors.UndefinedFunction:
+        conn.rollback()
+        raise RuntimeError(
+            "the embedding gate is not deployed: run `alembic upgrade head`"
+        ) from None
+    conn.rollback()
+    return dim
+
+
 def warm_up(conn) -> None:
     """Have the gate's checks loaded in this session's server process before the first rows
     come: an empty COPY into chunks, rolled back, fires the gate's statement trigger once
@@ -68,14 +84,17 @@ def warm_up(conn) -> None:
 
 
 class Opening:
-    """A connection opened and warmed up (warm_up) in a thread of its own, from the moment
-    it is made: psycopg2 lets go of the GIL while it waits on the server, so the caller goes
-    on importing and reading meanwhile. result() gives the connection, or raises what
-    connecting raised."""
+    """A connection opened, asked for the embedding's dimension and warmed up (warm_up) in a
+    thread of its own, from the moment it is made: psycopg2 lets go of the GIL while it
+    waits on the server, so the caller goes on importing and reading meanwhile. result()
+    gives the connection, or raises what connecting raised; dimension() the dimension, or
+    raises what asking for it raised."""
 
     def __init__(self, url: "str | None" = None):
         self.conn = None
+        self.dim: int | None = None
         self.error: BaseException | None = None
+        self.dim_error: BaseException | None = None
         self.thread = threading.Thread(
             target=self._open, args=(url,), name="connection-opening", daemon=True
         )
@@ -84,15 +103,27 @@ class Opening:
     def _open(self, url) -> None:
         try:
             self.conn = connect(url)
-            warm_up(self.conn)
         except BaseException as e:  # noqa: B036 (raised by result() in the caller's thread)
             self.error = e
+            return
+        try:
+            self.dim = embedding_dim(self.conn)
+        except BaseException as e:  # noqa: B036 (raised by dimension())
+            self.dim_error = e
+            return
+        warm_up(self.conn)
 
     def result(self):
         self.thread.join()
         if self.error is not None:
             raise self.error
         return self.conn
+
+    def dimension(self) -> int:
+        self.result()
+        if self.dim_error is not None:
+            raise self.dim_error
+        return self.dim
 
     def close(self) -> None:
         """Close the connection once it is open (nothing when opening failed)."""

@@ -12,9 +12,16 @@ import psycopg2
 import psycopg2.extras
 import psycopg2.sql
 
-# db.connect, db.database_url and db.warm_up, as before they moved to loader/connection.py
+# db.connect, db.database_url, db.embedding_dim and db.warm_up, as before they moved to
+# loader/connection.py
 from loader.connection import COLUMN_LIST as _COLUMN_LIST
-from loader.connection import COLUMNS, connect, database_url, warm_up  # noqa: F401
+from loader.connection import (  # noqa: F401
+    COLUMNS,
+    connect,
+    database_url,
+    embedding_dim,
+    warm_up,
+)
 from loader.connection import COPY as _COPY
 from loader.connection import HEADER as _HEADER
 from loader.connection import TRAILER as _TRAILER
@@ -34,17 +41,6 @@ def _one(conn, sql: str, params=()):
     """The first row of a read-only query (None: no row), its transaction ended."""
     rows = _rows(conn, sql, params)[1]
     return rows[0] if rows else None
-
-
-def embedding_dim(conn) -> int:
-    """The dimension of chunks.embedding, as the deployment chose it."""
-    try:
-        return _one(conn, "SELECT embedding_gate.embedding_dim()")[0]
-    except psycopg2.errors.UndefinedFunction:
-        conn.rollback()
-        raise RuntimeError(
-            "the embedding gate is not deployed: run `alembic upgrade head`"
-        ) from None
 
 
 # --- the corpus ---------------------------------------------------------------------------

@@ -393,8 +393,7 @@ def load(
         # (the CLI: while it imported the loader), while the reader's thread reads
         segments = _Segments(documents, segment_rows)
         try:
-            conn = conn.result()
-            dim = db.embedding_dim(conn)
+            conn, dim = conn.result(), conn.dimension()
         except BaseException:
             segments.close()
             raise
