@@ -14,6 +14,7 @@ flight) unless told otherwise.
     make bench-loader BENCH_ARGS="--api openai --cli"   # `embedding-gate load` as a user runs it
     make bench-loader BENCH_ARGS="--processes 2"        # `load --processes 2 --no-report`
     make bench-loader BENCH_ARGS="--processes 1"        # one process, without the report
+    make bench-loader BENCH_ARGS="--cli --processes 1"  # one process, the report included
     python bench/bench_loader.py --url postgresql://... --chunks 5000
 """
 
@@ -137,11 +138,12 @@ def timed_loader(conn, folder: Path, client: Client, **kwargs) -> "tuple[float, 
 
 
 def timed_cli(conn, url: str, folder: Path, embed_url: str, processes: int, options: list):
-    """Wall seconds of `embedding-gate load FOLDER --processes N [options]` run as a user runs
-    it, and its processes' CPU seconds; the count of chunks stored."""
+    """Wall seconds of `embedding-gate load FOLDER [--processes N] [options]` run as a user
+    runs it (processes 0: the command's default), and its processes' CPU seconds; the count
+    of chunks stored."""
     reset(conn)
     cmd = [sys.executable, "-m", "loader", "--database-url", url, "load", str(folder), *options]
-    cmd += ["--processes", str(processes)]
+    cmd += ["--processes", str(processes)] if processes else []
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EMBED_API_URL": embed_url}
     before = os.times()
     start = time.perf_counter()
@@ -213,7 +215,8 @@ def main() -> None:
         "--processes",
         type=int,
         default=0,
-        help="time `embedding-gate load --processes N --no-report` (N processes, each its share)",
+        help="time `embedding-gate load --processes N --no-report` (N processes, each its share;"
+        " with --cli, the report included)",
     )
     parser.add_argument(
         "--api",
@@ -237,14 +240,14 @@ def main() -> None:
         options = ["--batch-size", str(args.batch_size)] if args.batch_size else []
         options += ["--in-flight", str(args.in_flight)] if args.in_flight else []
         kwargs = {"in_flight": args.in_flight} if args.in_flight else {}
-        processes = args.processes or (1 if args.cli else 0)
-        if args.processes:
+        cli = args.cli or bool(args.processes)
+        if args.processes and not args.cli:
             options.append("--no-report")
         conn = psycopg2.connect(url)
         how = (
-            f"`embedding-gate load --processes {processes}"
-            f"{' --no-report' if args.processes else ''}`"
-            if processes
+            f"`embedding-gate load{f' --processes {args.processes}' if args.processes else ''}"
+            f"{' --no-report' if '--no-report' in options else ''}`"
+            if cli
             else f"load.load(), batches of {client.batch_size}"
         )
         print(
@@ -254,9 +257,9 @@ def main() -> None:
         times: dict = {"loader": [], "copy": [], "cpu": []}
         try:
             for r in range(args.repeat):
-                if processes:
+                if cli:
                     wall, cpu, embedded = timed_cli(
-                        conn, url, folder, embed_url, processes, options
+                        conn, url, folder, embed_url, args.processes, options
                     )
                 else:
                     wall, cpu, embedded = timed_loader(conn, folder, client, **kwargs)
