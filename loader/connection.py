@@ -3,6 +3,7 @@ it, and has the gate warmed up in it, while numpy and the rest of the loader are
 and the first file is read (Opening). The connection comes from DATABASE_URL, or DB_HOST,
 DB_PORT, DB_NAME, DB_USER, DB_PASSWORD."""
 
+import functools
 import io
 import os
 import struct
@@ -54,6 +55,25 @@ def connect(url: "str | None" = None):
     )
 
 
+def another(conn):
+    """What opens a second connection to the same database as conn (an open psycopg2
+    connection, or an Opening), as the same role: a callable, made in the caller's thread
+    (conn is not touched by the one that calls it). It connects to the Opening's URL, or
+    with the parameters libpq used for conn (password included), and raises psycopg2.Error
+    where it cannot (a role's CONNECTION LIMIT, say)."""
+    if isinstance(conn, Opening):
+        return functools.partial(connect, conn.url)
+    params = conn.get_dsn_parameters()  # without the password
+    password = conn.info.password
+    if password:
+        params["password"] = password
+    params.pop("client_encoding", None)
+    params.pop("application_name", None)
+    return functools.partial(
+        psycopg2.connect, **params, client_encoding="utf8", application_name="embedding-gate"
+    )
+
+
 def embedding_dim(conn) -> int:
     """The dimension of chunks.embedding, as the deployment chose it."""
     try:
@@ -91,6 +111,7 @@ class Opening:
     raises what asking for it raised."""
 
     def __init__(self, url: "str | None" = None):
+        self.url = url
         self.conn = None
         self.dim: int | None = None
         self.error: BaseException | None = None

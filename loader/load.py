@@ -23,7 +23,7 @@ import psycopg2
 
 from loader import db
 from loader.calibration import SENTENCES
-from loader.connection import Opening
+from loader.connection import Opening, another
 from loader.corpus import Corpus
 from loader.embed import Client, EmbeddingError, Refused
 
@@ -282,18 +282,26 @@ def _replace(conn, model: str, what: str, record, *args) -> None:
 
 class _Segments:
     """The documents of an iterable, read in a thread of its own and handed over in segments
-    of about `rows` chunks (a list of documents each), at most `ahead` segments ahead: the
-    loader stores one segment while the next is read and validated. A failure of the
-    iterable (not a bad document, which the reader records and skips) is raised by get()."""
+    of about `rows` chunks, at most `ahead` segments ahead: the loader stores one segment
+    while the next is read and validated. A failure of the iterable (not a bad document,
+    which the reader records and skips) is raised by get().
+
+    With `side` (a callable that opens a second connection), the thread also asks, on that
+    connection, which of a segment's chunks are stored already, and stores its documents
+    where nothing must come first (none of its chunks is to be embedded, or `may_insert` is
+    set: the model was checked): those queries no longer pause the COPY stream of the
+    loader's own connection, in which the database waited (docs/benchmarks.md, "A second
+    connection"). Where it cannot be opened or fails, the loader asks on its own."""
 
     _END = object()
 
-    def __init__(self, documents, rows: int, ahead: int = 4):
+    def __init__(self, documents, rows: int, ahead: int = 4, side=None):
         self.queue: queue.Queue = queue.Queue(maxsize=ahead)
         self.closed = threading.Event()
+        self.may_insert = threading.Event()
         self.ended = False
         self.thread = threading.Thread(
-            target=self._read, args=(documents, rows), name="corpus-reader", daemon=True
+            target=self._read, args=(documents, rows, side), name="corpus-reader", daemon=True
         )
         self.thread.start()
 
@@ -306,26 +314,59 @@ class _Segments:
                 continue
         return False
 
-    def _read(self, documents, rows: int) -> None:
+    def _read(self, documents, rows: int, side) -> None:
         segment: list = []
         size = 0
+        conn = None
         try:
+            if side is not None:
+                try:
+                    conn = side()
+                except psycopg2.Error:
+                    conn = None
             for doc in documents:
                 segment.append(doc)
                 size += len(doc.chunks) or 1
                 if size >= rows:
-                    if not self._put(segment):
+                    item, conn = self._asked(segment, conn)
+                    if not self._put(item):
                         return
                     segment, size = [], 0
-            if segment and not self._put(segment):
-                return
+            if segment:
+                item, conn = self._asked(segment, conn)
+                if not self._put(item):
+                    return
             self._put(self._END)
         except BaseException as e:  # noqa: B036 (raised by get() in the loader's thread)
             self._put(e)
+        finally:
+            if conn is not None:
+                conn.close()
 
-    def get(self, block: bool, stop=None) -> "list | None":
-        """The next segment; None at the end of the input, or when none is ready and not
-        block, or once `stop` (an Event) is set."""
+    def _asked(self, segment: list, conn) -> tuple:
+        """(segment, the chunk_ids of it stored already, documents inserted) where the second
+        connection answered; None for what the loader must ask itself; and the connection,
+        None once it failed."""
+        if conn is None:
+            return (segment, None, None), None
+        try:
+            chunks = [c for d in segment for c in d.chunks]
+            have = db.stored_ids(conn, [c.chunk_id for c in chunks]) if chunks else set()
+            inserted = None
+            if self.may_insert.is_set() or not any(
+                c.chunk_id not in have for c in chunks if c.embeddable
+            ):
+                inserted = db.insert_documents(conn, segment)
+            return (segment, have, inserted), conn
+        except psycopg2.Error:  # a restart, say: the loader's own connection will tell
+            with contextlib.suppress(psycopg2.Error):
+                conn.close()
+            return (segment, None, None), None
+
+    def get(self, block: bool, stop=None) -> "tuple | None":
+        """The next segment, (documents, stored chunk_ids or None, documents inserted or
+        None); None at the end of the input, or when none is ready and not block, or once
+        `stop` (an Event) is set."""
         while not self.ended:
             try:
                 item = self.queue.get(block=block, timeout=0.1 if block else None)
@@ -361,6 +402,7 @@ def load(
     segment_rows: int = 10000,
     prepare_lock=None,
     stop=None,
+    second_connection: bool = True,
 ) -> Stats:
     """Store every document and chunk of the corpus that is not stored yet. conn: a
     connection, or a connection.Opening (the connection opened and warmed up in a thread,
@@ -380,7 +422,10 @@ def load(
     are recorded where the database has none (for the blank_like check); under
     prepare_lock where given (processes sharing a load). on_progress is called with (chunks
     stored so far, chunks to embed found so far) after each commit. stop: an Event that ends
-    the load after the COPY under way (what was committed stays).
+    the load after the COPY under way (what was committed stays). second_connection: the
+    reader's thread asks which chunks are stored, and stores documents, on a connection of
+    its own (connection.another), so that the loader's connection streams COPYs without
+    those pauses; where it cannot be opened, the loader's own connection does it.
     COPYs and segments of 10,000 rows by default (they were 2,000 each): each COPY and each
     segment's queries (stored_ids, the documents) is a pause of the COPY stream, in which
     the database waits; a load of 40,000 chunks has 4-5 COPYs and 4 segments instead of 20
@@ -388,10 +433,11 @@ def load(
     "The database's pace")."""
     stats = Stats()
     documents = corpus.documents if isinstance(corpus, Corpus) else corpus
+    side = another(conn) if second_connection else None
     if isinstance(conn, Opening):
         # a connection opened and warmed up in a thread of its own since the caller made it
         # (the CLI: while it imported the loader), while the reader's thread reads
-        segments = _Segments(documents, segment_rows)
+        segments = _Segments(documents, segment_rows, side=side)
         try:
             conn, dim = conn.result(), conn.dimension()
         except BaseException:
@@ -399,7 +445,7 @@ def load(
             raise
     else:
         dim = db.embedding_dim(conn)
-        segments = _Segments(documents, segment_rows)
+        segments = _Segments(documents, segment_rows, side=side)
         db.warm_up(conn)  # in the server, while the reader's thread reads the first segment
     queued: deque = deque()  # chunks to embed, their documents stored
     found = 0  # chunks to embed, so far
@@ -426,19 +472,24 @@ def load(
                     if note := record(conn, client, stats.model, dim):
                         stats.notes.append(note)
         ready = True
+        segments.may_insert.set()  # the reader's connection may store documents first now
 
-    def store(segment: list) -> None:
+    def store(item: tuple) -> None:
         """A segment's documents and its chunks without an embedding, stored; the rest of
-        its chunks not stored yet, queued."""
+        its chunks not stored yet, queued. item: from segments.get()."""
         nonlocal found
+        segment, have, inserted = item
         chunks = [c for d in segment for c in d.chunks]
-        have = db.stored_ids(conn, [c.chunk_id for c in chunks]) if chunks else set()
-        todo = [c for c in chunks if c.chunk_id not in have]
+        if have is None:
+            have = db.stored_ids(conn, [c.chunk_id for c in chunks]) if chunks else set()
+        todo = [c for c in chunks if c.chunk_id not in have] if have else chunks
         stats.skipped += len(have)
         embed = [c for c in todo if c.embeddable]
         if embed and not ready:
             prepare()  # before anything of this segment is stored
-        stats.documents += db.insert_documents(conn, segment)
+        if inserted is None:
+            inserted = db.insert_documents(conn, segment)
+        stats.documents += inserted
         plain = [c for c in todo if not c.embeddable]
         for start in range(0, len(plain), 1000):
             n = db.insert_chunks(conn, plain[start : start + 1000], None)
@@ -498,10 +549,10 @@ def load(
             # what the reader has ready (waiting for it only when nothing else is to do),
             # until twice a COPY's rows are queued
             while len(queued) < 2 * insert_rows:
-                segment = segments.get(not window and not queued, stop)
-                if segment is None:
+                item = segments.get(not window and not queued, stop)
+                if item is None:
                     break
-                store(segment)
+                store(item)
             top_up()
             if not window:
                 if segments.ended:
