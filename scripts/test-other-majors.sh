@@ -6,6 +6,10 @@
 #
 #   bash scripts/test-other-majors.sh [MAJOR...]    # default: 17 18; as root (chroot)
 #   make test-majors PYTEST_ARGS=tests/test_deployment.py
+#   ENGINES="plpython sql" bash scripts/test-other-majors.sh   # each engine, one server
+#
+# ENGINES (default plpython) runs the suite once per engine against the same server:
+# GATE_ENGINE=sql deploys the SQL engine as a managed service's owner would (tests/helpers.py).
 #
 # The trees are kept between runs under $MAJORS_CACHE (default /var/cache/embedding-gate),
 # one per suite, and reused: only the first run downloads (about 2 minutes a tree). The
@@ -137,10 +141,14 @@ run_major() {
     local version
     version="$(chroot "$dir" runuser -u postgres -- "$bin/postgres" --version)"
     say "$version ($suite) on 127.0.0.1:$port, ready after $((SECONDS - start)) s; running the suite"
-    local rc=0
-    # as `make test` runs it: as user postgres, from the host's virtual environment
-    runuser -u postgres -- env PYTHONDONTWRITEBYTECODE=1 HOME=/tmp \
-        PG_EXTERNAL="127.0.0.1:$port" "$VENV/bin/pytest" -p no:cacheprovider ${PYTEST_ARGS:-} || rc=$?
+    local rc=0 engine
+    for engine in ${ENGINES:-plpython}; do
+        say "PostgreSQL $major, the $engine engine"
+        # as `make test` runs it: as user postgres, from the host's virtual environment
+        runuser -u postgres -- env PYTHONDONTWRITEBYTECODE=1 HOME=/tmp GATE_ENGINE="$engine" \
+            PG_EXTERNAL="127.0.0.1:$port" "$VENV/bin/pytest" -p no:cacheprovider \
+            ${PYTEST_ARGS:-} || rc=$?
+    done
     stop
     trap - EXIT
     say "PostgreSQL $major: pytest exit status $rc, $((SECONDS - start)) s in all"

@@ -292,6 +292,7 @@ DECLARE
     wanted jsonb;
     mine text[];
     may_lock boolean;
+    waited text;
 BEGIN
     SELECT * INTO a FROM embedding_gate._sql_attached(table_name);
     t := embedding_gate._sql_table_settings(a.table_oid);
@@ -382,28 +383,46 @@ BEGIN
         CASE WHEN may_lock THEN ' FOR SHARE OF t SKIP LOCKED' ELSE '' END)
         USING wanted
         INTO mine;
-    INSERT INTO embedding_gate.verdicts AS v (table_oid, row_id, issues, reason, norm, variance,
-        near_zero_ratio, blank_similarity, duplicate_of, embedding_model, content_length,
-        content_preview)
-    SELECT a.table_oid, w.row_id, w.issues, w.reason, w.norm, w.variance, w.ratio,
-           w.similarity, w.duplicate_of, w.model, w.length, w.preview
-    FROM pg_catalog.jsonb_to_recordset(wanted) AS w(row_id text, flagged boolean, issues text[],
-         reason text, norm double precision, variance double precision, ratio double precision,
-         similarity double precision, duplicate_of text, model text, length integer,
-         preview text)
-    WHERE w.flagged AND w.row_id = ANY (mine)
-    ORDER BY w.row_id
-    ON CONFLICT (table_oid, row_id) DO UPDATE SET issues = excluded.issues,
-        reason = excluded.reason, norm = excluded.norm, variance = excluded.variance,
-        near_zero_ratio = excluded.near_zero_ratio, blank_similarity = excluded.blank_similarity,
-        duplicate_of = excluded.duplicate_of, embedding_model = excluded.embedding_model,
-        content_length = excluded.content_length, content_preview = excluded.content_preview,
-        checked_at = pg_catalog.now();
-    DELETE FROM embedding_gate.verdicts AS v
-    WHERE v.table_oid = a.table_oid
-      AND v.row_id = ANY (ARRAY(
-          SELECT w.row_id FROM pg_catalog.jsonb_to_recordset(wanted) AS w(row_id text, flagged boolean)
-          WHERE NOT w.flagged AND w.row_id = ANY (mine)));
+    -- Without the right to lock the rows (FOR SHARE needs UPDATE on a column: the SQL engine's
+    -- owner has only SELECT), a writer may hold a row the scan read, and write its verdict in
+    -- the same transaction as verdicts of rows the scan is writing: the two would deadlock,
+    -- and the writer's statement fail. So the scan waits at most 100 ms for a verdict a
+    -- writer holds, and otherwise leaves this batch's verdicts (that writer writes its rows'
+    -- own; the next recheck writes the others).
+    IF NOT may_lock THEN
+        waited := pg_catalog.current_setting('lock_timeout');
+        PERFORM pg_catalog.set_config('lock_timeout', '100ms', true);
+    END IF;
+    BEGIN
+        INSERT INTO embedding_gate.verdicts AS v (table_oid, row_id, issues, reason, norm, variance,
+            near_zero_ratio, blank_similarity, duplicate_of, embedding_model, content_length,
+            content_preview)
+        SELECT a.table_oid, w.row_id, w.issues, w.reason, w.norm, w.variance, w.ratio,
+               w.similarity, w.duplicate_of, w.model, w.length, w.preview
+        FROM pg_catalog.jsonb_to_recordset(wanted) AS w(row_id text, flagged boolean, issues text[],
+             reason text, norm double precision, variance double precision, ratio double precision,
+             similarity double precision, duplicate_of text, model text, length integer,
+             preview text)
+        WHERE w.flagged AND w.row_id = ANY (mine)
+        ORDER BY w.row_id
+        ON CONFLICT (table_oid, row_id) DO UPDATE SET issues = excluded.issues,
+            reason = excluded.reason, norm = excluded.norm, variance = excluded.variance,
+            near_zero_ratio = excluded.near_zero_ratio, blank_similarity = excluded.blank_similarity,
+            duplicate_of = excluded.duplicate_of, embedding_model = excluded.embedding_model,
+            content_length = excluded.content_length, content_preview = excluded.content_preview,
+            checked_at = pg_catalog.now();
+        DELETE FROM embedding_gate.verdicts AS v
+        WHERE v.table_oid = a.table_oid
+          AND v.row_id = ANY (ARRAY(
+              SELECT w.row_id FROM pg_catalog.jsonb_to_recordset(wanted) AS w(row_id text, flagged boolean)
+              WHERE NOT w.flagged AND w.row_id = ANY (mine)));
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE NOTICE 'embedding gate: % rows of % are being written: their verdicts are left to '
+                     'the writers and the next recheck', pg_catalog.cardinality(mine), a.name;
+    END;
+    IF NOT may_lock THEN
+        PERFORM pg_catalog.set_config('lock_timeout', waited, true);
+    END IF;
     RETURN NEXT;
 END
 $$;
@@ -461,21 +480,20 @@ BEGIN
             USING ERRCODE = '42501';
     END IF;
     SELECT * INTO a FROM embedding_gate._sql_attached(TG_RELID);
-    IF NOT FOUND AND NOT EXISTS (SELECT FROM pg_catalog.pg_event_trigger AS e
-                                 WHERE e.evtname = 'embedding_gate_follow_partitions') THEN
-        -- no event trigger took the gate's triggers off a partition detached from an attached
-        -- table (the SQL engine deployed by a role that is not a superuser): its writes are
-        -- its own again
-        RAISE WARNING 'embedding gate: % is no longer attached or under an attached table, and '
-                      'still has the gate''s triggers: its writes are not checked', here
-            USING HINT = 'its owner takes them off with SELECT * FROM '
-                         'embedding_gate.follow_partitions()';
-        RETURN NULL;
-    ELSIF NOT FOUND THEN
+    IF NOT FOUND THEN
+        -- (without event triggers, as where a role that is not a superuser deployed the gate,
+        -- also a partition detached from an attached table, which keeps the gate's triggers)
         RAISE EXCEPTION 'table % has the embedding gate''s trigger but is not attached (its row '
                         'of embedding_gate.attached_tables is gone)', here
             USING ERRCODE = '55000',
-                  HINT = pg_catalog.format(
+                  HINT = CASE WHEN NOT EXISTS (
+                                  SELECT FROM pg_catalog.pg_event_trigger AS e
+                                  WHERE e.evtname = 'embedding_gate_follow_partitions')
+                              THEN 'a partition detached from an attached table: its owner '
+                                   'takes the gate''s triggers off with SELECT * FROM '
+                                   'embedding_gate.follow_partitions(). Otherwise: '
+                              ELSE '' END
+                         || pg_catalog.format(
                       'attach it again: SELECT * FROM embedding_gate.attach(''%s'', ...), naming '
                       'its gate index with hash_index => ''...''; or take the gate off it: DROP '
                       'TRIGGER embedding_gate_check_insert ON %s, and its other '

@@ -259,8 +259,8 @@ COMMENT ON FUNCTION embedding_gate._drop_triggers(regclass) IS
 -- created under an attached table gets the gate's triggers, and a table detached from one
 -- loses them. Deployed by another role (the SQL engine on a managed service) the gate has no
 -- event triggers: a partition created after attach() is checked when a write names its parent
--- and not when a write goes straight into it, and a detached partition's writes go unchecked
--- with a warning, until the tables' owner runs this. Run as the caller (CREATE TRIGGER and
+-- and not when a write goes straight into it, and a detached partition's writes fail (its
+-- triggers find no attached table), until the tables' owner runs this. Run as the caller (CREATE TRIGGER and
 -- DROP TRIGGER need the table's owner).
 CREATE OR REPLACE FUNCTION embedding_gate.follow_partitions()
 RETURNS TABLE (table_name text, triggers text)
