@@ -40,17 +40,19 @@ test: server tools venv models  ## the whole test suite against a real PostgreSQ
 
 # the contract tests against the SQL engine (issue 25), deployed as on a managed service (a
 # database owner with CREATEROLE who is not a superuser, no plpython3u: tests/conftest.py)
-SQL_ENGINE_TESTS ?= tests/test_checks.py tests/test_gate.py tests/test_reports.py \
-	tests/test_bookkeeping.py tests/test_degenerate.py tests/test_attach.py tests/test_privacy.py
+# (the whole suite: the tests of the PL/Python engine itself skip, marked plpython_only)
+SQL_ENGINE_TESTS ?= tests
 test-sql-engine: server tools venv models  ## the contract tests against the SQL engine, deployed by a non-superuser
 	@bash scripts/check-readable.sh "$(AS_USER)" "$(CURDIR)"
 	$(AS_USER) $(PYTEST_ENV) GATE_ENGINE=sql $(VENV)/bin/pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS) $(SQL_ENGINE_TESTS)
 
-# the majors the machine's release does not carry, each a server in a Debian tree (as root)
+# the majors the machine's release does not carry, each a server in a Debian tree (as root);
+# ENGINES="plpython sql" runs the suite against each engine in turn
 MAJORS ?= 17 18
+ENGINES ?= plpython
 test-majors: server tools venv models  ## the test suite against PostgreSQL 17 and 18 (trees kept in /var/cache/embedding-gate)
 	@bash scripts/check-readable.sh "$(AS_USER)" "$(CURDIR)"
-	@PYTEST_ARGS="$(PYTEST_ARGS)" VENV="$(VENV)" bash scripts/test-other-majors.sh $(MAJORS)
+	@PYTEST_ARGS="$(PYTEST_ARGS)" VENV="$(VENV)" ENGINES="$(ENGINES)" bash scripts/test-other-majors.sh $(MAJORS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

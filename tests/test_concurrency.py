@@ -472,3 +472,39 @@ def test_a_recheck_that_only_confirms_a_verdict_leaves_it_as_it_is(db):
         " (SELECT issues FROM embedding_gate.verdicts WHERE row_id = 'z')"
     ).fetchone()
     assert [sorted(c) for c in codes] == [["low_norm", "low_variance"]] * 2
+
+
+def test_a_scan_does_not_wait_on_a_writer_holding_a_verdict_it_would_rewrite(db, db_url):
+    """A writer has upserted a row's verdict and not committed (an upsert's INSERT and UPDATE
+    triggers write verdicts in two passes: holding one, it may go on to another the scan
+    holds). check_existing, which would rewrite that verdict (the threshold in its reason
+    changed: a share of near-zero components no longer too many), must not wait for the writer: the PL/Python engine's scan skips the rows a
+    writer locks; the SQL engine's owner may not lock them (SELECT only), so its scan gives
+    up that batch's verdicts after 100 ms. The writer's verdict stays."""
+    rng = random.Random(11)
+    db.execute("CREATE TABLE notes (id text PRIMARY KEY, body text, embedding vector(16))")
+    db.execute(
+        "INSERT INTO notes VALUES ('a', 'a', %s), ('b', 'b', %s)",
+        [_vector(rng, D, True), _vector(rng, D, True)],
+    )
+    db.execute("SELECT embedding_gate.attach('notes', content_column => 'body')")
+    db.execute(
+        "SELECT embedding_gate.set_table_settings('notes', '{\"max_near_zero_ratio\": 1}')"
+    )
+    small = vec(np.full(D, 0.01))  # another low norm: another reason
+    with psycopg.connect(db_url) as writer:
+        writer.execute("UPDATE notes SET embedding = %s WHERE id = 'b'", [small])
+        with psycopg.connect(db_url, autocommit=True) as scan:
+            scan.execute("SET statement_timeout = '10s'")  # a scan that waits fails here
+            scan.execute("CALL embedding_gate.check_existing('notes')")
+        writer.commit()
+    verdicts = {
+        r: (i, reason)
+        for r, i, reason in db.execute(
+            "SELECT row_id, issues, reason FROM embedding_gate.verdicts"
+            " WHERE table_oid = 'notes'::regclass"
+        )
+    }
+    assert verdicts["a"][0] == ["low_norm", "low_variance"]  # the scan's, new setting
+    assert verdicts["b"][0] == ["low_norm", "low_variance"]  # the writer's own
+    assert "(0.04)" in verdicts["b"][1], verdicts

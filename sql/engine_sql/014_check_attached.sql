@@ -373,22 +373,30 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END IF;
-    -- only the rows still as the scan read them, that no writer holds
+    -- only the rows still as the scan read them, that no writer holds: locked and skipped
+    -- where the caller may lock them (FOR SHARE needs UPDATE on a column); where not (the SQL
+    -- engine's owner has SELECT only), the rows whose current version a transaction still
+    -- running is replacing or locking (its xmax; a running transaction holds the lock of
+    -- its own id)
     may_lock := pg_catalog.has_any_column_privilege(a.table_oid, 'UPDATE');
     EXECUTE pg_catalog.format(
         'SELECT pg_catalog.array_agg(m.row_id) FROM (SELECT t.%1$I::text AS row_id FROM %2$s AS t'
         ' JOIN pg_catalog.jsonb_to_recordset($1) AS k(row_id text, x text)'
-        ' ON t.%1$I = k.row_id::%3$s WHERE t.xmin::text = k.x ORDER BY t.%1$I%4$s) AS m',
+        ' ON t.%1$I = k.row_id::%3$s WHERE t.xmin::text = k.x%5$s ORDER BY t.%1$I%4$s) AS m',
         a.id_column, a.name, a.id_type,
-        CASE WHEN may_lock THEN ' FOR SHARE OF t SKIP LOCKED' ELSE '' END)
-        USING wanted
+        CASE WHEN may_lock THEN ' FOR SHARE OF t SKIP LOCKED' ELSE '' END,
+        CASE WHEN may_lock THEN '' ELSE ' AND t.xmax OPERATOR(pg_catalog.<>) ALL ($2)' END)
+        USING wanted,
+              CASE WHEN NOT may_lock THEN ARRAY(
+                  SELECT l.transactionid FROM pg_catalog.pg_locks AS l
+                  WHERE l.locktype = 'transactionid' AND l.transactionid IS NOT NULL) END
         INTO mine;
-    -- Without the right to lock the rows (FOR SHARE needs UPDATE on a column: the SQL engine's
-    -- owner has only SELECT), a writer may hold a row the scan read, and write its verdict in
-    -- the same transaction as verdicts of rows the scan is writing: the two would deadlock,
-    -- and the writer's statement fail. So the scan waits at most 100 ms for a verdict a
-    -- writer holds, and otherwise leaves this batch's verdicts (that writer writes its rows'
-    -- own; the next recheck writes the others).
+    -- Without the right to lock the rows, a writer may still take one of them after the look
+    -- above, and write its verdict in the same transaction as verdicts of rows the scan is
+    -- writing (an upsert's INSERT and UPDATE triggers write in two passes): the two would
+    -- deadlock, and the writer's statement fail. So the scan waits at most 100 ms for a
+    -- verdict a writer holds, and otherwise leaves this batch's verdicts (that writer writes
+    -- its rows' own; the next recheck writes the others).
     IF NOT may_lock THEN
         waited := pg_catalog.current_setting('lock_timeout');
         PERFORM pg_catalog.set_config('lock_timeout', '100ms', true);
