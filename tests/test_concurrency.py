@@ -488,9 +488,7 @@ def test_a_scan_does_not_wait_on_a_writer_holding_a_verdict_it_would_rewrite(db,
         [_vector(rng, D, True), _vector(rng, D, True)],
     )
     db.execute("SELECT embedding_gate.attach('notes', content_column => 'body')")
-    db.execute(
-        "SELECT embedding_gate.set_table_settings('notes', '{\"max_near_zero_ratio\": 1}')"
-    )
+    db.execute("SELECT embedding_gate.set_table_settings('notes', '{\"max_near_zero_ratio\": 1}')")
     small = vec(np.full(D, 0.01))  # another low norm: another reason
     with psycopg.connect(db_url) as writer:
         writer.execute("UPDATE notes SET embedding = %s WHERE id = 'b'", [small])
