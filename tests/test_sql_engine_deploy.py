@@ -144,7 +144,9 @@ def test_a_managed_service_s_owner_deploys_the_sql_engine(managed, empty_db):
             "SELECT chunk_id, issues FROM embedding_measures() ORDER BY chunk_id"
         ).fetchall()
         assert measured == [
-            ("good", []), ("nan", ["nan_or_inf"]), ("zero", ["low_norm", "low_variance", "sparse"])
+            ("good", []),
+            ("nan", ["nan_or_inf"]),
+            ("zero", ["low_norm", "low_variance", "sparse"]),
         ]
         preview = {
             r[0]: r[1:]
@@ -154,7 +156,6 @@ def test_a_managed_service_s_owner_deploys_the_sql_engine(managed, empty_db):
             ).fetchall()
         }
         assert preview["low_norm"] == (1, 2) and preview["any"] == (2, 3)
-
 
     # switching a deployment's engine is refused, in one line
     switch = gate("upgrade", "--engine", "plpython", url=managed)
