@@ -67,28 +67,27 @@ ENGINE = os.environ.get("GATE_ENGINE", "plpython")
 MANAGED_OWNER = "gate_managed_owner"
 
 
-def prepare_managed(url: str) -> str:
+def prepare_managed(url: str, owner: str = MANAGED_OWNER, read_all: bool = True) -> str:
     """As a managed service's provider leaves a database (the superuser at `url`): owned by
-    MANAGED_OWNER (CREATEROLE, not a superuser), with `vector` created. Returns the URL of
-    that owner on the same database, the role that deploys the gate there."""
+    `owner` (CREATEROLE, not a superuser), with `vector` created. read_all: the owner also
+    reads every table (pg_read_all_data), as docs/deploy.md says an admin lets the gate's
+    owner read the tables it attaches (the tests' tables are created by postgres and by roles
+    of their own); it never bypasses row-level security. Returns the URL of that owner on the
+    same database, the role that deploys the gate there."""
     info = psycopg.conninfo.conninfo_to_dict(url)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{MANAGED_OWNER}') THEN
-                    CREATE ROLE {MANAGED_OWNER} LOGIN CREATEROLE NOSUPERUSER;
+                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{owner}') THEN
+                    CREATE ROLE {owner} LOGIN CREATEROLE NOSUPERUSER;
                 END IF;
             END $$"""
         )
-        # the tests' tables are created by postgres and by roles of their own: the gate's
-        # owner reads those it attaches as docs/deploy.md says an admin lets it (SELECT on
-        # them; pg_read_all_data on all), and does not bypass row-level security
-        conn.execute(f"GRANT pg_read_all_data TO {MANAGED_OWNER}")
-        conn.execute(f'ALTER DATABASE "{info["dbname"]}" OWNER TO {MANAGED_OWNER}')
+        if read_all:
+            conn.execute(f"GRANT pg_read_all_data TO {owner}")
+        conn.execute(f'ALTER DATABASE "{info["dbname"]}" OWNER TO {owner}')
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-    return url_for(
-        info["host"], int(info["port"]), MANAGED_OWNER, info["dbname"], info.get("password")
-    )
+    return url_for(info["host"], int(info["port"]), owner, info["dbname"], info.get("password"))
 
 
 def as_gate_owner(conn: psycopg.Connection) -> psycopg.Connection:

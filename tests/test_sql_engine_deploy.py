@@ -17,7 +17,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from tests.helpers import ROOT, alembic, url_for, vec
+from tests.helpers import ROOT, alembic, prepare_managed, vec
 
 # cluster-wide: one name for this file's tests (a file's tests run in one worker)
 OWNER = "managed_owner"
@@ -25,21 +25,9 @@ GATE = str(Path(sys.executable).parent / "embedding-gate")
 
 
 @pytest.fixture
-def managed(empty_db, postgresql_proc) -> str:
+def managed(empty_db) -> str:
     """The URL, as OWNER, of a database OWNER owns, with `vector` created by a superuser."""
-    p = postgresql_proc
-    dbname = psycopg.conninfo.conninfo_to_dict(empty_db)["dbname"]
-    with psycopg.connect(empty_db, autocommit=True) as conn:
-        conn.execute(
-            f"""DO $$ BEGIN
-                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{OWNER}') THEN
-                    CREATE ROLE {OWNER} LOGIN CREATEROLE NOSUPERUSER;
-                END IF;
-            END $$"""
-        )
-        conn.execute(f'ALTER DATABASE "{dbname}" OWNER TO {OWNER}')
-        conn.execute("CREATE EXTENSION vector")
-    return url_for(p.host, p.port, OWNER, dbname)
+    return prepare_managed(empty_db, owner=OWNER, read_all=False)
 
 
 def gate(*args: str, url: str) -> subprocess.CompletedProcess:
