@@ -21,6 +21,7 @@ def issues(conn) -> dict:
     )
 
 
+@pytest.mark.plpython_only("the SQL engine's vector_bytes is vector_send's, only compared")
 def test_stored_bytes_decode_to_the_stored_floats(db):
     """embedding_gate.vector_bytes(), how the gate reads vectors: pgvector's stored form
     (int16 dim, int16 0, float4 in the server's byte order) decodes to the exact floats."""

@@ -77,6 +77,7 @@ STANDARD_BODIES = {
     "sql": [
         "embedding_gate._hash_bytes",
         "embedding_gate.halfvec_bytes",
+        "embedding_gate.halfvec_hash",
         "embedding_gate.vector_bytes",
         "embedding_gate.vector_hash",
     ],

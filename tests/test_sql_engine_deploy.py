@@ -161,48 +161,60 @@ def test_a_managed_service_s_owner_deploys_the_sql_engine(managed, empty_db):
     assert left == (0, True, True, ["plpgsql", "vector"])
 
 
-def test_the_sql_engine_s_vector_bytes_and_hash_are_the_internal_ones(managed, empty_db):
-    """vector_bytes and _hash_bytes of the SQL engine's baseline (LANGUAGE sql over
-    vector_send) against byteasend and hashvarlenaextended (as the released baseline has
-    them), created by the superuser in pg_temp: the same bytes and the same hashes."""
+def test_the_sql_engine_s_vector_bytes_and_hashes_tell_vectors_apart_as_the_internal_ones(
+    managed, empty_db
+):
+    """vector_bytes, _hash_bytes, vector_hash, halfvec_bytes and halfvec_hash of the SQL
+    engine (LANGUAGE sql over pgvector's send functions) against the released baseline's
+    byteasend and hashvarlenaextended, created by the superuser in pg_temp: two vectors get
+    equal bytes where the internal functions give them equal bytes (-0.0 and 0.0 differ in
+    both), a vector's hash is the same at every call and differs between these vectors, and
+    the seed changes it."""
     alembic(managed, "upgrade", "head", engine="sql")
     vectors = [
         [1.0],
         [0.0, -0.0, 1e-45, -1e-45],
+        [0.0, 0.0, 1e-45, -1e-45],
         [3.4028235e38, -3.4028235e38, 1.1754944e-38, 7.0],
         *np.random.default_rng(2).standard_normal((20, 768)).tolist(),
         np.random.default_rng(3).standard_normal(16000).tolist(),
     ]
-    with psycopg.connect(empty_db) as conn:
+    vectors.append(list(vectors[5]))  # a vector twice
+    with psycopg.connect(empty_db, autocommit=True) as conn:
         conn.execute(
             "CREATE FUNCTION pg_temp.b(public.vector) RETURNS bytea LANGUAGE internal"
             " IMMUTABLE STRICT AS 'byteasend'"
         )
         conn.execute(
-            "CREATE FUNCTION pg_temp.h(public.vector, bigint) RETURNS bigint LANGUAGE internal"
-            " IMMUTABLE STRICT AS 'hashvarlenaextended'"
-        )
-        for x in vectors:
-            got = conn.execute(
-                "SELECT embedding_gate.vector_bytes(v) = pg_temp.b(v),"
-                " embedding_gate._hash_bytes(v, 0) = pg_temp.h(v, 0),"
-                " embedding_gate._hash_bytes(v, -7) = pg_temp.h(v, -7),"
-                " embedding_gate.vector_hash(v) = pg_temp.h(v, 0)"
-                " FROM (SELECT %s::public.vector AS v) AS t",
-                [vec(x)],
-            ).fetchone()
-            assert got == (True, True, True, True), x[:4]
-        conn.execute(
             "CREATE FUNCTION pg_temp.hb(public.halfvec) RETURNS bytea LANGUAGE internal"
             " IMMUTABLE STRICT AS 'byteasend'"
         )
-        for x in ([1.0], [0.5, -2.0, 65504.0], vectors[5]):
-            got = conn.execute(
-                "SELECT embedding_gate.halfvec_bytes(v) = pg_temp.hb(v)"
-                " FROM (SELECT %s::public.halfvec AS v) AS t",
-                [vec(x)],
-            ).fetchone()
-            assert got == (True,), x[:4]
+        conn.execute("CREATE TEMP TABLE v (n int, e public.vector, h public.halfvec)")
+        for n, x in enumerate(vectors):
+            half = [min(max(c, -65504.0), 65504.0) for c in x]
+            conn.execute("INSERT INTO v VALUES (%s, %s, %s)", [n, vec(x), vec(half)])
+        pairs = conn.execute(
+            "SELECT a.n, b.n,"
+            " embedding_gate.vector_bytes(a.e) = embedding_gate.vector_bytes(b.e),"
+            " pg_temp.b(a.e) = pg_temp.b(b.e),"
+            " embedding_gate.vector_hash(a.e) = embedding_gate.vector_hash(b.e),"
+            " embedding_gate.halfvec_bytes(a.h) = embedding_gate.halfvec_bytes(b.h),"
+            " pg_temp.hb(a.h) = pg_temp.hb(b.h),"
+            " embedding_gate.halfvec_hash(a.h) = embedding_gate.halfvec_hash(b.h)"
+            " FROM v AS a, v AS b WHERE a.n < b.n"
+        ).fetchall()
+        assert len(pairs) == len(vectors) * (len(vectors) - 1) // 2
+        for a, b, ours, internal, hashed, half_ours, half_internal, half_hashed in pairs:
+            assert ours == internal == hashed, (a, b)
+            assert half_ours == half_internal == half_hashed, (a, b)
+        # only the vector given twice
+        assert [(a, b) for a, b, ours, *_ in pairs if ours] == [(5, len(vectors) - 1)]
+        assert conn.execute(
+            "SELECT bool_and(embedding_gate._hash_bytes(e, 0) = embedding_gate.vector_hash(e)"
+            " AND embedding_gate._hash_bytes(e, -7) <> embedding_gate._hash_bytes(e, 0)"
+            " AND embedding_gate.vector_hash(e) = embedding_gate.vector_hash(e::text::vector))"
+            " FROM v"
+        ).fetchone() == (True,)
 
 
 def test_the_sql_engine_s_script_applies_as_the_owner(managed):

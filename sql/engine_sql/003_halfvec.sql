@@ -1,14 +1,19 @@
--- halfvec's stored bytes for the SQL engine (sql/idempotent/003_halfvec.sql uses LANGUAGE
--- internal, which only a superuser may use): pgvector's halfvec_send gives them in network
--- byte order, each 16-bit field (dim, unused, the float16 components) swapped here to the
--- server's (little-endian, as vector_bytes in the SQL engine's baseline). Nothing of the SQL
--- engine hashes halfvec yet: attach, their only user, is not available with it (issue 25),
--- so halfvec_hash is left out.
+-- How the SQL engine reads vectors' bytes (sql/idempotent/003_halfvec.sql and the released
+-- baseline use LANGUAGE internal, which only a superuser may use): pgvector's send functions,
+-- the bytes in network byte order. Equal vectors give equal bytes and hashes, and the gate
+-- only compares them (duplicate_vector compares the bytes of equal hashes; the update
+-- triggers, a vector's bytes before and after): migrations/sources.py, _NO_PLPYTHON.
 CREATE OR REPLACE FUNCTION embedding_gate.halfvec_bytes(embedding public.halfvec) RETURNS bytea
 LANGUAGE sql
 IMMUTABLE STRICT PARALLEL SAFE
-RETURN pg_catalog.decode(pg_catalog.regexp_replace(
-    pg_catalog.encode(public.halfvec_send(embedding), 'hex'), '(..)(..)', '\2\1', 'g'), 'hex');
+RETURN public.halfvec_send(embedding);
 COMMENT ON FUNCTION embedding_gate.halfvec_bytes(public.halfvec) IS
-    'A halfvec''s stored bytes (int16 dim, int16 0, then the float16 components in the '
-    'server''s byte order).';
+    'A halfvec''s bytes (halfvec_send: int16 dim, int16 0, then the float16 components, in '
+    'network byte order): how the SQL engine compares halfvecs byte for byte.';
+
+COMMENT ON FUNCTION embedding_gate.vector_bytes(public.vector) IS
+    'An embedding''s bytes (vector_send: int16 dim, int16 0, then the float4 components, in '
+    'network byte order): how the SQL engine compares vectors byte for byte.';
+COMMENT ON FUNCTION embedding_gate._hash_bytes(public.vector, bigint) IS
+    'A 64-bit hash of an embedding''s bytes (hashtextextended over vector_send''s hex), seeded '
+    '(see vector_hash): the SQL engine''s, not the values of the PL/Python engine''s.';

@@ -22,14 +22,12 @@
 -- engine's (sql/idempotent/003_halfvec.sql) is LANGUAGE internal, which only a superuser may
 -- create. This one hashes halfvec_send's bytes; equal halfvecs hash equal, which is all the
 -- gate asks of it (it compares the bytes of equal hashes).
+-- (a SQL-standard body, as vector_hash's: resolved once, at CREATE, and inlined into an
+-- index's expression)
 CREATE OR REPLACE FUNCTION embedding_gate.halfvec_hash(embedding public.halfvec) RETURNS bigint
 LANGUAGE sql
 IMMUTABLE STRICT PARALLEL SAFE
-SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-SELECT pg_catalog.hashtextextended(pg_catalog.encode(public.halfvec_send(embedding), 'hex'), 0)
-$$;
+RETURN pg_catalog.hashtextextended(pg_catalog.encode(public.halfvec_send(embedding), 'hex'), 0);
 COMMENT ON FUNCTION embedding_gate.halfvec_hash(public.halfvec) IS
     'A 64-bit hash of a halfvec''s bytes (the SQL engine''s): the key of duplicate_vector on '
     'attached halfvec columns.';
