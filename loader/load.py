@@ -283,6 +283,14 @@ def _replace(conn, model: str, what: str, record, *args) -> None:
         ) from None
 
 
+def _check_early(client: Client, early: dict) -> None:
+    try:
+        client.check()
+        early["ok"] = True
+    except Exception:  # noqa: BLE001 (checked again by prepare(), which raises it)
+        early["ok"] = False
+
+
 # chunks to embed from which a load parses JSON numbers in a process of its own
 PARSE_PROCESS_ROWS = 5000
 
@@ -536,6 +544,15 @@ def load(
     stats = Stats()
     documents = corpus.documents if isinstance(corpus, Corpus) else corpus
     side = another(conn) if second_connection else None
+    # the server's check (GETs only, nothing stored) in a thread from now on, while the
+    # connection warms up and the first segment is read: prepare() takes its answer, or
+    # checks again where it failed (so that only a check made when something is to be
+    # embedded says what is wrong, as before); unused when nothing is
+    early: dict = {}
+    checking = threading.Thread(
+        target=_check_early, args=(client, early), name="server-check", daemon=True
+    )
+    checking.start()
     if isinstance(conn, Opening):
         # a connection opened and warmed up in a thread of its own since the caller made it
         # (the CLI: while it imported the loader), while the reader's thread reads
@@ -555,7 +572,9 @@ def load(
 
     def prepare() -> None:
         nonlocal ready
-        client.check()
+        checking.join()
+        if not early.get("ok"):
+            client.check()
         stats.model = client.model
         if not stats.model:
             stats.notes.append(
