@@ -413,14 +413,16 @@ BEGIN
         ORDER BY w.row_id
         ON CONFLICT (table_oid, row_id) DO UPDATE SET issues = excluded.issues,
             reason = excluded.reason, norm = excluded.norm, variance = excluded.variance,
-            near_zero_ratio = excluded.near_zero_ratio, blank_similarity = excluded.blank_similarity,
+            near_zero_ratio = excluded.near_zero_ratio,
+            blank_similarity = excluded.blank_similarity,
             duplicate_of = excluded.duplicate_of, embedding_model = excluded.embedding_model,
             content_length = excluded.content_length, content_preview = excluded.content_preview,
             checked_at = pg_catalog.now();
         DELETE FROM embedding_gate.verdicts AS v
         WHERE v.table_oid = a.table_oid
           AND v.row_id = ANY (ARRAY(
-              SELECT w.row_id FROM pg_catalog.jsonb_to_recordset(wanted) AS w(row_id text, flagged boolean)
+              SELECT w.row_id
+              FROM pg_catalog.jsonb_to_recordset(wanted) AS w(row_id text, flagged boolean)
               WHERE NOT w.flagged AND w.row_id = ANY (mine)));
     EXCEPTION WHEN lock_not_available THEN
         RAISE NOTICE 'embedding gate: % rows of % are being written: their verdicts are left to '

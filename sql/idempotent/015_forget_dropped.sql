@@ -75,10 +75,11 @@ SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN EXISTS (SELECT FROM embedding_gate.attached_tables AS a
-                   WHERE a.table_oid = _guarded.relid
-                      OR a.table_oid IN (SELECT p.relid
-                                         FROM pg_catalog.pg_partition_ancestors(_guarded.relid) AS p));
+    RETURN EXISTS (
+        SELECT FROM embedding_gate.attached_tables AS a
+        WHERE a.table_oid = _guarded.relid
+           OR a.table_oid IN (SELECT p.relid
+                              FROM pg_catalog.pg_partition_ancestors(_guarded.relid) AS p));
 END
 $$;
 COMMENT ON FUNCTION embedding_gate._guarded(oid) IS

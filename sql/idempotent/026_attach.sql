@@ -260,8 +260,8 @@ COMMENT ON FUNCTION embedding_gate._drop_triggers(regclass) IS
 -- loses them. Deployed by another role (the SQL engine on a managed service) the gate has no
 -- event triggers: a partition created after attach() is checked when a write names its parent
 -- and not when a write goes straight into it, and a detached partition's writes fail (its
--- triggers find no attached table), until the tables' owner runs this. Run as the caller (CREATE TRIGGER and
--- DROP TRIGGER need the table's owner).
+-- triggers find no attached table), until the tables' owner runs this. Run as the caller
+-- (CREATE TRIGGER and DROP TRIGGER need the table's owner).
 CREATE OR REPLACE FUNCTION embedding_gate.follow_partitions()
 RETURNS TABLE (table_name text, triggers text)
 LANGUAGE plpgsql
@@ -304,8 +304,9 @@ END
 $$;
 COMMENT ON FUNCTION embedding_gate.follow_partitions() IS
     'For the tables the caller owns: gives each attached table and each partition below one '
-    'the gate''s triggers where it lacks them, and takes them off tables no longer attached or under an '
-    'attached table (a detached partition); one row a table. Run after CREATE TABLE ... '
+    'the gate''s triggers where it lacks them, and takes them off tables no longer attached '
+    'or under an attached table (a detached partition); one row a table. Run after CREATE '
+    'TABLE ... '
     'PARTITION OF or ALTER TABLE ... DETACH PARTITION where the gate has no event triggers '
     '(deployed by a role that is not a superuser: the SQL engine on a managed service).';
 GRANT EXECUTE ON FUNCTION embedding_gate.follow_partitions() TO PUBLIC;
