@@ -176,24 +176,48 @@ def client_for(args, **options):
     )
 
 
+# the corpus size from which `load` runs two processes by default (--processes): a second
+# process parses answers on a second core and streams a second COPY to a second backend, at
+# the cost of its start, its connection and the gate's warm-up there (docs/benchmarks.md,
+# "Two processes by default")
+AUTO_BYTES = 4 << 20
+
+
+def default_processes(files) -> int:
+    """load's processes where --processes is not given: 2 when the files hold AUTO_BYTES or
+    more and this process may run on two CPUs or more, on Linux (the processes are forked,
+    and end with the one that reads by PR_SET_PDEATHSIG); else 1."""
+    if not sys.platform.startswith("linux") or len(os.sched_getaffinity(0)) < 2:
+        return 1
+    try:
+        size = sum(f.stat().st_size for f in files)
+    except OSError:  # a missing file: the reader says so
+        return 1
+    return 2 if size >= AUTO_BYTES else 1
+
+
 def cmd_load(args) -> int:
-    # one process: its connection opens, and the gate warms up in it (90-140 ms in the
+    from loader import corpus  # orjson alone
+
+    # the files are read while what was read before is stored (load.load reads them in a
+    # thread of its own; with --processes, this process reads them for the others)
+    reader = corpus.Reader(args.files)
+    if args.processes is None:
+        args.processes = default_processes(reader.files)
+    # one process: its connection opens, and the gate warms up in it (90-180 ms in the
     # server), in a thread of its own from here on, while numpy and the loader are imported
-    # and the first file is read (--processes N: each process opens its own)
+    # and the first file is read (--processes N: each process opens its own, after the fork)
     opening = Opening(args.database_url) if args.processes <= 1 else None
     try:
-        return _load(args, opening)
+        return _load(args, reader, opening)
     finally:
         if opening is not None:
             opening.close()
 
 
-def _load(args, opening: "Opening | None") -> int:
-    from loader import corpus, load, parallel
+def _load(args, reader, opening: "Opening | None") -> int:
+    from loader import load, parallel
 
-    # the files are read while what was read before is stored (load.load reads them in a
-    # thread of its own; with --processes, this process reads them for the others)
-    reader = corpus.Reader(args.files)
     client = client_for(
         args, batch_size=args.batch_size, retries=args.retries, timeout=args.timeout
     )
@@ -316,9 +340,10 @@ def parser() -> argparse.ArgumentParser:
     ld.add_argument(
         "--processes",
         type=int,
-        default=1,
+        default=None,
         metavar="N",
-        help="loader processes sharing the chunks, each its own (1); this one reads the files",
+        help="loader processes sharing the chunks, each its own; this one reads the files"
+        f" (default: 2 for files of {AUTO_BYTES >> 20} MB or more on two CPUs or more, else 1)",
     )
     ld.add_argument(
         "--accept-model-change",
