@@ -219,12 +219,6 @@ def main() -> None:
         " with --cli, the report included)",
     )
     parser.add_argument(
-        "--parse-process",
-        action="store_true",
-        help="in-process: load.load(parse_process=True), TEI's numbers parsed in a process"
-        " of its own",
-    )
-    parser.add_argument(
         "--api",
         choices=("tei", "openai"),
         default="tei",
@@ -246,8 +240,6 @@ def main() -> None:
         options = ["--batch-size", str(args.batch_size)] if args.batch_size else []
         options += ["--in-flight", str(args.in_flight)] if args.in_flight else []
         kwargs = {"in_flight": args.in_flight} if args.in_flight else {}
-        if args.parse_process:
-            kwargs["parse_process"] = True
         cli = args.cli or bool(args.processes)
         if args.processes and not args.cli:
             options.append("--no-report")

@@ -43,10 +43,6 @@ from loader import DEFAULT_EMBED_URL as DEFAULT_URL
 # the APIs, and the end of the path that names each (the longest first)
 APIS = {"ollama": "/api/embed", "openai": "/embeddings", "tei": "/embed"}
 
-# the size from which an answer of JSON numbers goes to Client.parser where one is set (a
-# process of its own: load.ParseProcess); 64 768-d vectors are 572 kB of TEI's numbers
-PARSE_AWAY = 64 << 10
-
 _BATCH_LIMIT = re.compile(r"batch size (\d+) > maximum allowed batch size (\d+)")
 
 
@@ -131,9 +127,6 @@ class Client:
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.batch_size = batch_size
         self.base64 = self.api == "openai"
-        # parse_vectors(data, names, dim, api) for answers of JSON numbers of PARSE_AWAY bytes
-        # or more, where set (load.load sets a process of its own for a large load)
-        self.parser = None
         self._local = threading.local()
 
     def scrub(self, text: str) -> str:
@@ -299,9 +292,6 @@ class Client:
             try:
                 status, response, data = self._request("POST", self.target, body)
                 if status == 200:
-                    parser = self.parser
-                    if parser is not None and not base64 and len(data) >= PARSE_AWAY:
-                        return parser(data, names, dim, self.api)
                     return parse_vectors(data, names, dim, api=self.api)
                 self._refuse(status, response, data, names)
             except _Transient as e:

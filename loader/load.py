@@ -8,9 +8,7 @@ chunk once. The loader checks no embedding: the database's gate does.
 """
 
 import contextlib
-import os
 import queue
-import struct
 import threading
 import time
 from collections import deque
@@ -21,14 +19,13 @@ from datetime import timezone
 from itertools import islice
 
 import numpy as np
-import orjson
 import psycopg2
 
 from loader import db
 from loader.calibration import SENTENCES
 from loader.connection import Opening, another
 from loader.corpus import Corpus
-from loader.embed import Client, EmbeddingError, Refused, parse_vectors
+from loader.embed import Client, EmbeddingError, Refused
 
 
 @dataclass
@@ -291,99 +288,6 @@ def _check_early(client: Client, early: dict) -> None:
         early["ok"] = False
 
 
-# chunks to embed from which a load parses JSON numbers in a process of its own
-PARSE_PROCESS_ROWS = 5000
-
-
-class ParseProcess:
-    """embed.parse_vectors in a process of its own (a Client's parser): TEI's JSON numbers
-    cost the loader 20-30 µs a 768-d vector of the GIL (orjson's floats, their conversion
-    to float32 and their deallocation), more than the database takes to store the row, so
-    one process parses them no faster than one core allows while the database waits. Here
-    the answer's bytes go to `python -m loader.parse_worker` through a pipe and a float32
-    array comes back, the request threads waiting meanwhile without the GIL (one answer at
-    a time). A process of its own, not multiprocessing's: forkserver and spawn run the
-    caller's main module again in the child, and this process runs threads (no fork).
-    While it starts (numpy's import there, 0.1-0.2 s), and after any failure of it,
-    answers are parsed here, as without it; the same errors either way (the child sends
-    back the EmbeddingError's message)."""
-
-    def __init__(self):
-        import subprocess
-        import sys
-        from pathlib import Path
-
-        from loader import parse_worker
-
-        self.wire = parse_worker
-        root = str(Path(parse_worker.__file__).resolve().parent.parent)
-        path = os.environ.get("PYTHONPATH")
-        env = {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "loader.parse_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-        )
-        self.lock = threading.Lock()
-        self.ready = threading.Event()
-        self.broken = False
-        threading.Thread(target=self._wait_ready, name="parse-process", daemon=True).start()
-
-    def _wait_ready(self) -> None:
-        try:
-            if self.process.stdout.read(1) == b"R":
-                self.ready.set()
-                return
-        except (OSError, ValueError):
-            pass
-        self.broken = True
-
-    def __call__(self, data: bytes, names: list, dim, api: str) -> np.ndarray:
-        if self.ready.is_set() and not self.broken:
-            with self.lock:
-                if not self.broken:
-                    try:
-                        return self._parse(data, names, dim, api)
-                    except (OSError, ValueError, struct.error):
-                        self.broken = True  # the process died: parse here from now on
-        return parse_vectors(data, names, dim, api=api)
-
-    def _parse(self, data: bytes, names: list, dim, api: str) -> np.ndarray:
-        wire, stdin, stdout = self.wire, self.process.stdin, self.process.stdout
-        meta = orjson.dumps({"api": api, "names": names})
-        stdin.write(wire.REQUEST.pack(len(data), len(meta), -1 if dim is None else dim))
-        stdin.write(meta)
-        stdin.write(data)
-        stdin.flush()
-        kind = stdout.read(1)
-        if kind == b"V":
-            rows, columns = wire.VECTORS.unpack(_exactly(stdout, wire.VECTORS.size))
-            raw = _exactly(stdout, 4 * rows * columns)
-            return np.frombuffer(raw, dtype=np.float32).reshape(rows, columns)
-        if kind == b"E":
-            (size,) = wire.ERROR.unpack(_exactly(stdout, wire.ERROR.size))
-            raise EmbeddingError(_exactly(stdout, size).decode("utf-8"))
-        raise OSError("the parsing process ended")
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.process.stdin.close()  # it ends at the end of its input
-        try:
-            self.process.wait(timeout=5)
-        except Exception:  # noqa: BLE001
-            self.process.kill()
-        with contextlib.suppress(OSError, ValueError):
-            self.process.stdout.close()
-
-
-def _exactly(stream, size: int) -> bytes:
-    data = stream.read(size)
-    if len(data) != size:
-        raise OSError("the parsing process ended")
-    return data
-
-
 class _Segments:
     """The documents of an iterable, read in a thread of its own and handed over in segments
     of about `rows` chunks, at most `ahead` segments ahead: the loader stores one segment
@@ -508,7 +412,6 @@ def load(
     prepare_lock=None,
     stop=None,
     second_connection: bool = True,
-    parse_process: bool = False,
 ) -> Stats:
     """Store every document and chunk of the corpus that is not stored yet. conn: a
     connection, or a connection.Opening (the connection opened and warmed up in a thread,
@@ -532,10 +435,6 @@ def load(
     reader's thread asks which chunks are stored, and stores documents, on a connection of
     its own (connection.another), so that the loader's connection streams COPYs without
     those pauses; where it cannot be opened, the loader's own connection does it.
-    parse_process: once PARSE_PROCESS_ROWS chunks are to be embedded and the server answers
-    in JSON numbers (not base64), its answers are parsed in a process of its own
-    (ParseProcess) while this one streams the COPY (off by default: on the loaded 2-core
-    machine it measured slower, docs/benchmarks.md).
     COPYs and segments of 10,000 rows by default (they were 2,000 each): each COPY and each
     segment's queries (stored_ids, the documents) is a pause of the COPY stream, in which
     the database waits; a load of 40,000 chunks has 4-5 COPYs and 4 segments instead of 20
@@ -628,15 +527,6 @@ def load(
     def fetch(batch):
         return batch, client.embed([c.content for c in batch], dim, [c.chunk_id for c in batch])
 
-    parser = None  # a ParseProcess, once started
-
-    def parse_away() -> None:
-        nonlocal parser
-        if parse_process and parser is None and found >= PARSE_PROCESS_ROWS:
-            if ready and not client.base64 and client.parser is None:
-                parser = ParseProcess()
-                client.parser = parser
-
     pool = ThreadPoolExecutor(max_workers=max(in_flight, 1))
     window: deque = deque()
     ahead = 2 * max(in_flight, 1)  # requests ahead of the inserts: bounded memory
@@ -690,7 +580,6 @@ def load(
                 if item is None:
                     break
                 store(item)
-                parse_away()
             top_up()
             if not window:
                 if segments.ended:
@@ -709,7 +598,4 @@ def load(
         for future in window:
             future.cancel()
         pool.shutdown(wait=True)
-        if parser is not None:
-            client.parser = None
-            parser.close()
     return stats

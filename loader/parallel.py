@@ -83,7 +83,6 @@ def _worker(
             prepare_lock=lock,
             stop=stop,
             on_progress=progress,
-            parse_process=False,  # the processes parse in parallel already
             **options,
         )
         outbox.put(("done", index, stats))

@@ -6,7 +6,6 @@ import threading
 import time
 from collections import Counter
 
-import numpy as np
 import psycopg
 
 from loader import corpus, load
@@ -233,72 +232,3 @@ def test_batches_follow_the_servers_limit_once_it_is_known(db, db_url, tmp_path)
     finally:
         small.close()
     assert count(db) == 20
-
-
-def test_answers_parsed_in_a_process_of_their_own_come_back_the_same(server):
-    """load.ParseProcess (TEI's numbers parsed away from the loader's GIL): the same float32
-    array as parse_vectors, the same EmbeddingError message for a wrong dimension, and once
-    its process is gone, the answers parsed in this one."""
-    from loader.embed import EmbeddingError, parse_vectors
-
-    names = [f"c{i}" for i in range(20)]
-    vectors = [server.vector(f"text {i}") for i in range(20)]
-    vectors[3][5] = None  # null: NaN
-    data = json.dumps(vectors).encode()
-    parser = load.ParseProcess()
-    try:
-        assert parser.ready.wait(30)
-        got = parser(data, names, 768, "tei")
-        want = parse_vectors(data, names, 768, api="tei")
-        assert got.dtype == want.dtype and got.shape == want.shape == (20, 768)
-        assert got.tobytes() == want.tobytes()
-        try:
-            parse_vectors(data, names, 512, api="tei")
-        except EmbeddingError as e:
-            expected = str(e)
-        try:
-            parser(data, names, 512, "tei")
-            raise AssertionError("no error")
-        except EmbeddingError as e:
-            assert str(e) == expected and "512" in expected
-        parser.process.kill()
-        parser.process.wait()
-        assert parser(data, names, 768, "tei").tobytes() == want.tobytes()
-        assert parser.broken
-    finally:
-        parser.close()
-
-
-def test_a_load_with_a_parsing_process_stores_the_servers_vectors(
-    db, db_url, server, tmp_path, monkeypatch
-):
-    """With the parsing process started from the first chunk, the load stores every chunk
-    with the vector the server sent, and ends the process."""
-    monkeypatch.setattr(load, "PARSE_PROCESS_ROWS", 1)
-    monkeypatch.setattr(load.ParseProcess, "close", _closed(load.ParseProcess.close))
-    f = write_corpus(tmp_path / "a.json", documents=6, chunks=50)
-    conn = connect(db_url)
-    try:
-        server.delay = 0.02  # answers slow enough for the process to be ready for some
-        client = Client(server.url, batch_size=25)
-        stats = load.load(conn, corpus.Reader([f]), client, parse_process=True)
-    finally:
-        server.delay = 0.0
-        conn.close()
-    assert stats.embedded == 300 and count(db) == 300
-    assert _closed.processes and all(p.poll() is not None for p in _closed.processes)
-    text, stored = db.execute(
-        "SELECT content, embedding::real[] FROM chunks ORDER BY chunk_id LIMIT 1"
-    ).fetchone()
-    assert (np.array(stored, np.float32) == np.array(server.vector(text), np.float32)).all()
-
-
-def _closed(close):
-    def closing(self):
-        close(self)
-        _closed.processes.append(self.process)
-
-    return closing
-
-
-_closed.processes = []
