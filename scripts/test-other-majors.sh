@@ -6,9 +6,9 @@
 #
 #   bash scripts/test-other-majors.sh [MAJOR...]    # default: 17 18; as root (chroot)
 #   make test-majors PYTEST_ARGS=tests/test_deployment.py
-#   ENGINES="plpython sql" bash scripts/test-other-majors.sh   # each engine, one server
+#   ENGINES="plpython sql" bash scripts/test-other-majors.sh   # each engine in turn
 #
-# ENGINES (default plpython) runs the suite once per engine against the same server:
+# ENGINES (default plpython) runs the suite once per engine, each against a fresh cluster:
 # GATE_ENGINE=sql deploys the SQL engine as a managed service's owner would (tests/helpers.py).
 #
 # The trees are kept between runs under $MAJORS_CACHE (default /var/cache/embedding-gate),
@@ -129,27 +129,27 @@ run_major() {
     stop() {
         chroot "$dir" runuser -u postgres -- "$bin/pg_ctl" -D "$data" -m fast -w stop \
             >/dev/null 2>&1 || true
-        umount "$dir/proc" 2>/dev/null || true
     }
-    trap stop EXIT
-    rm -rf "${dir:?}$data"
-    chroot "$dir" runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres --auth=trust \
-        -E UTF8 --locale=C.UTF-8 >/dev/null
-    chroot "$dir" runuser -u postgres -- "$bin/pg_ctl" -D "$data" -w -l "$data/server.log" \
-        -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=/tmp" \
-        start >/dev/null
-    local version
+    trap 'stop; umount "$dir/proc" 2>/dev/null || true' EXIT
+    local rc=0 engine version
     version="$(chroot "$dir" runuser -u postgres -- "$bin/postgres" --version)"
-    say "$version ($suite) on 127.0.0.1:$port, ready after $((SECONDS - start)) s; running the suite"
-    local rc=0 engine
+    # a fresh cluster for each engine: the suite creates cluster-wide roles
     for engine in ${ENGINES:-plpython}; do
-        say "PostgreSQL $major, the $engine engine"
+        rm -rf "${dir:?}$data"
+        chroot "$dir" runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres --auth=trust \
+            -E UTF8 --locale=C.UTF-8 >/dev/null
+        chroot "$dir" runuser -u postgres -- "$bin/pg_ctl" -D "$data" -w -l "$data/server.log" \
+            -o "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=/tmp" \
+            start >/dev/null
+        say "$version ($suite) on 127.0.0.1:$port, ready after $((SECONDS - start)) s; the suite" \
+            "against the $engine engine"
         # as `make test` runs it: as user postgres, from the host's virtual environment
         runuser -u postgres -- env PYTHONDONTWRITEBYTECODE=1 HOME=/tmp GATE_ENGINE="$engine" \
             PG_EXTERNAL="127.0.0.1:$port" "$VENV/bin/pytest" -p no:cacheprovider \
             ${PYTEST_ARGS:-} || rc=$?
+        stop
     done
-    stop
+    umount "$dir/proc" 2>/dev/null || true
     trap - EXIT
     say "PostgreSQL $major: pytest exit status $rc, $((SECONDS - start)) s in all"
     return "$rc"
