@@ -594,8 +594,12 @@ BEGIN
         -- statement of settled models only (calibrations the writes keep, over 10,000 rows)
         -- adds nothing 99 times in 100
         IF feeds THEN
-            fresh := ARRAY(SELECT DISTINCT m FROM pg_catalog.unnest(models) AS m
-                           WHERE m IS NOT NULL AND NOT embedding_gate._sql_calibrated(m));
+            -- once a model, not once a row: OFFSET 0 keeps the planner from pushing the
+            -- lookup below the DISTINCT
+            fresh := ARRAY(SELECT d.m
+                           FROM (SELECT DISTINCT m FROM pg_catalog.unnest(models) AS m
+                                 WHERE m IS NOT NULL OFFSET 0) AS d
+                           WHERE NOT embedding_gate._sql_calibrated(d.m));
             IF pg_catalog.cardinality(fresh) = 0 AND pg_catalog.random() >= 1.0 / 100 THEN
                 feeds := EXISTS (
                     SELECT FROM embedding_gate.model_calibrations AS c
