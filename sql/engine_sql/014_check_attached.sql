@@ -318,8 +318,7 @@ BEGIN
     SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'row_id', x.id, 'x', x.version, 'flagged', pg_catalog.cardinality(c.issues) > 0,
                'issues', c.issues,
-               'reason', embedding_gate._sql_reason(c.issues, c.nonfinite,
-                             public.vector_dims(x.v), c.norm, c.variance, c.near_zero_ratio,
+               'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm, c.variance, c.near_zero_ratio,
                              c.similarity, c.similar_kind, c.silent_deviation, c.duplicate_of,
                              'row'),
                'norm', c.norm, 'variance', c.variance, 'ratio', c.near_zero_ratio,
@@ -342,9 +341,11 @@ BEGIN
         (t ->> 'max_near_zero_ratio')::double precision,
         (t ->> 'blank_similarity')::double precision,
         (t ->> 'max_silent_deviation')::double precision) AS c
-    JOIN LATERAL (SELECT ids[b.n[c.ord]] AS id, versions[b.n[c.ord]] AS version,
-                         vectors[b.n[c.ord]] AS v, row_models[b.n[c.ord]] AS model,
-                         contents[b.n[c.ord]] AS content) AS x ON true
+    -- (the arrays unnested in step, not subscripted: see _check_attached())
+    JOIN (SELECT pg_catalog.unnest(ids) AS id, pg_catalog.unnest(versions) AS version,
+                 public.vector_dims(pg_catalog.unnest(vectors)) AS d,
+                 pg_catalog.unnest(row_models) AS model, pg_catalog.unnest(contents) AS content,
+                 pg_catalog.generate_series(1::bigint, checked) AS n) AS x ON x.n = b.n[c.ord]
     WHERE b.v IS NOT NULL;
     low_quality := (SELECT pg_catalog.count(*) FROM pg_catalog.jsonb_array_elements(judged) AS e
                     WHERE (e.value ->> 'flagged')::boolean);
@@ -623,9 +624,13 @@ BEGIN
                      (t ->> 'max_near_zero_ratio')::double precision,
                      (t ->> 'blank_similarity')::double precision,
                      (t ->> 'max_silent_deviation')::double precision) AS c
-            JOIN LATERAL (SELECT ids[c.ord] AS id, models[c.ord] AS model,
-                                 contents[c.ord] AS content,
-                                 public.vector_dims(vectors[c.ord]) AS d) AS x ON true
+            -- (the arrays unnested in step, not subscripted: ids[c.ord] walks a flat array of
+            -- text from its start, and n rows' subscripts took time in n squared)
+            JOIN (SELECT pg_catalog.unnest(ids) AS id, pg_catalog.unnest(models) AS model,
+                         pg_catalog.unnest(contents) AS content,
+                         public.vector_dims(pg_catalog.unnest(vectors)) AS d,
+                         pg_catalog.generate_series(1::bigint, checked) AS o) AS x
+              ON x.o = c.ord
         )
         SELECT (SELECT pg_catalog.count(*) FROM c WHERE pg_catalog.cardinality(c.issues) > 0),
                (SELECT pg_catalog.json_object_agg(p.code, p.n ORDER BY p.i)

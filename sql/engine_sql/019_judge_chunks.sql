@@ -63,7 +63,9 @@ BEGIN
         FROM stored AS s WHERE s.embedding IS NULL
     ),
     judged AS (
-        SELECT b.ids[c.ord] AS chunk_id, c.*
+        -- (ids unnested in step, not subscripted: b.ids[c.ord] walks a flat array of text
+        -- from its start, and n rows' subscripts took time in n squared)
+        SELECT x.chunk_id, c.*
         FROM vectors AS b
         CROSS JOIN LATERAL embedding_gate._sql_checks(
             b.v, b.m, b.dup, (t ->> 'min_norm')::double precision,
@@ -72,9 +74,10 @@ BEGIN
             (t ->> 'max_near_zero_ratio')::double precision,
             (t ->> 'blank_similarity')::double precision,
             (t ->> 'max_silent_deviation')::double precision) AS c
+        JOIN ROWS FROM (pg_catalog.unnest(b.ids)) WITH ORDINALITY AS x(chunk_id, n) ON x.n = c.ord
         WHERE b.v IS NOT NULL
         UNION ALL
-        SELECT b.ids[c.ord], c.*
+        SELECT x.chunk_id, c.*
         FROM raws AS b
         CROSS JOIN LATERAL embedding_gate._sql_checks_raw(
             b.r, b.m, (t ->> 'min_norm')::double precision,
@@ -83,6 +86,7 @@ BEGIN
             (t ->> 'max_near_zero_ratio')::double precision,
             (t ->> 'blank_similarity')::double precision,
             (t ->> 'max_silent_deviation')::double precision) AS c
+        JOIN ROWS FROM (pg_catalog.unnest(b.ids)) WITH ORDINALITY AS x(chunk_id, n) ON x.n = c.ord
         WHERE b.r IS NOT NULL
     )
     SELECT s.chunk_id, s.embedding_model, s.had, s.x, j.issues, j.norm, j.variance,

@@ -81,7 +81,7 @@ BEGIN
         END IF;
         CONTINUE WHEN ids IS NULL;
         RETURN QUERY
-        SELECT ids[c.ord], models[c.ord], c.issues, c.norm, c.variance, c.near_zero_ratio,
+        SELECT x.id, x.model, c.issues, c.norm, c.variance, c.near_zero_ratio,
                c.similarity, c.silent_deviation
         FROM embedding_gate._sql_checks(
                  vectors, models, dups, (t ->> 'min_norm')::double precision,
@@ -90,6 +90,10 @@ BEGIN
                  (t ->> 'max_near_zero_ratio')::double precision,
                  (t ->> 'blank_similarity')::double precision,
                  (t ->> 'max_silent_deviation')::double precision) AS c
+        -- (the arrays unnested in step, not subscripted: ids[c.ord] walks a flat array of text
+        -- from its start, and a batch's subscripts took time in its rows squared)
+        JOIN ROWS FROM (pg_catalog.unnest(ids), pg_catalog.unnest(models))
+             WITH ORDINALITY AS x(id, model, n) ON x.n = c.ord
         ORDER BY c.ord;
     END LOOP;
 END
