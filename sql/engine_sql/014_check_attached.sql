@@ -318,9 +318,9 @@ BEGIN
     SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'row_id', x.id, 'x', x.version, 'flagged', pg_catalog.cardinality(c.issues) > 0,
                'issues', c.issues,
-               'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm, c.variance, c.near_zero_ratio,
-                             c.similarity, c.similar_kind, c.silent_deviation, c.duplicate_of,
-                             'row'),
+               'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, x.d, c.norm,
+                             c.variance, c.near_zero_ratio, c.similarity, c.similar_kind,
+                             c.silent_deviation, c.duplicate_of, 'row'),
                'norm', c.norm, 'variance', c.variance, 'ratio', c.near_zero_ratio,
                'similarity', c.similarity, 'duplicate_of', c.duplicate_of, 'model', x.model,
                'length', pg_catalog.length(x.content), 'preview', pg_catalog.left(x.content, 100))
