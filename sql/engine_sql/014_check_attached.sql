@@ -625,7 +625,9 @@ BEGIN
                      (t ->> 'blank_similarity')::double precision,
                      (t ->> 'max_silent_deviation')::double precision) AS c
             -- (the arrays unnested in step, not subscripted: ids[c.ord] walks a flat array of
-            -- text from its start, and n rows' subscripts took time in n squared)
+            -- text from its start, and n rows' subscripts took time in n squared; in the select
+            -- list, as _sql_checks does, not ROWS FROM as chunks' trigger joins its small
+            -- arrays: a function scan would write the statement's vectors to a tuplestore)
             JOIN (SELECT pg_catalog.unnest(ids) AS id, pg_catalog.unnest(models) AS model,
                          pg_catalog.unnest(contents) AS content,
                          public.vector_dims(pg_catalog.unnest(vectors)) AS d,
