@@ -653,6 +653,7 @@ SQL_ENGINE = ROOT / "sql" / "engine_sql"
 # scans and attached tables' triggers, are for a deployment of the SQL engine)
 TRIGGER_FILES = (
     "001_settings.sql",
+    "008_notify.sql",
     "009_calibration.sql",
     "010_insert_trigger.sql",
     "011_update_trigger.sql",
@@ -834,7 +835,12 @@ def test_the_sql_update_trigger_rejects_as_the_plpython_one_does(doc):
 # --- attached tables: sql/engine_sql/014_check_attached.sql and 026_check_existing.sql in
 # place of the PL/Python _check_attached() and _check_existing() -----------------------------
 
-ATTACH_FILES = ("001_settings.sql", "014_check_attached.sql", "026_check_existing.sql")
+ATTACH_FILES = (
+    "001_settings.sql",
+    "008_notify.sql",
+    "014_check_attached.sql",
+    "026_check_existing.sql",
+)
 ATTACHED_VERDICTS = (
     "SELECT row_id, issues, reason, norm, variance, blank_similarity, near_zero_ratio,"
     " duplicate_of, embedding_model, content_length, content_preview"
@@ -1071,7 +1077,12 @@ def test_the_sql_scan_of_an_attached_table_measures_what_the_plpython_one_does(d
         " blank_similarity, silent_deviation FROM embedding_measures()"
         " WHERE table_name = 'public.items' ORDER BY row_id"
     ).fetchall()
-    for name in ("001_settings.sql", "014_check_attached.sql", "026_scan_attached.sql"):
+    for name in (
+        "001_settings.sql",
+        "008_notify.sql",
+        "014_check_attached.sql",
+        "026_scan_attached.sql",
+    ):
         db.execute((SQL_ENGINE / name).read_text(encoding="utf-8"))
     scan = (
         "SELECT * FROM embedding_gate._sql_scan_attached('items',"

@@ -73,7 +73,6 @@ DECLARE
     raw_rows bigint;
     flagged bigint;
     checked bigint;
-    per_code json;
     rejected record;
     batch_verdicts jsonb;
     -- the calibrations (settings.judged_then_calibrated()): whether the table feeds them,
@@ -332,18 +331,10 @@ BEGIN
             FROM embedding_gate._sql_verdicts(batch_verdicts) AS v
             WHERE c.chunk_id = v.chunk_id AND pg_catalog.cardinality(v.issues) > 0;
         END IF;
-        SELECT pg_catalog.json_object_agg(p.code, p.n ORDER BY p.i) INTO per_code
-        FROM (SELECT k.code, k.i, pg_catalog.count(*) AS n
-              FROM embedding_gate._sql_verdicts(batch_verdicts) AS v,
-                   pg_catalog.unnest(ARRAY['nan_or_inf', 'low_norm', 'low_variance', 'sparse',
-                                           'blank_like', 'duplicate_vector', 'model_mismatch'])
-                       WITH ORDINALITY AS k(code, i)
-              WHERE k.code = ANY (v.issues) GROUP BY k.code, k.i) AS p;
-        -- (json, not jsonb: the keys in the PL/Python engine's order)
-        PERFORM pg_catalog.pg_notify('embedding_gate', pg_catalog.json_build_object(
-            'table', 'public.chunks', 'mode', mode, 'checked', checked, 'flagged', flagged,
-            'flagged_share', pg_catalog.round(flagged::numeric / checked, 4)::double precision,
-            'issues', per_code)::text);
+        PERFORM embedding_gate._sql_notify(
+            'public.chunks', mode, checked, flagged,
+            ARRAY(SELECT pg_catalog.unnest(v.issues)
+                  FROM embedding_gate._sql_verdicts(batch_verdicts) AS v));
     END IF;
     -- the rows of a model that earlier statements stored before its first calibration,
     -- judged once now that it has one

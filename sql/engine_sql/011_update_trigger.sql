@@ -81,11 +81,7 @@ BEGIN
             'sqlstate', 'QG001')::text, true);
     ELSE
         -- one notification per flagged row (PostgreSQL folds identical ones of a transaction)
-        PERFORM pg_catalog.pg_notify('embedding_gate', pg_catalog.json_build_object(
-            'table', 'public.chunks', 'mode', mode, 'checked', 1, 'flagged', 1,
-            'flagged_share', 1.0::double precision,
-            'issues', (SELECT pg_catalog.json_object_agg(c.code, 1 ORDER BY c.i)
-                       FROM pg_catalog.unnest(v.issues) WITH ORDINALITY AS c(code, i)))::text);
+        PERFORM embedding_gate._sql_notify('public.chunks', mode, 1, 1, v.issues);
     END IF;
     IF mode = 'quarantine' THEN
         INSERT INTO public.embedding_quarantine (

@@ -475,7 +475,7 @@ DECLARE
     keep boolean[];
     checked bigint;
     flagged bigint;
-    per_code json;
+    codes text[];
     verdicts jsonb;
     clean text[];
     mismatch bigint[];
@@ -635,13 +635,7 @@ BEGIN
               ON x.o = c.ord
         )
         SELECT (SELECT pg_catalog.count(*) FROM c WHERE pg_catalog.cardinality(c.issues) > 0),
-               (SELECT pg_catalog.json_object_agg(p.code, p.n ORDER BY p.i)
-                FROM (SELECT k.code, k.i, pg_catalog.count(*) AS n
-                      FROM c, pg_catalog.unnest(ARRAY['nan_or_inf', 'low_norm', 'low_variance',
-                                                      'sparse', 'blank_like', 'duplicate_vector',
-                                                      'model_mismatch'])
-                              WITH ORDINALITY AS k(code, i)
-                      WHERE k.code = ANY (c.issues) GROUP BY k.code, k.i) AS p),
+               ARRAY(SELECT pg_catalog.unnest(c.issues) FROM c),
                (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                            'row_id', c.id, 'issues', c.issues,
                            'reason', embedding_gate._sql_reason(c.issues, c.nonfinite, c.d,
@@ -657,7 +651,7 @@ BEGIN
                ARRAY(SELECT c.id FROM c WHERE pg_catalog.cardinality(c.issues) = 0
                      ORDER BY c.ord),
                ARRAY(SELECT c.ord FROM c WHERE 'model_mismatch' = ANY (c.issues))
-        INTO flagged, per_code, verdicts, clean, mismatch;
+        INTO flagged, codes, verdicts, clean, mismatch;
         IF feeds THEN
             first := first || embedding_gate._sql_calibrate(
                 vectors, models, ARRAY(SELECT u.o <> ALL (mismatch)
@@ -761,11 +755,7 @@ BEGIN
     END IF;
     PERFORM embedding_gate._add_rows(a.row_key::text, delta);
     IF flagged > 0 THEN
-        -- (json, not jsonb: the keys in the PL/Python engine's order)
-        PERFORM pg_catalog.pg_notify('embedding_gate', pg_catalog.json_build_object(
-            'table', a.name, 'mode', mode, 'checked', checked, 'flagged', flagged,
-            'flagged_share', pg_catalog.round(flagged::numeric / checked, 4)::double precision,
-            'issues', per_code)::text);
+        PERFORM embedding_gate._sql_notify(a.name, mode, checked, flagged, codes);
     END IF;
     RETURN NULL;
 END

@@ -1,19 +1,6 @@
--- What the SQL engine's scans share (issue 25): the issue codes in their order, and the
--- attached tables a scan reads as its caller (as queries.ATTACHED_TABLES chooses them for
--- the PL/Python engine's scans).
-
--- The issue codes, in the contract's order (checks.CODES).
-CREATE OR REPLACE FUNCTION embedding_gate._codes() RETURNS text[]
-LANGUAGE sql
-IMMUTABLE PARALLEL SAFE
-SECURITY INVOKER
-SET search_path = pg_catalog, pg_temp
-AS $$
-SELECT ARRAY['nan_or_inf', 'low_norm', 'low_variance', 'sparse', 'blank_like',
-             'duplicate_vector', 'model_mismatch']
-$$;
-COMMENT ON FUNCTION embedding_gate._codes() IS
-    'The issue codes in their order (DESIGN.md), for the SQL engine''s reports of counts.';
+-- What the SQL engine's scans share (issue 25): the attached tables a scan reads as its
+-- caller (as queries.ATTACHED_TABLES chooses them for the PL/Python engine's scans); the
+-- issue codes are in 008_notify.sql.
 
 -- The attached tables (not chunks) the caller's scans read: those whose schema and table
 -- it may read, whose columns are still of trusted types (_refusal), and where no row-level
