@@ -8,8 +8,10 @@
 #   make test-majors PYTEST_ARGS=tests/test_deployment.py
 #   ENGINES="plpython sql" bash scripts/test-other-majors.sh   # each engine in turn
 #
-# ENGINES (default plpython) runs the suite once per engine, each against a fresh cluster:
-# GATE_ENGINE=sql deploys the SQL engine as a managed service's owner would (tests/helpers.py).
+# ENGINES (default plpython) runs the suite once per engine, each against a fresh cluster of
+# its own, the engines' suites at the same time (each runs in one process: the two use two
+# cores): GATE_ENGINE=sql deploys the SQL engine as a managed service's owner would
+# (tests/helpers.py).
 #
 # The trees are kept between runs under $MAJORS_CACHE (default /var/cache/embedding-gate),
 # one per suite, and reused: only the first run downloads (about 2 minutes a tree). The
@@ -115,7 +117,7 @@ free_port() {
 }
 
 run_major() {
-    local major="$1" suite dir port data=/var/tmp/embedding-gate-data
+    local major="$1" suite dir
     suite="$(suite_of "$major")"
     dir="$CACHE/$suite"
     local start=$SECONDS
@@ -124,17 +126,25 @@ run_major() {
     # as install-server.sh chooses them for the tree's release (nothing to do once there)
     install_in_tree "$major" "$dir"
     local bin="/usr/lib/postgresql/$major/bin"
-    port="$(free_port)"
     mountpoint -q "$dir/proc" || mount -t proc proc "$dir/proc"
+    local engines=(${ENGINES:-plpython}) engine version rc=0 i
     stop() {
-        chroot "$dir" runuser -u postgres -- "$bin/pg_ctl" -D "$data" -m fast -w stop \
-            >/dev/null 2>&1 || true
+        for engine in "${engines[@]}"; do
+            chroot "$dir" runuser -u postgres -- "$bin/pg_ctl" \
+                -D "/var/tmp/embedding-gate-data-$engine" -m fast -w stop >/dev/null 2>&1 || true
+        done
     }
     trap 'stop; umount "$dir/proc" 2>/dev/null || true' EXIT
-    local rc=0 engine version
     version="$(chroot "$dir" runuser -u postgres -- "$bin/postgres" --version)"
-    # a fresh cluster for each engine: the suite creates cluster-wide roles
-    for engine in ${ENGINES:-plpython}; do
+    # one fresh cluster for each engine (the suite creates cluster-wide roles), and the
+    # engines' suites side by side: a suite against an external server runs in one process
+    # (one core), so two of them use the machine's two; each one's output is printed whole
+    # when all have ended
+    local pids=() logs=() ports=()
+    for engine in "${engines[@]}"; do
+        local data="/var/tmp/embedding-gate-data-$engine" port log
+        port="$(free_port)"
+        log="$(mktemp "/tmp/embedding-gate-$major-$engine.XXXXXX.log")"
         rm -rf "${dir:?}$data"
         chroot "$dir" runuser -u postgres -- "$bin/initdb" -D "$data" -U postgres --auth=trust \
             -E UTF8 --locale=C.UTF-8 >/dev/null
@@ -146,12 +156,24 @@ run_major() {
         # as `make test` runs it: as user postgres, from the host's virtual environment
         runuser -u postgres -- env PYTHONDONTWRITEBYTECODE=1 HOME=/tmp GATE_ENGINE="$engine" \
             PG_EXTERNAL="127.0.0.1:$port" "$VENV/bin/pytest" -p no:cacheprovider \
-            ${PYTEST_ARGS:-} || rc=$?
-        stop
+            ${PYTEST_ARGS:-} >"$log" 2>&1 &
+        pids+=("$!")
+        logs+=("$log")
+        ports+=("$port")
     done
+    for i in "${!engines[@]}"; do
+        local engine_rc=0
+        wait "${pids[$i]}" || engine_rc=$?
+        say "PostgreSQL $major, the ${engines[$i]} engine (127.0.0.1:${ports[$i]}):" \
+            "pytest exit status $engine_rc"
+        cat "${logs[$i]}"
+        rm -f "${logs[$i]}"
+        [ "$engine_rc" = 0 ] || rc=1
+    done
+    stop
     umount "$dir/proc" 2>/dev/null || true
     trap - EXIT
-    say "PostgreSQL $major: pytest exit status $rc, $((SECONDS - start)) s in all"
+    say "PostgreSQL $major: $((SECONDS - start)) s in all"
     return "$rc"
 }
 
