@@ -6,7 +6,7 @@
 #
 #   bash scripts/test-other-majors.sh [MAJOR...]    # default: 17 18; as root (chroot)
 #   make test-majors PYTEST_ARGS=tests/test_deployment.py
-#   ENGINES="plpython sql" bash scripts/test-other-majors.sh   # each engine in turn
+#   ENGINES="plpython sql" bash scripts/test-other-majors.sh   # both engines, side by side
 #
 # ENGINES (default plpython) runs the suite once per engine, each against a fresh cluster of
 # its own, the engines' suites at the same time (each runs in one process: the two use two
@@ -127,8 +127,9 @@ run_major() {
     install_in_tree "$major" "$dir"
     local bin="/usr/lib/postgresql/$major/bin"
     mountpoint -q "$dir/proc" || mount -t proc proc "$dir/proc"
-    local engines=(${ENGINES:-plpython}) engine version rc=0 i
-    stop() {
+    local engines=(${ENGINES:-plpython}) engine version rc=0 i pids=() logs=() ports=()
+    stop() {  # the suites still running (the script interrupted), then the clusters
+        [ "${#pids[@]}" = 0 ] || kill "${pids[@]}" 2>/dev/null || true
         for engine in "${engines[@]}"; do
             chroot "$dir" runuser -u postgres -- "$bin/pg_ctl" \
                 -D "/var/tmp/embedding-gate-data-$engine" -m fast -w stop >/dev/null 2>&1 || true
@@ -140,7 +141,6 @@ run_major() {
     # engines' suites side by side: a suite against an external server runs in one process
     # (one core), so two of them use the machine's two; each one's output is printed whole
     # when all have ended
-    local pids=() logs=() ports=()
     for engine in "${engines[@]}"; do
         local data="/var/tmp/embedding-gate-data-$engine" port log
         port="$(free_port)"
@@ -170,6 +170,7 @@ run_major() {
         rm -f "${logs[$i]}"
         [ "$engine_rc" = 0 ] || rc=1
     done
+    pids=()
     stop
     umount "$dir/proc" 2>/dev/null || true
     trap - EXIT
