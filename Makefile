@@ -47,7 +47,7 @@ test-sql-engine: server tools venv models  ## the contract tests against the SQL
 	$(AS_USER) $(PYTEST_ENV) GATE_ENGINE=sql $(VENV)/bin/pytest -p no:cacheprovider $(XDIST) $(PYTEST_ARGS) $(SQL_ENGINE_TESTS)
 
 # the majors the machine's release does not carry, each a server in a Debian tree (as root);
-# ENGINES="plpython sql" runs the suite against each engine in turn
+# ENGINES="plpython sql" runs the suite against both engines, side by side
 MAJORS ?= 17 18
 ENGINES ?= plpython
 test-majors: server tools venv models  ## the test suite against PostgreSQL 17 and 18 (trees kept in /var/cache/embedding-gate)
