@@ -128,11 +128,12 @@ run_major() {
     local bin="/usr/lib/postgresql/$major/bin"
     mountpoint -q "$dir/proc" || mount -t proc proc "$dir/proc"
     local engines=(${ENGINES:-plpython}) engine version rc=0 i pids=() logs=() ports=()
+    local data_root=/var/tmp/embedding-gate-data  # in the tree; one cluster an engine: -ENGINE
     stop() {  # the suites still running (the script interrupted), then the clusters
         [ "${#pids[@]}" = 0 ] || kill "${pids[@]}" 2>/dev/null || true
         for engine in "${engines[@]}"; do
-            chroot "$dir" runuser -u postgres -- "$bin/pg_ctl" \
-                -D "/var/tmp/embedding-gate-data-$engine" -m fast -w stop >/dev/null 2>&1 || true
+            chroot "$dir" runuser -u postgres -- "$bin/pg_ctl" -D "$data_root-$engine" \
+                -m fast -w stop >/dev/null 2>&1 || true
         done
     }
     trap 'stop; umount "$dir/proc" 2>/dev/null || true' EXIT
@@ -142,7 +143,7 @@ run_major() {
     # (one core), so two of them use the machine's two; each one's output is printed whole
     # when all have ended
     for engine in "${engines[@]}"; do
-        local data="/var/tmp/embedding-gate-data-$engine" port log
+        local data="$data_root-$engine" port log
         port="$(free_port)"
         log="$(mktemp "/tmp/embedding-gate-$major-$engine.XXXXXX.log")"
         rm -rf "${dir:?}$data"

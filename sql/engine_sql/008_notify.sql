@@ -13,7 +13,8 @@ SELECT ARRAY['nan_or_inf', 'low_norm', 'low_variance', 'sparse', 'blank_like',
              'duplicate_vector', 'model_mismatch']
 $$;
 COMMENT ON FUNCTION embedding_gate._codes() IS
-    'The issue codes in their order (DESIGN.md), for the SQL engine''s reports of counts.';
+    'The issue codes in their order (DESIGN.md), for the SQL engine''s counts per code '
+    '(its reports and NOTIFY payloads).';
 
 -- NOTIFY embedding_gate of a statement that flagged rows: codes holds every flagged row's
 -- issue codes one after the other (the payload counts them per code, in the contract's
